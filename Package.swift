@@ -1,0 +1,66 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Muster",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MusterGRPC", targets: ["MusterGRPC"]),
+        .executable(name: "muster-grpc-demo", targets: ["MusterGRPCDemo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // gRPC core from Debian's libgrpc-dev, linked by library name.
+        .systemLibrary(name: "CGRPCCore"),
+        // The few C helpers Swift cannot express (macros over unions).
+        .target(name: "CMusterGRPCShim", dependencies: ["CGRPCCore"]),
+        // Generated protobuf messages (see scripts/generate-protos.sh).
+        .target(
+            name: "MusterProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        // The async Swift bridge over gRPC core: the only module that imports the shim.
+        .target(
+            name: "MusterGRPC",
+            dependencies: [
+                "CGRPCCore",
+                "CMusterGRPCShim",
+                "MusterProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "MusterGRPCDemo",
+            dependencies: [
+                "MusterGRPC",
+                "MusterProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "MusterGRPCTests",
+            dependencies: [
+                "MusterGRPC",
+                "MusterProto",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,17 @@
+#ifndef MUSTER_GRPC_SHIM_H
+#define MUSTER_GRPC_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/slice.h>
+
+// Only what Swift cannot call directly lives here; everything else in gRPC
+// core is called from Swift through the CGRPCCore module map.
+
+// GRPC_SLICE_START_PTR is a macro that picks a branch of a union.
+const uint8_t *muster_slice_start(const grpc_slice *slice);
+
+// GRPC_SLICE_LENGTH is a macro that picks a branch of a union.
+size_t muster_slice_length(const grpc_slice *slice);
+
+#endif
