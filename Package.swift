@@ -26,6 +26,15 @@ let package = Package(
             name: "MusterProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        // SPIFFE IDs, X.509-SVIDs, the embedded CA, trust bundles and join tokens.
+        .target(
+            name: "MusterIdentity",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         // The async Swift bridge over gRPC core: the only module that imports the shim.
         .target(
             name: "MusterGRPC",
@@ -33,6 +42,7 @@ let package = Package(
                 "CGRPCCore",
                 "CMusterGRPCShim",
                 "MusterProto",
+                "MusterIdentity",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -40,10 +50,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // An echo service over every call kind, for the demo, the tests and the benchmark.
+        .target(name: "MusterEcho", dependencies: ["MusterGRPC", "MusterProto"]),
         .executableTarget(
             name: "MusterGRPCDemo",
             dependencies: [
                 "MusterGRPC",
+                "MusterEcho",
+                "MusterIdentity",
                 "MusterProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -55,6 +69,8 @@ let package = Package(
             name: "MusterGRPCTests",
             dependencies: [
                 "MusterGRPC",
+                "MusterEcho",
+                "MusterIdentity",
                 "MusterProto",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

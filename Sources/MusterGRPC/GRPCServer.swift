@@ -1,0 +1,229 @@
+import CGRPCCore
+import Foundation
+import Logging
+import Synchronization
+
+/// A gRPC server on gRPC core: binds one address, serves the registered services until shut down.
+public final class GRPCServer: Sendable {
+    /// Where and how the server listens.
+    public struct Configuration: Sendable {
+        /// `host:port`; port 0 picks a free one (see `port`).
+        public var listenAddress: String
+        public var security: ServerSecurity
+        public var maxReceiveMessageBytes: Int = 8 << 20
+        public var maxSendMessageBytes: Int = 8 << 20
+        /// Completion queues, each polled by one thread.
+        public var completionQueues: Int = 2
+
+        public init(listenAddress: String, security: ServerSecurity) {
+            self.listenAddress = listenAddress
+            self.security = security
+        }
+    }
+
+    private struct Lifecycle {
+        var accepting = true
+        var inFlight = 0
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var stopped = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// The bound TCP port.
+    public let port: Int
+    // The server pointer is used through gRPC core's thread-safe API and
+    // destroyed once, by `shutdown`, after every call has drained.
+    nonisolated(unsafe) private let raw: OpaquePointer
+    private let queues: [CompletionQueue]
+    private let router: GRPCRouter
+    private let fetcher: CertificateFetcher?
+    private let peerCache = PeerIdentityCache()
+    private let lifecycle = Mutex(Lifecycle())
+    private let logger: Logger
+
+    /// Creates, binds and starts the server.
+    public init(configuration: Configuration, services: [any GRPCService], logger: Logger = Logger(label: "muster.grpc.server")) throws(RPCError) {
+        GRPCLibrary.ensureInitialised()
+        var router = GRPCRouter()
+        for service in services { service.register(with: &router) }
+        self.router = router
+        self.logger = logger
+
+        let raw = ChannelArguments([
+            ("grpc.max_receive_message_length", .integer(configuration.maxReceiveMessageBytes)),
+            ("grpc.max_send_message_length", .integer(configuration.maxSendMessageBytes)),
+        ]).withCoreArgs { grpc_server_create($0, nil)! }
+        self.raw = raw
+        queues = (0..<max(1, configuration.completionQueues)).map { CompletionQueue(name: "muster-grpc-server-\($0)") }
+        for queue in queues { grpc_server_register_completion_queue(raw, queue.raw, nil) }
+
+        let credentials: OpaquePointer?
+        switch configuration.security {
+        case .insecure:
+            fetcher = nil
+            credentials = grpc_insecure_server_credentials_create()
+        case .tls(let certificates, let clientCertificates):
+            let fetcher = CertificateFetcher(certificates: certificates)
+            self.fetcher = fetcher
+            credentials = CertificateFetcher.makeCredentials(fetcher, policy: clientCertificates)
+        }
+        let bound = credentials.map { creds in
+            defer { grpc_server_credentials_release(creds) }
+            return Int(grpc_server_add_http2_port(raw, configuration.listenAddress, creds))
+        } ?? 0
+        guard bound > 0 else {
+            grpc_server_destroy(raw)
+            for queue in queues { queue.shutdown() }
+            throw RPCError(code: .unavailable, message: "cannot listen on \(configuration.listenAddress) (address in use, bad address, or bad TLS certificates)")
+        }
+        port = bound
+        grpc_server_start(raw)
+        for queue in queues {
+            for _ in 0..<8 { requestCall(on: queue) }
+        }
+    }
+
+    /// Suspends until the server has shut down.
+    public func serve() async {
+        await withCheckedContinuation { continuation in
+            let stopped = lifecycle.withLock { state in
+                if state.stopped == false { state.stopWaiters.append(continuation) }
+                return state.stopped
+            }
+            if stopped { continuation.resume() }
+        }
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish for up to `grace`, then cancels the rest and releases everything.
+    public func shutdown(grace: Duration = .seconds(10)) async {
+        let first = lifecycle.withLock { state in
+            defer { state.accepting = false }
+            return state.accepting
+        }
+        guard first else { return await serve() }
+        let notified = OneShot()
+        let tag = CompletionTag { _ in notified.fire() }
+        grpc_server_shutdown_and_notify(raw, queues[0].raw, tag.retainedPointer())
+        if await notified.wait(timeout: grace) == false {
+            logger.info("cancelling calls still running after the shutdown grace period")
+            grpc_server_cancel_all_calls(raw)
+            _ = await notified.wait(timeout: nil)
+        }
+        await withCheckedContinuation { continuation in
+            let drained = lifecycle.withLock { state in
+                if state.inFlight > 0 { state.drainWaiters.append(continuation) }
+                return state.inFlight == 0
+            }
+            if drained { continuation.resume() }
+        }
+        grpc_server_destroy(raw)
+        for queue in queues { queue.shutdown() }
+        for queue in queues { queue.waitUntilFinished() }
+        let waiters = lifecycle.withLock { state in
+            state.stopped = true
+            defer { state.stopWaiters = [] }
+            return state.stopWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    // MARK: Accepting calls
+
+    private func requestCall(on queue: CompletionQueue) {
+        guard lifecycle.withLock({ $0.accepting }) else { return }
+        let pending = RequestedCall()
+        let tag = CompletionTag { [self] success in
+            guard success, let call = pending.take() else { return }
+            requestCall(on: queue)
+            accept(call)
+        }
+        let pointer = tag.retainedPointer()
+        let error = grpc_server_request_call(raw, pending.call, pending.details, pending.metadata, queue.raw, queue.raw, pointer)
+        if error != GRPC_CALL_OK {
+            CompletionTag.release(pointer)
+            logger.error("gRPC core refused to request a call (call error \(error.rawValue))")
+        }
+    }
+
+    private func accept(_ call: ServerCall) {
+        lifecycle.withLock { $0.inFlight += 1 }
+        call.startCloseWatch()
+        let task = Task { [self] in
+            await handle(call)
+            callFinished()
+        }
+        call.watchForCancellation(of: task)
+    }
+
+    private func callFinished() {
+        let waiters = lifecycle.withLock { state in
+            state.inFlight -= 1
+            guard state.inFlight == 0 else { return [CheckedContinuation<Void, Never>]() }
+            defer { state.drainWaiters = [] }
+            return state.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func handle(_ call: ServerCall) async {
+        let context = ServerContext(call: call, peerCache: peerCache)
+        guard let method = router.methods[call.method] else {
+            let status = RPCError(code: .unimplemented, message: "method \(call.method) is not implemented by this server")
+            return await call.finish(message: nil, status: status, initialMetadata: [:])
+        }
+        do {
+            if let denial = method.policy.decide(try context.peer()) {
+                logger.notice("call refused", metadata: ["method": "\(call.method)", "peer": "\(context.peerAddress)", "reason": "\(denial.message)"])
+                return await call.finish(message: nil, status: denial, initialMetadata: [:])
+            }
+            let message = try await method.body(call, context)
+            let ok = RPCError(code: .ok, message: "", metadata: context.responseTrailers)
+            await call.finish(message: message, status: ok, initialMetadata: context.responseHeaders)
+        } catch var error as RPCError {
+            for entry in context.responseTrailers { error.metadata.append(entry) }
+            await call.finish(message: nil, status: error, initialMetadata: context.responseHeaders)
+        } catch is CancellationError {
+            let status = RPCError(code: .cancelled, message: "the call was cancelled")
+            await call.finish(message: nil, status: status, initialMetadata: [:])
+        } catch {
+            logger.error("handler failed", metadata: ["method": "\(call.method)", "error": "\(String(describing: type(of: error)))"])
+            let status = RPCError(code: .unknown, message: "the server failed to handle the call")
+            await call.finish(message: nil, status: status, initialMetadata: [:])
+        }
+    }
+}
+
+/// The out-parameters of one `grpc_server_request_call`, owned until it completes.
+private final class RequestedCall: @unchecked Sendable {
+    // @unchecked: written by gRPC core before the completion event, read once after it.
+    let call = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 1)
+    let details = UnsafeMutablePointer<grpc_call_details>.allocate(capacity: 1)
+    let metadata = UnsafeMutablePointer<grpc_metadata_array>.allocate(capacity: 1)
+
+    init() {
+        call.initialize(to: nil)
+        grpc_call_details_init(details)
+        grpc_metadata_array_init(metadata)
+    }
+
+    deinit {
+        grpc_call_details_destroy(details)
+        grpc_metadata_array_destroy(metadata)
+        call.deallocate()
+        details.deallocate()
+        metadata.deallocate()
+    }
+
+    func take() -> ServerCall? {
+        guard let raw = call.pointee else { return nil }
+        call.pointee = nil
+        let method = String(decoding: ByteBufferReading.bytes(of: details.pointee.method), as: UTF8.self)
+        return ServerCall(raw: raw, method: method, requestMetadata: ByteBufferReading.metadata(of: metadata), deadline: Self.date(details.pointee.deadline))
+    }
+
+    private static func date(_ deadline: gpr_timespec) -> Date? {
+        guard gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) != 0 else { return nil }
+        let realtime = gpr_convert_clock_type(deadline, GPR_CLOCK_REALTIME)
+        return Date(timeIntervalSince1970: Double(realtime.tv_sec) + Double(realtime.tv_nsec) / 1e9)
+    }
+}

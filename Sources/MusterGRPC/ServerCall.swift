@@ -1,0 +1,108 @@
+import CGRPCCore
+import Foundation
+import Synchronization
+
+/// One call accepted by a server: owns the `grpc_call` (released once, in `deinit`) and runs its batches.
+final class ServerCall: @unchecked Sendable {
+    // @unchecked: `raw` is used through gRPC core's thread-safe API; the
+    // mutable send flag is touched only by the one task that handles the call.
+    let raw: OpaquePointer
+    let method: String
+    let requestMetadata: Metadata
+    let deadline: Date?
+    private var sentInitialMetadata = false
+    private let cancellation = Mutex<(cancelled: Bool, task: Task<Void, Never>?)>((false, nil))
+
+    init(raw: OpaquePointer, method: String, requestMetadata: Metadata, deadline: Date?) {
+        self.raw = raw
+        self.method = method
+        self.requestMetadata = requestMetadata
+        self.deadline = deadline
+    }
+
+    deinit { grpc_call_unref(raw) }
+
+    /// The peer's address as gRPC core reports it, e.g. `ipv4:10.0.0.5:41234`.
+    var peerAddress: String {
+        guard let text = grpc_call_get_peer(raw) else { return "" }
+        defer { gpr_free(text) }
+        return String(cString: text)
+    }
+
+    /// The PEM chain the peer presented during the TLS handshake (leaf first), if any.
+    /// On a server, OpenSSL's chain property leaves out the peer's leaf, so the leaf is put in front.
+    var peerCertificateChainPEM: String? {
+        guard let context = grpc_call_auth_context(raw) else { return nil }
+        defer { grpc_auth_context_release(context) }
+        func property(_ name: String) -> String? {
+            var iterator = grpc_auth_context_find_properties_by_name(context, name)
+            guard let property = grpc_auth_property_iterator_next(&iterator), let value = property.pointee.value else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(start: value, count: property.pointee.value_length), as: UTF8.self)
+        }
+        guard let leaf = property("x509_pem_cert") else { return nil }
+        guard let chain = property("x509_pem_cert_chain"), chain.hasPrefix(leaf) == false else { return leaf }
+        return leaf.hasSuffix("\n") ? leaf + chain : leaf + "\n" + chain
+    }
+
+    /// Watches for the client going away (cancel, deadline, reset) and cancels `task` when it does.
+    func watchForCancellation(of task: Task<Void, Never>) {
+        let alreadyCancelled = cancellation.withLock { state in
+            state.task = task
+            return state.cancelled
+        }
+        if alreadyCancelled { task.cancel() }
+    }
+
+    /// Starts the RECV_CLOSE_ON_SERVER op, which completes when the call ends.
+    func startCloseWatch() {
+        let batch = Batch()
+        batch.receiveCloseOnServer()
+        batch.start(on: raw) { [self] _ in
+            guard batch.wasCancelled else { return }
+            let task = cancellation.withLock { state in
+                state.cancelled = true
+                return state.task
+            }
+            task?.cancel()
+        }
+    }
+
+    var isCancelled: Bool { cancellation.withLock { $0.cancelled } }
+
+    /// Receives the next request message, or nil when the client has closed its side.
+    func receive() async throws(RPCError) -> [UInt8]? {
+        let batch = Batch()
+        batch.receiveMessage()
+        guard try await batch.run(on: raw) else {
+            throw RPCError(code: .cancelled, message: "the call ended while a message was awaited")
+        }
+        return batch.takeMessage()
+    }
+
+    /// Sends one response message, with the initial metadata before the first one.
+    func send(_ bytes: [UInt8], initialMetadata: Metadata) async throws(RPCError) {
+        let batch = Batch()
+        if sentInitialMetadata == false {
+            batch.sendInitialMetadata(initialMetadata)
+            sentInitialMetadata = true
+        }
+        batch.sendMessage(bytes)
+        guard try await batch.run(on: raw) else {
+            throw RPCError(code: .cancelled, message: "the call ended while a message was sent")
+        }
+    }
+
+    /// Ends the call: an optional last message and the status, in one batch.
+    func finish(message: [UInt8]?, status: RPCError, initialMetadata: Metadata) async {
+        let batch = Batch()
+        // gRPC core wants initial metadata before (or with) the status; without it the client never completes.
+        if sentInitialMetadata == false {
+            batch.sendInitialMetadata(initialMetadata)
+            sentInitialMetadata = true
+        }
+        if let message { batch.sendMessage(message) }
+        let trailing = status.metadata.validationError() == nil ? status.metadata : [:]
+        batch.sendStatusFromServer(code: status.code, message: status.message, trailingMetadata: trailing)
+        _ = try? await batch.run(on: raw)
+    }
+}

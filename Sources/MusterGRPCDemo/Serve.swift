@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MusterEcho
+import MusterGRPC
+import MusterIdentity
+import X509
+import Crypto
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve Health and Echo over mTLS; SIGHUP rotates the server's SVID.")
+
+    @Option(help: "Directory for the demo CA, SVIDs and bundle (created if new).")
+    var dataDir: String = "./muster-demo"
+
+    @Option(help: "host:port to listen on (port 0 picks one).")
+    var listen: String = "127.0.0.1:50051"
+
+    @Option(help: "The SPIFFE trust domain of a new data directory.")
+    var trustDomain: String = "demo.muster.local"
+
+    @Option(help: "Client certificates: required, optional or none.")
+    var clientCertificates: String = "required"
+
+    @Flag(help: "Serve without TLS (benchmarks only).")
+    var insecure = false
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "muster.grpc.demo")
+        let files = DemoFiles(root: URL(filePath: dataDir))
+        let pki = try DemoPKI.loadOrCreate(files: files, trustDomain: trustDomain)
+        let certificates = ServerCertificates(identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM)
+        let policy: ClientCertificatePolicy
+        switch clientCertificates {
+        case "required": policy = .required
+        case "optional": policy = .optional
+        case "none": policy = .none
+        default: throw ValidationError("--client-certificates must be required, optional or none")
+        }
+        let security: ServerSecurity = insecure ? .insecure : .tls(certificates, clientCertificates: policy)
+        let server = try GRPCServer(
+            configuration: .init(listenAddress: listen, security: security),
+            services: [HealthService(), EchoService()], logger: logger
+        )
+        FileHandle.standardOutput.write(Data("listening on port \(server.port) (bundle: \(files.bundle.path))\n".utf8))
+
+        let signals = SignalWatcher()
+        signals.onReload = {
+            do {
+                certificates.update(identity: try pki.issueServerIdentity(files: files))
+                logger.info("server SVID rotated")
+            } catch {
+                logger.error("rotation failed: \(error)")
+            }
+        }
+        signals.onStop = { Task { await server.shutdown(grace: .seconds(5)) } }
+        await server.serve()
+        logger.info("stopped")
+    }
+}
+
+/// Watches SIGHUP (reload) and SIGTERM/SIGINT (stop).
+final class SignalWatcher: @unchecked Sendable {
+    // @unchecked: the handlers are set once before any signal can arrive and read on one serial queue.
+    var onReload: @Sendable () -> Void = {}
+    var onStop: @Sendable () -> Void = {}
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        let queue = DispatchQueue(label: "muster.signals")
+        for (number, reload) in [(SIGHUP, true), (SIGTERM, false), (SIGINT, false)] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [unowned self] in reload ? onReload() : onStop() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// The demo's CA, loaded from or written to the data directory.
+struct DemoPKI: Sendable {
+    let authority: CertificateAuthority
+    let trustDomain: String
+
+    var bundlePEM: String { get throws { try PEM.encode([authority.certificate]) } }
+
+    static func loadOrCreate(files: DemoFiles, trustDomain: String) throws -> DemoPKI {
+        if FileManager.default.fileExists(atPath: files.caKey.path) {
+            let certificate = try Certificate(pemEncoded: String(contentsOf: files.caCertificate, encoding: .utf8))
+            let key = try Certificate.PrivateKey(pemEncoded: String(contentsOf: files.caKey, encoding: .utf8))
+            let domain = try PeerIdentity.spiffeID(ofRoot: certificate) ?? trustDomain
+            return DemoPKI(authority: CertificateAuthority(certificate: certificate, privateKey: key), trustDomain: domain)
+        }
+        let authority = try CertificateAuthority.createRoot(trustDomain: trustDomain)
+        try DemoFiles.write(PEM.encode(authority.privateKey), to: files.caKey, secret: true)
+        try DemoFiles.write(PEM.encode([authority.certificate]), to: files.caCertificate)
+        try DemoFiles.write(PEM.encode([authority.certificate]), to: files.bundle)
+        let pki = DemoPKI(authority: authority, trustDomain: trustDomain)
+        let client = try pki.issue(segments: ["muster", "poller", "demo"])
+        try DemoFiles.write(client.privateKeyPEM, to: files.clientKey, secret: true)
+        try DemoFiles.write(client.certificateChainPEM, to: files.clientCertificate)
+        return pki
+    }
+
+    func issue(segments: [String], dnsNames: [String] = [], ipAddresses: [String] = []) throws -> CertifiedKey {
+        let key = P256.Signing.PrivateKey()
+        let id = try SPIFFEID(trustDomain: trustDomain, segments: segments)
+        let leaf = try authority.issueLeaf(
+            spiffeID: id, publicKey: .init(key.publicKey), dnsNames: dnsNames, ipAddresses: ipAddresses)
+        return CertifiedKey(
+            certificateChainPEM: try PEM.encode(authority.presentedChain(for: leaf)),
+            privateKeyPEM: try PEM.encode(Certificate.PrivateKey(key)))
+    }
+
+    func issueServerIdentity(files: DemoFiles) throws -> CertifiedKey {
+        let identity = try issue(segments: ["muster", "core"], dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"])
+        try DemoFiles.write(identity.privateKeyPEM, to: files.serverKey, secret: true)
+        try DemoFiles.write(identity.certificateChainPEM, to: files.serverCertificate)
+        return identity
+    }
+}
+
+extension PeerIdentity {
+    /// The trust domain named in a demo root's common name, if it follows the demo's pattern.
+    static func spiffeID(ofRoot certificate: Certificate) throws -> String? {
+        let prefix = "Muster root CA "
+        for rdn in certificate.subject {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                let text = String(describing: attribute.value)
+                if text.hasPrefix(prefix) { return String(text.dropFirst(prefix.count)) }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,107 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// A signing CA: its certificate, its key and the chain above it (empty for a root).
+/// Issues X.509-SVIDs whose identity comes from the caller, never from the request.
+public struct CertificateAuthority: Sendable {
+    public let certificate: Certificate
+    public let privateKey: Certificate.PrivateKey
+    /// Certificates between this CA and the root, nearest first (the root itself excluded).
+    public let chainToRoot: [Certificate]
+
+    /// NotBefore is backdated this far to absorb clock skew between machines.
+    public static let backdate: TimeInterval = 10
+
+    public init(certificate: Certificate, privateKey: Certificate.PrivateKey, chainToRoot: [Certificate] = []) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.chainToRoot = chainToRoot
+    }
+
+    /// Creates a self-signed root CA for `trustDomain` with a new P-256 key.
+    public static func createRoot(trustDomain: String, lifetime: TimeInterval = 10 * 365 * 86_400, now: Date = Date()) throws -> CertificateAuthority {
+        let key = P256.Signing.PrivateKey()
+        let publicKey = Certificate.PublicKey(key.publicKey)
+        let name = try DistinguishedName {
+            OrganizationName("Muster")
+            CommonName("Muster root CA \(trustDomain)")
+        }
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            SubjectKeyIdentifier(hash: publicKey)
+        }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            notValidBefore: now - backdate, notValidAfter: now + lifetime,
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key)
+        )
+        return CertificateAuthority(certificate: certificate, privateKey: Certificate.PrivateKey(key))
+    }
+
+    /// Issues a leaf X.509-SVID for `spiffeID` over `publicKey`: one URI SAN (plus optional DNS/IP names
+    /// for serving certificates), `cA=false`, digitalSignature only, server+client auth.
+    public func issueLeaf(
+        spiffeID: SPIFFEID, publicKey: Certificate.PublicKey, dnsNames: [String] = [], ipAddresses: [String] = [],
+        lifetime: TimeInterval = 3600, now: Date = Date()
+    ) throws -> Certificate {
+        var names: [GeneralName] = [.uniformResourceIdentifier(spiffeID.description)]
+        names += dnsNames.map { .dnsName($0) }
+        names += try ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: try IPAddressBytes.parse($0)[...])) }
+        let subject = try DistinguishedName {
+            OrganizationName("Muster")
+            CommonName(String(spiffeID.segments.last ?? Substring(spiffeID.trustDomain)))
+        }
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))
+            try ExtendedKeyUsage([.serverAuth, .clientAuth])
+            SubjectAlternativeNames(names)
+            SubjectKeyIdentifier(hash: publicKey)
+            AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+        }
+        return try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
+            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: privateKey
+        )
+    }
+
+    /// The chain a holder of `leaf` presents: the leaf, then the CAs from this one upward;
+    /// the root is left out unless asked for (a pinned first contact needs it).
+    public func presentedChain(for leaf: Certificate, includingRoot: Bool = false) -> [Certificate] {
+        let issuers = [certificate] + chainToRoot
+        return [leaf] + (includingRoot ? issuers : issuers.filter { $0.subject != $0.issuer })
+    }
+}
+
+/// PEM text for certificates and keys.
+public enum PEM {
+    public static func encode(_ certificates: [Certificate]) throws -> String {
+        try certificates.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+    }
+
+    public static func encode(_ key: Certificate.PrivateKey) throws -> String {
+        try key.serializeAsPEM().pemString + "\n"
+    }
+}
+
+/// Parses textual IPv4 and IPv6 addresses to their network-order bytes.
+enum IPAddressBytes {
+    struct Invalid: Error, CustomStringConvertible {
+        let text: String
+        var description: String { "'\(text)' is not an IP address" }
+    }
+
+    static func parse(_ text: String) throws -> [UInt8] {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        throw Invalid(text: text)
+    }
+}
