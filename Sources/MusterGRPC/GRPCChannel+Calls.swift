@@ -14,10 +14,16 @@ extension GRPCChannel {
     public func unaryResponse<Request: Message, Response: Message>(
         _ path: String, _ request: Request, as: Response.Type = Response.self, options: CallOptions = .init()
     ) async throws -> ClientResponse<Response> {
+        let raw = try await unaryBytes(path, try Codec.encode(request), options: options)
+        return ClientResponse(message: try Codec.decode(Response.self, from: raw.message), initialMetadata: raw.initialMetadata, trailingMetadata: raw.trailingMetadata)
+    }
+
+    /// A unary call on serialized bytes: one batch, one completion.
+    func unaryBytes(_ path: String, _ request: [UInt8], options: CallOptions) async throws -> ClientResponse<[UInt8]> {
         let call = try ClientCall(channel: self, path: path, options: options)
         let batch = Batch()
         batch.sendInitialMetadata(options.metadata)
-        batch.sendMessage(try Codec.encode(request))
+        batch.sendMessage(request)
         batch.sendCloseFromClient()
         batch.receiveInitialMetadata()
         batch.receiveMessage()
@@ -28,7 +34,7 @@ extension GRPCChannel {
         guard let bytes = batch.takeMessage() else {
             throw RPCError(code: .internalError, message: "the server ended \(path) without a response message")
         }
-        return ClientResponse(message: try Codec.decode(Response.self, from: bytes), initialMetadata: batch.initialMetadata, trailingMetadata: status.metadata)
+        return ClientResponse(message: bytes, initialMetadata: batch.initialMetadata, trailingMetadata: status.metadata)
     }
 
     /// One request, a stream of responses read inside `body`; the call is cancelled if `body` returns early.

@@ -1,0 +1,73 @@
+import Foundation
+import MusterEcho
+import MusterGRPC
+import Testing
+
+@Suite("load and shutdown")
+struct LoadAndShutdownTests {
+    @Test("1,000 concurrent calls all succeed without a thread per call")
+    func thousandConcurrentCalls() async throws {
+        let fixture = try Fixture()
+        let channel = try fixture.channel()
+        _ = try await channel.unary(Echo.unary, echo("warm-up"), as: EchoResponse.self)
+        let threadsBefore = threadCount()
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<1000 {
+                group.addTask {
+                    let response = try await channel.unary(Echo.unary, echo("n\(index)", delayMs: 20), as: EchoResponse.self)
+                    return String(decoding: response.payload, as: UTF8.self) == "n\(index)"
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count == 1000)
+        #expect(results.allSatisfy { $0 })
+        // gRPC core and the Swift runtime keep small pools; a thread per call would add hundreds.
+        #expect(threadCount() - threadsBefore < 32)
+        await fixture.stop()
+    }
+
+    @Test("graceful shutdown lets in-flight calls finish and then refuses new ones")
+    func gracefulShutdown() async throws {
+        let fixture = try Fixture()
+        let channel = try fixture.channel()
+        let calls = (0..<20).map { index in
+            Task { try await channel.unary(Echo.unary, echo("g\(index)", delayMs: 400), as: EchoResponse.self) }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        await fixture.server.shutdown(grace: .seconds(5))
+        for (index, call) in calls.enumerated() {
+            let response = try await call.value
+            #expect(String(decoding: response.payload, as: UTF8.self) == "g\(index)")
+        }
+        let late = await rpcError {
+            _ = try await channel.unary(Echo.unary, echo("late"), as: EchoResponse.self, options: .init(timeout: .seconds(2)))
+        }
+        #expect(late?.code == .unavailable || late?.code == .deadlineExceeded)
+    }
+
+    @Test("calls still running after the grace period are cancelled and shutdown completes")
+    func shutdownCancelsStragglers() async throws {
+        let hang = HangService()
+        let fixture = try Fixture(services: [hang])
+        let channel = try fixture.channel()
+        let calls = (0..<5).map { _ in Task { await rpcError { _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self) } } }
+        #expect(await hang.waitFor(.started, atLeast: 5))
+        let began = ContinuousClock.now
+        await fixture.server.shutdown(grace: .milliseconds(200))
+        #expect(ContinuousClock.now - began < .seconds(10))
+        #expect(hang.cancelled.withLock { $0 } == 5)
+        for call in calls {
+            let error = await call.value
+            #expect(error != nil)
+        }
+    }
+
+    @Test("serve() returns once the server has shut down")
+    func serveReturns() async throws {
+        let fixture = try Fixture()
+        async let served: Void = fixture.server.serve()
+        await fixture.server.shutdown()
+        await served
+    }
+}
