@@ -28,6 +28,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "muster.grpc.demo")
+        let signals = SignalWatcher()
         let files = DemoFiles(root: URL(filePath: dataDir))
         let pki = try DemoPKI.loadOrCreate(files: files, trustDomain: trustDomain)
         let certificates = ServerCertificates(identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM)
@@ -43,9 +44,7 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(listenAddress: listen, security: security),
             services: [HealthService(), EchoService()], logger: logger
         )
-        FileHandle.standardOutput.write(Data("listening on port \(server.port) (bundle: \(files.bundle.path))\n".utf8))
 
-        let signals = SignalWatcher()
         signals.onReload = {
             do {
                 certificates.update(identity: try pki.issueServerIdentity(files: files))
@@ -55,6 +54,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         signals.onStop = { Task { await server.shutdown(grace: .seconds(5)) } }
+        FileHandle.standardOutput.write(Data("listening on port \(server.port) (bundle: \(files.bundle.path))\n".utf8))
         await server.serve()
         logger.info("stopped")
     }
