@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "MusterGRPC", targets: ["MusterGRPC"]),
+        .library(name: "MusterProto", targets: ["MusterProto"]),
         .executable(name: "muster-grpc-demo", targets: ["MusterGRPCDemo"]),
     ],
     dependencies: [

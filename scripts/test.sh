@@ -16,6 +16,7 @@ python3 -m pytest -q Tests/Interop
 
 if [[ "${MUSTER_SKIP_SANITIZERS:-0}" != 1 ]]; then
     echo "== bridge tests under AddressSanitizer"
+    export LSAN_OPTIONS="suppressions=$PWD/Tests/Sanitizers/lsan.supp:print_suppressions=0"
     swift test --scratch-path .build-asan --sanitize=address --filter MusterGRPCTests
     echo "== bridge tests under ThreadSanitizer"
     swift test --scratch-path .build-tsan --sanitize=thread --filter MusterGRPCTests

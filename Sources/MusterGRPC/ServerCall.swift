@@ -35,9 +35,12 @@ final class ServerCall: @unchecked Sendable {
         guard let context = grpc_call_auth_context(raw) else { return nil }
         defer { grpc_auth_context_release(context) }
         func property(_ name: String) -> String? {
-            var iterator = grpc_auth_context_find_properties_by_name(context, name)
-            guard let property = grpc_auth_property_iterator_next(&iterator), let value = property.pointee.value else { return nil }
-            return String(decoding: UnsafeRawBufferPointer(start: value, count: property.pointee.value_length), as: UTF8.self)
+            // The iterator keeps the name pointer, so the C string must outlive every iterator call.
+            name.withCString { cName in
+                var iterator = grpc_auth_context_find_properties_by_name(context, cName)
+                guard let property = grpc_auth_property_iterator_next(&iterator), let value = property.pointee.value else { return nil }
+                return String(decoding: UnsafeRawBufferPointer(start: value, count: property.pointee.value_length), as: UTF8.self)
+            }
         }
         guard let leaf = property("x509_pem_cert") else { return nil }
         guard let chain = property("x509_pem_cert_chain"), chain.hasPrefix(leaf) == false else { return leaf }

@@ -39,12 +39,15 @@ struct FailureTests {
     @Test("an expired deadline gives DEADLINE_EXCEEDED and cancels the handler")
     func deadline() async throws {
         let hang = HangService()
-        let fixture = try Fixture(services: [hang])
+        let fixture = try Fixture(services: [hang, HealthService()])
         let channel = try fixture.channel()
+        // Connect first, so the deadline is spent in the handler rather than in the TLS handshake.
+        _ = try await channel.unary("/grpc.health.v1.Health/Check", MusterProtoHealth.Request(), as: MusterProtoHealth.Response.self)
         let error = await rpcError {
-            _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self, options: .init(timeout: .milliseconds(300)))
+            _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self, options: .init(timeout: .milliseconds(800)))
         }
         #expect(error?.code == .deadlineExceeded)
+        #expect(await hang.waitFor(.started, atLeast: 1))
         #expect(await hang.waitFor(.cancelled, atLeast: 1))
         await fixture.stop()
     }

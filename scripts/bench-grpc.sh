@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The bridge benchmark: unary 64-byte echo over mTLS at concurrency 1, 4 and 16,
+# against Muster's Swift server, a C++ server on the same libgrpc, and
+# grpc-swift-2, all driven by the same C++ load client in one run.
+# Prints a Markdown table (QPS, p50, p99). Not part of CI.
+# Usage: scripts/bench-grpc.sh [MEASURE_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+measure="${1:-8}"
+warmup=2
+work=.build-bench
+mkdir -p "$work/cpp"
+
+scripts/bootstrap.sh >/dev/null
+for pkg in libgrpc++-dev protobuf-compiler-grpc g++; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if (( ${#missing[@]:-0} )); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "building the C++ server and load client…" >&2
+protoc -I Protos --cpp_out="$work/cpp" --grpc_out="$work/cpp" \
+    --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" muster/testing/v1/echo.proto
+for program in echo_server load_client; do
+    g++ -O2 -std=c++17 -I "$work/cpp" "Benchmarks/cpp/$program.cc" \
+        "$work/cpp/muster/testing/v1/echo.pb.cc" "$work/cpp/muster/testing/v1/echo.grpc.pb.cc" \
+        -o "$work/$program" -lgrpc++ -lgrpc -lgpr -lprotobuf -lpthread
+done
+echo "building Muster's demo server (release)…" >&2
+swift build -c release --product muster-grpc-demo >&2
+muster_bin="$(swift build -c release --show-bin-path)/muster-grpc-demo"
+echo "building the grpc-swift-2 server (release)…" >&2
+(cd Benchmarks/GRPCSwift2Echo && swift build -c release --scratch-path ../../$work/gs2 >&2)
+gs2_bin="$work/gs2/release/GRPCSwift2Echo"
+
+pki="$work/pki"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+start_server() { # name port
+    case "$1" in
+        muster) "$muster_bin" serve --data-dir "$pki" --listen "127.0.0.1:$2" --trust-domain bench.muster.local >/dev/null 2>&1 & ;;
+        c++) "$work/echo_server" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
+        grpc-swift-2) "$gs2_bin" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
+    esac
+    server_pid=$!
+    wait_port "$2"
+}
+
+# Create the PKI (CA, server and client SVIDs) once, with Muster's own CA.
+port=$(free_port); start_server muster "$port"; kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+
+echo "| server | concurrency | QPS | p50 (µs) | p99 (µs) | errors |"
+echo "|---|---:|---:|---:|---:|---:|"
+for concurrency in 1 4 16; do
+    for server in muster c++ grpc-swift-2; do
+        port=$(free_port)
+        start_server "$server" "$port"
+        result=$("$work/load_client" "127.0.0.1:$port" "$pki/bundle.pem" "$pki/client/svid.pem" "$pki/client/svid.key" \
+            "$concurrency" "$warmup" "$measure")
+        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+        python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print(f"| {sys.argv[1]} | {sys.argv[2]} | {r[\"qps\"]:.0f} | {r[\"p50_us\"]:.0f} | {r[\"p99_us\"]:.0f} | {r[\"errors\"]} |")' \
+            "$server" "$concurrency" "$result"
+    done
+done
