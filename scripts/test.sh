@@ -19,5 +19,6 @@ if [[ "${MUSTER_SKIP_SANITIZERS:-0}" != 1 ]]; then
     export LSAN_OPTIONS="suppressions=$PWD/Tests/Sanitizers/lsan.supp:print_suppressions=0"
     swift test --scratch-path .build-asan --sanitize=address --filter MusterGRPCTests
     echo "== bridge tests under ThreadSanitizer"
+    export TSAN_OPTIONS="suppressions=$PWD/Tests/Sanitizers/tsan.supp:halt_on_error=1"
     swift test --scratch-path .build-tsan --sanitize=thread --filter MusterGRPCTests
 fi

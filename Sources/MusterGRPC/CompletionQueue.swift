@@ -36,7 +36,7 @@ final class CompletionQueue: Sendable {
     // The queue pointer is used by gRPC core from any thread (its API is thread-safe)
     // and destroyed only by the polling thread after the queue has shut down.
     nonisolated(unsafe) let raw: OpaquePointer
-    private let finished = Mutex<Bool>(false)
+    private let finished = LockedValue<Bool>(false)
     private let finishedCondition = NSCondition()
 
     init(name: String) {

@@ -1,6 +1,5 @@
 import CGRPCCore
 import SwiftProtobuf
-import Synchronization
 
 extension GRPCChannel {
     /// One request, one response. Throws `RPCError`.
@@ -112,7 +111,7 @@ final class StreamingCall: Sendable {
     let options: CallOptions
     let status = Promise<RPCError>()
     let headers = Promise<Metadata>()
-    private let progress = Mutex<(sentHeaders: Bool, closed: Bool, receivedHeaders: Bool, ended: Bool)>((false, false, false, false))
+    private let progress = LockedValue<(sentHeaders: Bool, closed: Bool, receivedHeaders: Bool, ended: Bool)>((false, false, false, false))
 
     init(channel: GRPCChannel, path: String, options: CallOptions) throws {
         call = try ClientCall(channel: channel, path: path, options: options)

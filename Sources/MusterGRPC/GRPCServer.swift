@@ -1,7 +1,6 @@
 import CGRPCCore
 import Foundation
 import Logging
-import Synchronization
 
 /// A gRPC server on gRPC core: binds one address, serves the registered services until shut down.
 public final class GRPCServer: Sendable {
@@ -38,7 +37,7 @@ public final class GRPCServer: Sendable {
     private let router: GRPCRouter
     private let fetcher: CertificateFetcher?
     private let peerCache = PeerIdentityCache()
-    private let lifecycle = Mutex(Lifecycle())
+    private let lifecycle = LockedValue(Lifecycle())
     private let logger: Logger
 
     /// Creates, binds and starts the server.

@@ -1,11 +1,10 @@
 import MusterProto
-import Synchronization
 
 /// The standard `grpc.health.v1.Health` service (Check and Watch); "" names the whole server.
 public final class HealthService: GRPCService {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
-    private let state = Mutex<(statuses: [String: Status], watchers: [UInt64: (String, AsyncStream<Status>.Continuation)], nextID: UInt64)>(([:], [:], 0))
+    private let state = LockedValue<(statuses: [String: Status], watchers: [UInt64: (String, AsyncStream<Status>.Continuation)], nextID: UInt64)>(([:], [:], 0))
 
     public init() {
         state.withLock { $0.statuses[""] = .serving }

@@ -1,8 +1,7 @@
-import Synchronization
 
 /// An event that fires once; tasks wait for it, optionally with a timeout.
 final class OneShot: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [UInt64: CheckedContinuation<Bool, Never>], nextID: UInt64)>((false, [:], 0))
+    private let state = LockedValue<(fired: Bool, waiters: [UInt64: CheckedContinuation<Bool, Never>], nextID: UInt64)>((false, [:], 0))
 
     func fire() {
         let waiters = state.withLock { state in
@@ -15,7 +14,7 @@ final class OneShot: Sendable {
 
     /// True when the event fired, false when `timeout` passed first.
     func wait(timeout: Duration?) async -> Bool {
-        let timer = Mutex<Task<Void, Never>?>(nil)
+        let timer = LockedValue<Task<Void, Never>?>(nil)
         defer { timer.withLock { $0?.cancel() } }
         return await withCheckedContinuation { continuation in
             let id: UInt64? = state.withLock { state in

@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import MusterIdentity
-import Synchronization
 import SwiftASN1
 import X509
 
@@ -52,7 +51,7 @@ public struct PeerIdentity: Sendable {
 
 /// Parsed peer identities by PEM chain, so each connection's chain is parsed once, not once per call.
 final class PeerIdentityCache: Sendable {
-    private let entries = Mutex<[String: Result<PeerIdentity, RPCError>]>([:])
+    private let entries = LockedValue<[String: Result<PeerIdentity, RPCError>]>([:])
     private let limit: Int
 
     init(limit: Int = 1024) { self.limit = limit }

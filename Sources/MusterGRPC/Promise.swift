@@ -1,8 +1,7 @@
-import Synchronization
 
 /// A value that arrives once, later; any number of tasks may await it.
 final class Promise<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+    private let state = LockedValue<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
 
     func fulfil(_ value: Value) {
         let waiters = state.withLock { state in

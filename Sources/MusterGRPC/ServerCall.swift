@@ -1,6 +1,5 @@
 import CGRPCCore
 import Foundation
-import Synchronization
 
 /// One call accepted by a server: owns the `grpc_call` (released once, in `deinit`) and runs its batches.
 final class ServerCall: @unchecked Sendable {
@@ -11,7 +10,7 @@ final class ServerCall: @unchecked Sendable {
     let requestMetadata: Metadata
     let deadline: Date?
     private var sentInitialMetadata = false
-    private let cancellation = Mutex<(cancelled: Bool, task: Task<Void, Never>?)>((false, nil))
+    private let cancellation = LockedValue<(cancelled: Bool, task: Task<Void, Never>?)>((false, nil))
 
     init(raw: OpaquePointer, method: String, requestMetadata: Metadata, deadline: Date?) {
         self.raw = raw

@@ -1,6 +1,5 @@
 import Foundation
 import MusterIdentity
-import Synchronization
 
 /// What a handler knows about its call: method, request metadata, deadline, peer; and where it sets response metadata.
 public final class ServerContext: Sendable {
@@ -11,7 +10,7 @@ public final class ServerContext: Sendable {
     /// The transport peer, e.g. `ipv4:10.0.0.5:41234`.
     public let peerAddress: String
     private let peerResult: Result<PeerIdentity?, RPCError>
-    private let response = Mutex<(initial: Metadata, trailing: Metadata)>(([:], [:]))
+    private let response = LockedValue<(initial: Metadata, trailing: Metadata)>(([:], [:]))
 
     init(call: ServerCall, peerCache: PeerIdentityCache) {
         method = call.method

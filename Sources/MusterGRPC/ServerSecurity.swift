@@ -1,5 +1,4 @@
 import CGRPCCore
-import Synchronization
 
 /// A PEM certificate chain (leaf first) and its PEM private key.
 public struct CertifiedKey: Sendable, Equatable {
@@ -14,10 +13,10 @@ public struct CertifiedKey: Sendable, Equatable {
 
 /// A server's TLS identity and the roots it verifies clients with; `update` takes effect at the next handshake.
 public final class ServerCertificates: Sendable {
-    private let state: Mutex<(generation: UInt64, identity: CertifiedKey, trustRootsPEM: String?)>
+    private let state: LockedValue<(generation: UInt64, identity: CertifiedKey, trustRootsPEM: String?)>
 
     public init(identity: CertifiedKey, trustRootsPEM: String?) {
-        state = Mutex((1, identity, trustRootsPEM))
+        state = LockedValue((1, identity, trustRootsPEM))
     }
 
     /// Replaces the identity and/or the trust roots; connections already open keep what they negotiated.
@@ -60,7 +59,7 @@ public enum ServerSecurity: Sendable {
 /// One per server, kept alive by the server for as long as its credentials may call back.
 final class CertificateFetcher: Sendable {
     let certificates: ServerCertificates
-    private let served = Mutex<UInt64>(0)
+    private let served = LockedValue<UInt64>(0)
 
     init(certificates: ServerCertificates) {
         self.certificates = certificates

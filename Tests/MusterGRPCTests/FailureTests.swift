@@ -1,13 +1,12 @@
 import Foundation
 @testable import MusterGRPC
 import MusterProto
-import Synchronization
 import Testing
 
 /// A service whose handler waits until cancelled and reports that it was.
 final class HangService: GRPCService {
-    let cancelled = Mutex<Int>(0)
-    let started = Mutex<Int>(0)
+    let cancelled = LockedValue<Int>(0)
+    let started = LockedValue<Int>(0)
 
     func register(with router: inout GRPCRouter) {
         router.unary("/muster.testing.v1.Echo/Unary", EchoRequest.self) { [self] request, context in
@@ -54,7 +53,7 @@ struct FailureTests {
 
     @Test("the handler sees the caller's deadline")
     func deadlineVisible() async throws {
-        let seen = Mutex<Date?>(nil)
+        let seen = LockedValue<Date?>(nil)
         struct DeadlineService: GRPCService {
             let seen: @Sendable (Date?) -> Void
             func register(with router: inout GRPCRouter) {
