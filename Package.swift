@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "MusterGRPC", targets: ["MusterGRPC"]),
         .library(name: "MusterProto", targets: ["MusterProto"]),
         .executable(name: "muster-grpc-demo", targets: ["MusterGRPCDemo"]),
+        .executable(name: "muster-bench", targets: ["MusterBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -33,6 +34,7 @@ let package = Package(
             dependencies: [
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
@@ -66,6 +68,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "MusterBench",
+            dependencies: [
+                "MusterIdentity",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .testTarget(
             name: "MusterGRPCTests",
             dependencies: [
@@ -77,6 +88,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
+        ),
+        .testTarget(
+            name: "MusterIdentityTests",
+            dependencies: [
+                "MusterIdentity",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            exclude: ["judge_pyspiffe.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -12,20 +12,23 @@ work=.build-bench
 mkdir -p "$work/cpp"
 
 scripts/bootstrap.sh >/dev/null
+missing=()
 for pkg in libgrpc++-dev protobuf-compiler-grpc g++; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
-if (( ${#missing[@]:-0} )); then
+if (( ${#missing[@]} )); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 echo "building the C++ server and load client…" >&2
 protoc -I Protos --cpp_out="$work/cpp" --grpc_out="$work/cpp" \
     --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" muster/testing/v1/echo.proto
+# g++ takes pkg-config's long list fine (only SwiftPM's linker line overflows); drop repeats.
+cxx_libs="$(pkg-config --libs grpc++ protobuf | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ') -labsl_synchronization -lpthread"
 for program in echo_server load_client; do
     g++ -O2 -std=c++17 -I "$work/cpp" "Benchmarks/cpp/$program.cc" \
         "$work/cpp/muster/testing/v1/echo.pb.cc" "$work/cpp/muster/testing/v1/echo.grpc.pb.cc" \
-        -o "$work/$program" -lgrpc++ -lgrpc -lgpr -lprotobuf -lpthread
+        -o "$work/$program" $cxx_libs
 done
 echo "building Muster's demo server (release)…" >&2
 swift build -c release --product muster-grpc-demo >&2
@@ -60,7 +63,7 @@ for concurrency in 1 4 16; do
         result=$("$work/load_client" "127.0.0.1:$port" "$pki/bundle.pem" "$pki/client/svid.pem" "$pki/client/svid.key" \
             "$concurrency" "$warmup" "$measure")
         kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-        python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print(f"| {sys.argv[1]} | {sys.argv[2]} | {r[\"qps\"]:.0f} | {r[\"p50_us\"]:.0f} | {r[\"p99_us\"]:.0f} | {r[\"errors\"]} |")' \
+        python3 -c 'import json, sys; r = json.loads(sys.argv[3]); print("| %s | %s | %.0f | %.0f | %.0f | %d |" % (sys.argv[1], sys.argv[2], r["qps"], r["p50_us"], r["p99_us"], r["errors"]))' \
             "$server" "$concurrency" "$result"
     done
 done

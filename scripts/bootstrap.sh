@@ -25,8 +25,8 @@ if (( ${#missing[@]} )); then
 fi
 
 # Python peers written by others, used by the interop tests.
-python_packages=(grpcio grpcio-health-checking grpcio-tools pytest)
-if ! python3 -c "import grpc, grpc_health, grpc_tools, pytest" 2>/dev/null; then
+python_packages=(grpcio grpcio-health-checking grpcio-tools pytest spiffe cryptography)
+if ! python3 -c "import grpc, grpc_health, grpc_tools, pytest, spiffe, cryptography" 2>/dev/null; then
     echo "bootstrap: installing Python packages ${python_packages[*]}"
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
 fi

@@ -71,6 +71,32 @@ public struct CertificateAuthority: Sendable {
         )
     }
 
+    /// Issues a poller's downstream CA over `publicKey`: `cA=true`, `pathLen=0`, keyCertSign + cRLSign,
+    /// the poller's SPIFFE ID as its one URI SAN (which scopes its leaves under Muster's path rule), and a
+    /// URI name constraint permitting only the trust domain.
+    public func issueDownstreamCA(
+        pollerID: SPIFFEID, publicKey: Certificate.PublicKey, lifetime: TimeInterval = 24 * 3600, now: Date = Date()
+    ) throws -> Certificate {
+        let subject = try DistinguishedName {
+            OrganizationName("Muster")
+            CommonName("Muster poller CA \(pollerID.segments.last ?? "")")
+        }
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            SubjectAlternativeNames([.uniformResourceIdentifier(pollerID.description)])
+            Critical(NameConstraints(permittedURIDomains: [pollerID.trustDomain]))
+            SubjectKeyIdentifier(hash: publicKey)
+            AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+        }
+        return try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
+            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: privateKey
+        )
+    }
+
     /// The chain a holder of `leaf` presents: the leaf, then the CAs from this one upward;
     /// the root is left out unless asked for (a pinned first contact needs it).
     public func presentedChain(for leaf: Certificate, includingRoot: Bool = false) -> [Certificate] {

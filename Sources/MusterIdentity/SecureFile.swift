@@ -26,6 +26,13 @@ public enum SecureFile {
 
     /// Writes `bytes` to `path` with `mode` via a temporary file, fsync and rename; the directory is created 0700 if missing.
     public static func write(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o600) throws(WriteError) {
+        try write(bytes, to: path, mode: mode, beforeRename: nil)
+    }
+
+    /// `beforeRename` lets tests fail the write at its most delicate point.
+    static func write(
+        _ bytes: some Collection<UInt8>, to path: String, mode: mode_t, beforeRename: (() throws -> Void)?
+    ) throws(WriteError) {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         if FileManager.default.fileExists(atPath: directory) == false { try makeDirectory(directory) }
         let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
@@ -47,6 +54,9 @@ public enum SecureFile {
         }
         if failure == nil && fsync(descriptor) != 0 { failure = errnoText() }
         close(descriptor)
+        if failure == nil, let beforeRename {
+            do { try beforeRename() } catch { failure = "interrupted before rename" }
+        }
         if failure == nil && rename(temporary, path) != 0 { failure = errnoText() }
         if let failure {
             unlink(temporary)

@@ -1,0 +1,42 @@
+// muster-bench: Muster's benchmarks that run inside one process (see Docs/benchmarks.md).
+//   muster-bench issuance [COUNT]   leaf SVIDs from CSRs on one thread (CSR check + sign + PEM encode)
+import Crypto
+import Foundation
+import MusterIdentity
+import SwiftASN1
+import X509
+
+func issuanceBenchmark(count: Int) throws {
+    let authority = try CertificateAuthority.createRoot(trustDomain: "bench.muster.local")
+    // The CSRs are made up front: on the wire they come from the agents.
+    let csrs: [[UInt8]] = try (0..<count).map { _ in
+        let key = P256.Signing.PrivateKey()
+        let request = try CertificateSigningRequest(
+            version: .v1, subject: try DistinguishedName { CommonName("agent") }, privateKey: .init(key),
+            attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
+        var serializer = DER.Serializer()
+        try serializer.serialize(request)
+        return serializer.serializedBytes
+    }
+    let ids = try (0..<count).map { try MusterIDs.agent(trustDomain: "bench.muster.local", poller: "p1", name: "a\($0)") }
+    var bytes = 0
+    let clock = ContinuousClock()
+    let elapsed = try clock.measure {
+        for index in 0..<count {
+            let key = try CSRCheck.publicKey(fromDER: csrs[index])
+            let leaf = try authority.issueLeaf(spiffeID: ids[index], publicKey: key)
+            bytes += try PEM.encode([leaf]).utf8.count
+        }
+    }
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    print(String(format: "{\"issued\":%d,\"seconds\":%.3f,\"per_second\":%.1f,\"pem_bytes\":%d}", count, seconds, Double(count) / seconds, bytes))
+}
+
+let arguments = CommandLine.arguments
+switch arguments.dropFirst().first {
+case "issuance":
+    try issuanceBenchmark(count: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000)
+default:
+    FileHandle.standardError.write(Data("usage: muster-bench issuance [COUNT]\n".utf8))
+    exit(2)
+}

@@ -1,0 +1,117 @@
+import SwiftASN1
+import X509
+
+/// Checks a PKCS#10 CSR and yields only its public key: the identity, lifetime and profile come from the caller's record.
+public enum CSRCheck {
+    /// The largest CSR accepted, in DER bytes.
+    public static let maxBytes = 8 * 1024
+    /// The most extensions a CSR may request.
+    public static let maxExtensions = 32
+
+    /// What the CSR is for: a leaf SVID may not ask to be a CA; a downstream CA's CSR may.
+    public enum Purpose: Sendable { case leaf, certificateAuthority }
+
+    /// Parses `der`, checks its size, signature, key type and size and requested extensions; returns its public key.
+    public static func publicKey(fromDER der: [UInt8], purpose: Purpose = .leaf) throws(IdentityError) -> Certificate.PublicKey {
+        guard der.count <= maxBytes else {
+            throw IdentityError(.csrTooLarge, "the CSR is \(der.count) bytes; at most \(maxBytes) are accepted")
+        }
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(derEncoded: der)
+        } catch {
+            // swift-certificates stops at 32 extensions while parsing; say so rather than "malformed".
+            if String(describing: error).contains("Too many extensions") {
+                throw IdentityError(.csrTooManyExtensions, "the CSR requests more than \(maxExtensions) extensions")
+            }
+            throw refusal(forUnparsable: der)
+        }
+        try checkKey(csr.publicKey)
+        guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {
+            throw IdentityError(.csrBadSignature, "the CSR's signature does not verify with its own public key")
+        }
+        let requested: ExtensionRequest?
+        do {
+            requested = try csr.attributes.extensionRequest
+        } catch {
+            if String(describing: error).contains("Too many extensions") {
+                throw IdentityError(.csrTooManyExtensions, "the CSR requests more than \(maxExtensions) extensions")
+            }
+            throw IdentityError(.csrMalformed, "the CSR's extension request cannot be parsed")
+        }
+        if let requested {
+            let count = requested.extensions.count
+            guard count <= maxExtensions else {
+                throw IdentityError(.csrTooManyExtensions, "the CSR requests \(count) extensions; at most \(maxExtensions) are accepted")
+            }
+            if purpose == .leaf, let constraints = try? requested.extensions.basicConstraints,
+               case .isCertificateAuthority = constraints {
+                throw IdentityError(.csrRequestsCA, "the CSR asks for a CA certificate; an SVID is never a CA")
+            }
+        }
+        return csr.publicKey
+    }
+
+    /// Parses a PEM CSR; see `publicKey(fromDER:purpose:)`.
+    public static func publicKey(fromPEM pem: String, purpose: Purpose = .leaf) throws(IdentityError) -> Certificate.PublicKey {
+        guard pem.utf8.count <= maxBytes * 2 else {
+            throw IdentityError(.csrTooLarge, "the CSR is larger than \(maxBytes * 2) bytes of PEM")
+        }
+        let document: PEMDocument
+        do {
+            document = try PEMDocument(pemString: pem)
+        } catch {
+            throw IdentityError(.csrMalformed, "the CSR is not PEM")
+        }
+        guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST" else {
+            throw IdentityError(.csrMalformed, "the PEM block is a \(document.discriminator), not a CERTIFICATE REQUEST")
+        }
+        return try publicKey(fromDER: document.derBytes, purpose: purpose)
+    }
+
+    static func checkKey(_ key: Certificate.PublicKey) throws(IdentityError) {
+        if P256.Signing.PublicKey(key) != nil || P384.Signing.PublicKey(key) != nil { return }
+        if let rsa = _RSA.Signing.PublicKey(key) {
+            guard rsa.keySizeInBits >= 2048 else {
+                throw IdentityError(.csrWeakKey, "the CSR's RSA key has \(rsa.keySizeInBits) bits; at least 2048 are required")
+            }
+            return
+        }
+        throw IdentityError(.csrUnsupportedKey, "the CSR's key type is not supported; use ECDSA P-256 (or P-384, or RSA of 2048 bits or more)")
+    }
+
+    /// swift-certificates refuses to parse some keys outright (RSA under 2048 bits among them); say which.
+    static func refusal(forUnparsable der: [UInt8]) -> IdentityError {
+        guard let algorithm = try? subjectPublicKeyAlgorithm(der) else {
+            return IdentityError(.csrMalformed, "the CSR is not a valid PKCS#10 request")
+        }
+        switch algorithm {
+        case [1, 2, 840, 113549, 1, 1, 1]:
+            return IdentityError(.csrWeakKey, "the CSR's RSA key is too small or malformed; at least 2048 bits are required")
+        case [1, 2, 840, 10045, 2, 1]:
+            return IdentityError(.csrUnsupportedKey, "the CSR's elliptic curve is not supported; use P-256 or P-384")
+        default:
+            return IdentityError(.csrUnsupportedKey, "the CSR's key type is not supported; use ECDSA P-256")
+        }
+    }
+
+    /// The OID of the SubjectPublicKeyInfo algorithm in a CSR, read straight from the DER.
+    static func subjectPublicKeyAlgorithm(_ der: [UInt8]) throws -> [UInt] {
+        let root = try DER.parse(der)
+        guard case .constructed(let request) = root.content,
+              let info = request.first(where: { _ in true }), case .constructed(let infoFields) = info.content else {
+            throw IdentityError(.csrMalformed, "not a CSR")
+        }
+        let fields = Array(infoFields)
+        guard fields.count >= 3, case .constructed(let spki) = fields[2].content,
+              let algorithm = spki.first(where: { _ in true }), case .constructed(let algorithmFields) = algorithm.content,
+              let oidNode = algorithmFields.first(where: { _ in true }) else {
+            throw IdentityError(.csrMalformed, "not a CSR")
+        }
+        let oid = try ASN1ObjectIdentifier(derEncoded: oidNode)
+        return Array(oid.oidComponents)
+    }
+}
+
+import Crypto
+import _CryptoExtras
