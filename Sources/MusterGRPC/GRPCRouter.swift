@@ -9,6 +9,8 @@ public protocol GRPCService: Sendable {
 public struct GRPCRouter: Sendable {
     struct Method: Sendable {
         let policy: PeerPolicy
+        /// One request message (unary, server streaming): gRPC core reads it before the call is handed over.
+        var singleRequest = false
         /// Runs the method; returns the final response message to send with the status, if any.
         let body: @Sendable (ServerCall, ServerContext) async throws -> [UInt8]?
     }
@@ -22,7 +24,7 @@ public struct GRPCRouter: Sendable {
         _ path: String, _ request: Request.Type, policy: PeerPolicy = .anyone,
         handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
-        methods[path] = Method(policy: policy) { call, context in
+        methods[path] = Method(policy: policy, singleRequest: true) { call, context in
             let request = try await Self.onlyRequest(Request.self, from: call)
             return try Codec.encode(try await handler(request, context))
         }
@@ -33,7 +35,7 @@ public struct GRPCRouter: Sendable {
         _ path: String, _ request: Request.Type, _ response: Response.Type, policy: PeerPolicy = .anyone,
         handler: @escaping @Sendable (Request, ResponseWriter<Response>, ServerContext) async throws -> Void
     ) {
-        methods[path] = Method(policy: policy) { call, context in
+        methods[path] = Method(policy: policy, singleRequest: true) { call, context in
             let request = try await Self.onlyRequest(Request.self, from: call)
             try await handler(request, ResponseWriter(call: call, context: context), context)
             return nil
@@ -62,6 +64,12 @@ public struct GRPCRouter: Sendable {
     }
 
     private static func onlyRequest<Request: Message>(_ type: Request.Type, from call: ServerCall) async throws -> Request {
+        if case .some(let preread) = call.prereadMessage {
+            guard let bytes = preread else {
+                throw RPCError(code: .invalidArgument, message: "the call carried no request message")
+            }
+            return try Codec.decode(Request.self, from: bytes)
+        }
         guard let bytes = try await call.receive() else {
             throw RPCError(code: .invalidArgument, message: "the call carried no request message")
         }

@@ -76,9 +76,17 @@ public final class GRPCServer: Sendable {
             throw RPCError(code: .unavailable, message: "cannot listen on \(configuration.listenAddress) (address in use, bad address, or bad TLS certificates)")
         }
         port = bound
+        // Single-request methods are registered so core reads the request with the call: one batch less per call.
+        let registered: [RegisteredMethod] = router.methods.filter(\.value.singleRequest).keys.sorted().compactMap { path in
+            grpc_server_register_method(raw, path, nil, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0)
+                .map { RegisteredMethod(path: path, handle: $0) }
+        }
         grpc_server_start(raw)
         for queue in queues {
             for _ in 0..<8 { requestCall(on: queue) }
+            for method in registered {
+                for _ in 0..<4 { requestCall(on: queue, registered: method) }
+            }
         }
     }
 
@@ -128,16 +136,22 @@ public final class GRPCServer: Sendable {
 
     // MARK: Accepting calls
 
-    private func requestCall(on queue: CompletionQueue) {
+    private func requestCall(on queue: CompletionQueue, registered: RegisteredMethod? = nil) {
         guard lifecycle.withLock({ $0.accepting }) else { return }
-        let pending = RequestedCall()
+        let pending = RequestedCall(registered: registered)
         let tag = CompletionTag { [self] success in
             guard success, let call = pending.take() else { return }
-            requestCall(on: queue)
+            requestCall(on: queue, registered: registered)
             accept(call)
         }
         let pointer = tag.retainedPointer()
-        let error = grpc_server_request_call(raw, pending.call, pending.details, pending.metadata, queue.raw, queue.raw, pointer)
+        let error: grpc_call_error
+        if let registered {
+            error = grpc_server_request_registered_call(
+                raw, registered.handle, pending.call, pending.deadline, pending.metadata, pending.payload, queue.raw, queue.raw, pointer)
+        } else {
+            error = grpc_server_request_call(raw, pending.call, pending.details, pending.metadata, queue.raw, queue.raw, pointer)
+        }
         if error != GRPC_CALL_OK {
             CompletionTag.release(pointer)
             logger.error("gRPC core refused to request a call (call error \(error.rawValue))")
@@ -147,7 +161,9 @@ public final class GRPCServer: Sendable {
     private func accept(_ call: ServerCall) {
         lifecycle.withLock { $0.inFlight += 1 }
         call.startCloseWatch()
-        let task = Task { [self] in
+        // The handler starts on this completion-queue thread and runs until its first suspension,
+        // so a unary reply that needs no waiting goes out without a thread hop (as gRPC C++'s callback API does).
+        let task = Task.immediate { [self] in
             await handle(call)
             callFinished()
         }
@@ -192,32 +208,60 @@ public final class GRPCServer: Sendable {
     }
 }
 
-/// The out-parameters of one `grpc_server_request_call`, owned until it completes.
+/// A method registered with gRPC core (`grpc_server_register_method`).
+private struct RegisteredMethod: @unchecked Sendable {
+    // @unchecked: the handle is an opaque token owned by the server, only passed back to core.
+    let path: String
+    let handle: UnsafeMutableRawPointer
+}
+
+/// The out-parameters of one `grpc_server_request_call` or `grpc_server_request_registered_call`, owned until it completes.
 private final class RequestedCall: @unchecked Sendable {
     // @unchecked: written by gRPC core before the completion event, read once after it.
     let call = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 1)
     let details = UnsafeMutablePointer<grpc_call_details>.allocate(capacity: 1)
     let metadata = UnsafeMutablePointer<grpc_metadata_array>.allocate(capacity: 1)
+    let deadline = UnsafeMutablePointer<gpr_timespec>.allocate(capacity: 1)
+    let payload = UnsafeMutablePointer<UnsafeMutablePointer<grpc_byte_buffer>?>.allocate(capacity: 1)
+    let registered: RegisteredMethod?
 
-    init() {
+    init(registered: RegisteredMethod?) {
+        self.registered = registered
         call.initialize(to: nil)
+        payload.initialize(to: nil)
+        deadline.initialize(to: gpr_inf_future(GPR_CLOCK_REALTIME))
         grpc_call_details_init(details)
         grpc_metadata_array_init(metadata)
     }
 
     deinit {
+        if let buffer = payload.pointee { grpc_byte_buffer_destroy(buffer) }
         grpc_call_details_destroy(details)
         grpc_metadata_array_destroy(metadata)
         call.deallocate()
         details.deallocate()
         metadata.deallocate()
+        deadline.deallocate()
+        payload.deallocate()
     }
 
     func take() -> ServerCall? {
         guard let raw = call.pointee else { return nil }
         call.pointee = nil
-        let method = String(decoding: ByteBufferReading.bytes(of: details.pointee.method), as: UTF8.self)
-        return ServerCall(raw: raw, method: method, requestMetadata: ByteBufferReading.metadata(of: metadata), deadline: Self.date(details.pointee.deadline))
+        let requestMetadata = ByteBufferReading.metadata(of: metadata)
+        guard let registered else {
+            let method = String(decoding: ByteBufferReading.bytes(of: details.pointee.method), as: UTF8.self)
+            return ServerCall(raw: raw, method: method, requestMetadata: requestMetadata, deadline: Self.date(details.pointee.deadline))
+        }
+        var message: [UInt8]?
+        if let buffer = payload.pointee {
+            message = ByteBufferReading.bytes(of: buffer) ?? []
+            grpc_byte_buffer_destroy(buffer)
+            payload.pointee = nil
+        }
+        return ServerCall(
+            raw: raw, method: registered.path, requestMetadata: requestMetadata,
+            deadline: Self.date(deadline.pointee), prereadMessage: .some(message))
     }
 
     private static func date(_ deadline: gpr_timespec) -> Date? {

@@ -9,11 +9,14 @@ final class ServerCall: @unchecked Sendable {
     let method: String
     let requestMetadata: Metadata
     let deadline: Date?
+    /// For registered single-request methods: `.some(message)` read by core with the call (`.some(nil)`: none sent).
+    let prereadMessage: [UInt8]??
     private var sentInitialMetadata = false
     private let cancellation = LockedValue<(cancelled: Bool, task: Task<Void, Never>?)>((false, nil))
 
-    init(raw: OpaquePointer, method: String, requestMetadata: Metadata, deadline: Date?) {
+    init(raw: OpaquePointer, method: String, requestMetadata: Metadata, deadline: Date?, prereadMessage: [UInt8]?? = nil) {
         self.raw = raw
+        self.prereadMessage = prereadMessage
         self.method = method
         self.requestMetadata = requestMetadata
         self.deadline = deadline

@@ -29,12 +29,16 @@ struct LoadAndShutdownTests {
 
     @Test("graceful shutdown lets in-flight calls finish and then refuses new ones")
     func gracefulShutdown() async throws {
-        let fixture = try Fixture()
+        let hang = CountingEcho()
+        let fixture = try Fixture(services: [hang])
         let channel = try fixture.channel()
+        _ = try await channel.unary(Echo.unary, echo("connect"), as: EchoResponse.self)
         let calls = (0..<20).map { index in
             Task { try await channel.unary(Echo.unary, echo("g\(index)", delayMs: 400), as: EchoResponse.self) }
         }
-        try await Task.sleep(for: .milliseconds(150))
+        // Shut down only once all 20 calls are inside their handlers.
+        for _ in 0..<400 where hang.started.withLock({ $0 }) < 21 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(hang.started.withLock { $0 } == 21)
         await fixture.server.shutdown(grace: .seconds(5))
         for (index, call) in calls.enumerated() {
             let response = try await call.value
@@ -69,5 +73,18 @@ struct LoadAndShutdownTests {
         async let served: Void = fixture.server.serve()
         await fixture.server.shutdown()
         await served
+    }
+}
+
+/// Echo's unary method, counting the calls that reached it.
+final class CountingEcho: GRPCService {
+    let started = LockedValue(0)
+
+    func register(with router: inout GRPCRouter) {
+        router.unary("/muster.testing.v1.Echo/Unary", EchoRequest.self) { [self] request, _ in
+            started.withLock { $0 += 1 }
+            try await Task.sleep(for: .milliseconds(Int(request.delayMs)))
+            return EchoResponse.with { $0.payload = request.payload }
+        }
     }
 }
