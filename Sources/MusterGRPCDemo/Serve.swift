@@ -31,6 +31,7 @@ struct Serve: AsyncParsableCommand {
         let signals = SignalWatcher()
         let files = DemoFiles(root: URL(filePath: dataDir))
         let pki = try DemoPKI.loadOrCreate(files: files, trustDomain: trustDomain)
+        try pki.issueClientIdentity(files: files)
         let certificates = ServerCertificates(identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM)
         let policy: ClientCertificatePolicy
         switch clientCertificates {
@@ -97,11 +98,14 @@ struct DemoPKI: Sendable {
         try DemoFiles.write(PEM.encode(authority.privateKey), to: files.caKey, secret: true)
         try DemoFiles.write(PEM.encode([authority.certificate]), to: files.caCertificate)
         try DemoFiles.write(PEM.encode([authority.certificate]), to: files.bundle)
-        let pki = DemoPKI(authority: authority, trustDomain: trustDomain)
-        let client = try pki.issue(segments: ["muster", "poller", "demo"])
+        return DemoPKI(authority: authority, trustDomain: trustDomain)
+    }
+
+    /// A fresh client SVID (1 h) for callers of the demo, written at every start.
+    func issueClientIdentity(files: DemoFiles) throws {
+        let client = try issue(segments: ["muster", "poller", "demo"])
         try DemoFiles.write(client.privateKeyPEM, to: files.clientKey, secret: true)
         try DemoFiles.write(client.certificateChainPEM, to: files.clientCertificate)
-        return pki
     }
 
     func issue(segments: [String], dnsNames: [String] = [], ipAddresses: [String] = []) throws -> CertifiedKey {
