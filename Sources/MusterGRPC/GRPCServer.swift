@@ -184,26 +184,26 @@ public final class GRPCServer: Sendable {
         let context = ServerContext(call: call, peerCache: peerCache)
         guard let method = router.methods[call.method] else {
             let status = RPCError(code: .unimplemented, message: "method \(call.method) is not implemented by this server")
-            return await call.finish(message: nil, status: status, initialMetadata: [:])
+            return call.finish(message: nil, status: status, initialMetadata: [:])
         }
         do {
             if let denial = method.policy.decide(try context.peer()) {
                 logger.notice("call refused", metadata: ["method": "\(call.method)", "peer": "\(context.peerAddress)", "reason": "\(denial.message)"])
-                return await call.finish(message: nil, status: denial, initialMetadata: [:])
+                return call.finish(message: nil, status: denial, initialMetadata: [:])
             }
             let message = try await method.body(call, context)
             let ok = RPCError(code: .ok, message: "", metadata: context.responseTrailers)
-            await call.finish(message: message, status: ok, initialMetadata: context.responseHeaders)
+            call.finish(message: message, status: ok, initialMetadata: context.responseHeaders)
         } catch var error as RPCError {
             for entry in context.responseTrailers { error.metadata.append(entry) }
-            await call.finish(message: nil, status: error, initialMetadata: context.responseHeaders)
+            call.finish(message: nil, status: error, initialMetadata: context.responseHeaders)
         } catch is CancellationError {
             let status = RPCError(code: .cancelled, message: "the call was cancelled")
-            await call.finish(message: nil, status: status, initialMetadata: [:])
+            call.finish(message: nil, status: status, initialMetadata: [:])
         } catch {
             logger.error("handler failed", metadata: ["method": "\(call.method)", "error": "\(String(describing: type(of: error)))"])
             let status = RPCError(code: .unknown, message: "the server failed to handle the call")
-            await call.finish(message: nil, status: status, initialMetadata: [:])
+            call.finish(message: nil, status: status, initialMetadata: [:])
         }
     }
 }

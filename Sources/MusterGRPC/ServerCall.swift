@@ -97,8 +97,9 @@ final class ServerCall: @unchecked Sendable {
         }
     }
 
-    /// Ends the call: an optional last message and the status, in one batch.
-    func finish(message: [UInt8]?, status: RPCError, initialMetadata: Metadata) async {
+    /// Ends the call: an optional last message and the status, in one batch. It is started, not awaited:
+    /// the batch owns its memory until core completes it, and the handler's task ends without another thread hop.
+    func finish(message: [UInt8]?, status: RPCError, initialMetadata: Metadata) {
         let batch = Batch()
         // gRPC core wants initial metadata before (or with) the status; without it the client never completes.
         if sentInitialMetadata == false {
@@ -108,6 +109,6 @@ final class ServerCall: @unchecked Sendable {
         if let message { batch.sendMessage(message) }
         let trailing = status.metadata.validationError() == nil ? status.metadata : [:]
         batch.sendStatusFromServer(code: status.code, message: status.message, trailingMetadata: trailing)
-        _ = try? await batch.run(on: raw)
+        batch.start(on: raw) { _ in }
     }
 }
