@@ -26,25 +26,12 @@ public struct PeerIdentity: Sendable {
         self.chain = certificates
     }
 
-    /// The SPIFFE ID an X.509-SVID carries: its one and only URI SAN.
+    /// The SPIFFE ID an X.509-SVID carries (its one and only URI SAN), by the identity module's rule.
     public static func spiffeID(of certificate: Certificate) throws(RPCError) -> SPIFFEID {
-        let names: SubjectAlternativeNames?
         do {
-            names = try certificate.extensions.subjectAlternativeNames
+            return try SVIDVerifier.spiffeID(of: certificate, what: "the peer certificate")
         } catch {
-            throw RPCError(code: .unauthenticated, message: "the peer certificate's subjectAltName cannot be parsed")
-        }
-        let uris = (names ?? SubjectAlternativeNames()).compactMap { name -> String? in
-            if case .uniformResourceIdentifier(let uri) = name { return uri }
-            return nil
-        }
-        guard uris.count == 1 else {
-            throw RPCError(code: .unauthenticated, message: "the peer certificate has \(uris.count) URI SANs; an X.509-SVID has exactly one")
-        }
-        do {
-            return try SPIFFEID(parsing: uris[0])
-        } catch {
-            throw RPCError(code: .unauthenticated, message: "the peer certificate's URI SAN is not a SPIFFE ID: \(error.message)")
+            throw RPCError(code: .unauthenticated, message: error.message)
         }
     }
 }

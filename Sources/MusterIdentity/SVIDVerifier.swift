@@ -72,7 +72,8 @@ public struct SVIDVerifier: Sendable {
         }
     }
 
-    static func spiffeID(of certificate: Certificate, what: String) throws(IdentityError) -> SPIFFEID {
+    /// The SPIFFE ID an X.509-SVID (or a Muster CA) carries: its one and only URI SAN.
+    public static func spiffeID(of certificate: Certificate, what: String = "the certificate") throws(IdentityError) -> SPIFFEID {
         let names: SubjectAlternativeNames?
         do {
             names = try certificate.extensions.subjectAlternativeNames
