@@ -63,14 +63,20 @@ final class Batch: @unchecked Sendable {
         return op
     }
 
-    private func copySlice(_ bytes: [UInt8]) -> grpc_slice {
-        let slice = bytes.withUnsafeBufferPointer { buffer in
+    /// A new slice holding a copy of `bytes`; the caller owns one reference.
+    private static func newSlice(_ bytes: [UInt8]) -> grpc_slice {
+        bytes.withUnsafeBufferPointer { buffer in
             buffer.baseAddress.map { base in
                 base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
                     grpc_slice_from_copied_buffer($0, buffer.count)
                 }
             } ?? grpc_empty_slice()
         }
+    }
+
+    /// A slice of `bytes` released with the batch.
+    private func copySlice(_ bytes: [UInt8]) -> grpc_slice {
+        let slice = Self.newSlice(bytes)
         slices.append(slice)
         return slice
     }
@@ -116,12 +122,7 @@ final class Batch: @unchecked Sendable {
         op.data.send_status_from_server.trailing_metadata = pointer
         op.data.send_status_from_server.status = grpc_status_code(rawValue: code.rawValue)
         let details = UnsafeMutablePointer<grpc_slice>.allocate(capacity: 1)
-        let text = Array(message.utf8)
-        details.initialize(to: text.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress.map { base in
-                base.withMemoryRebound(to: CChar.self, capacity: buffer.count) { grpc_slice_from_copied_buffer($0, buffer.count) }
-            } ?? grpc_empty_slice()
-        })
+        details.initialize(to: Self.newSlice(Array(message.utf8)))
         statusDetails = details
         op.data.send_status_from_server.status_details = details
         ops.append(op)

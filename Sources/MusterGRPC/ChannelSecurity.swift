@@ -1,5 +1,6 @@
 import CGRPCCore
 import Foundation
+import MusterIdentity
 import X509
 
 /// How a client decides to trust a server it has never met.
@@ -54,7 +55,7 @@ final class ServerChainVerifier: Sendable {
 
     /// Walks the chain from the leaf to the first certificate with the pinned key, checking each signature and validity.
     static func checkPinned(_ chain: [Certificate], pin: String, now: Date = Date()) -> String? {
-        guard let anchor = chain.firstIndex(where: { PublicKeyPin.of($0) == pin }) else {
+        guard let anchor = chain.firstIndex(where: { CAPin.of($0) == pin }) else {
             return "no certificate in the server's chain matches the CA pin \(pin)"
         }
         guard anchor > 0 else { return "the pinned key is the server's own leaf, not a CA" }

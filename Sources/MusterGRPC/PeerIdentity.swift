@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import MusterIdentity
 import SwiftASN1
@@ -98,14 +97,4 @@ public struct PeerPolicy: Sendable {
 
 extension RPCError {
     static let needsCertificate = RPCError(code: .unauthenticated, message: "this method needs a client X.509-SVID")
-}
-
-/// The `sha256:` pin of a certificate's SubjectPublicKeyInfo (hex, lowercase), as kubeadm prints it.
-public enum PublicKeyPin {
-    public static func of(_ certificate: Certificate) -> String {
-        var serializer = DER.Serializer()
-        try? serializer.serialize(certificate.publicKey)
-        let digest = SHA256.hash(data: serializer.serializedBytes)
-        return "sha256:" + digest.map { String(format: "%02x", $0) }.joined()
-    }
 }

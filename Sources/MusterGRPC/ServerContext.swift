@@ -7,8 +7,7 @@ public final class ServerContext: Sendable {
     public let requestMetadata: Metadata
     /// When the client stops waiting; nil when it set no deadline.
     public let deadline: Date?
-    /// The transport peer, e.g. `ipv4:10.0.0.5:41234`.
-    public let peerAddress: String
+    private let call: ServerCall
     private let peerResult: Result<PeerIdentity?, RPCError>
     private let response = LockedValue<(initial: Metadata, trailing: Metadata)>(([:], [:]))
 
@@ -16,7 +15,7 @@ public final class ServerContext: Sendable {
         method = call.method
         requestMetadata = call.requestMetadata
         deadline = call.deadline
-        peerAddress = call.peerAddress
+        self.call = call
         if let chain = call.peerCertificateChainPEM {
             do {
                 peerResult = .success(try peerCache.identity(forChain: chain))
@@ -31,6 +30,9 @@ public final class ServerContext: Sendable {
     /// The caller's verified SPIFFE identity; nil when it presented no certificate.
     /// Throws UNAUTHENTICATED when its certificate is not a usable X.509-SVID.
     public func peer() throws(RPCError) -> PeerIdentity? { try peerResult.get() }
+
+    /// The transport peer, e.g. `ipv4:10.0.0.5:41234` (asked of gRPC core when read, not on every call).
+    public var peerAddress: String { call.peerAddress }
 
     /// The source IP address of the caller, without port, e.g. `10.0.0.5`.
     public var peerIP: String { PeerAddress.ip(from: peerAddress) }

@@ -19,8 +19,7 @@ struct DemoCommand: AsyncParsableCommand {
 struct DemoFiles {
     let root: URL
     var bundle: URL { root.appending(path: "bundle.pem") }
-    var caCertificate: URL { root.appending(path: "ca/root.pem") }
-    var caKey: URL { root.appending(path: "ca/root.key") }
+    var caDirectory: URL { root.appending(path: "ca") }
     var serverCertificate: URL { root.appending(path: "server/svid.pem") }
     var serverKey: URL { root.appending(path: "server/svid.key") }
     var clientCertificate: URL { root.appending(path: "client/svid.pem") }

@@ -87,17 +87,10 @@ struct DemoPKI: Sendable {
 
     var bundlePEM: String { get throws { try PEM.encode([authority.certificate]) } }
 
+    /// Loads or creates the CA with Core's `RootCAStore` in `DIR/ca`, and refreshes `DIR/bundle.pem`.
     static func loadOrCreate(files: DemoFiles, trustDomain: String) throws -> DemoPKI {
-        if FileManager.default.fileExists(atPath: files.caKey.path) {
-            let certificate = try Certificate(pemEncoded: String(contentsOf: files.caCertificate, encoding: .utf8))
-            let key = try Certificate.PrivateKey(pemEncoded: String(contentsOf: files.caKey, encoding: .utf8))
-            let domain = try PeerIdentity.spiffeID(ofRoot: certificate) ?? trustDomain
-            return DemoPKI(authority: CertificateAuthority(certificate: certificate, privateKey: key), trustDomain: domain)
-        }
-        let authority = try CertificateAuthority.createRoot(trustDomain: trustDomain)
-        try DemoFiles.write(PEM.encode(authority.privateKey), to: files.caKey, secret: true)
-        try DemoFiles.write(PEM.encode([authority.certificate]), to: files.caCertificate)
-        try DemoFiles.write(PEM.encode([authority.certificate]), to: files.bundle)
+        let (authority, bundle) = try RootCAStore(directory: files.caDirectory.path).loadOrCreate(trustDomain: trustDomain)
+        try DemoFiles.write(bundle.pem(), to: files.bundle)
         return DemoPKI(authority: authority, trustDomain: trustDomain)
     }
 
@@ -123,19 +116,5 @@ struct DemoPKI: Sendable {
         try DemoFiles.write(identity.privateKeyPEM, to: files.serverKey, secret: true)
         try DemoFiles.write(identity.certificateChainPEM, to: files.serverCertificate)
         return identity
-    }
-}
-
-extension PeerIdentity {
-    /// The trust domain named in a demo root's common name, if it follows the demo's pattern.
-    static func spiffeID(ofRoot certificate: Certificate) throws -> String? {
-        let prefix = "Muster root CA "
-        for rdn in certificate.subject {
-            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
-                let text = String(describing: attribute.value)
-                if text.hasPrefix(prefix) { return String(text.dropFirst(prefix.count)) }
-            }
-        }
-        return nil
     }
 }

@@ -8,7 +8,7 @@ import X509
 public struct CertificateAuthority: Sendable {
     public let certificate: Certificate
     public let privateKey: Certificate.PrivateKey
-    /// Certificates between this CA and the root, nearest first (the root itself excluded).
+    /// The CAs above this one, nearest first (empty for a root; a trailing root is never presented).
     public let chainToRoot: [Certificate]
 
     /// NotBefore is backdated this far to absorb clock skew between machines.
@@ -24,10 +24,7 @@ public struct CertificateAuthority: Sendable {
     public static func createRoot(trustDomain: String, lifetime: TimeInterval = 10 * 365 * 86_400, now: Date = Date()) throws -> CertificateAuthority {
         let key = P256.Signing.PrivateKey()
         let publicKey = Certificate.PublicKey(key.publicKey)
-        let name = try DistinguishedName {
-            OrganizationName("Muster")
-            CommonName("Muster root CA \(trustDomain)")
-        }
+        let name = try rootName(trustDomain: trustDomain)
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
             Critical(KeyUsage(keyCertSign: true, cRLSign: true))
@@ -40,6 +37,27 @@ public struct CertificateAuthority: Sendable {
             extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key)
         )
         return CertificateAuthority(certificate: certificate, privateKey: Certificate.PrivateKey(key))
+    }
+
+    /// The subject (and issuer) name of the root CA of `trustDomain`; a stored root is matched against it.
+    public static func rootName(trustDomain: String) throws -> DistinguishedName {
+        try DistinguishedName {
+            OrganizationName("Muster")
+            CommonName("Muster root CA \(trustDomain)")
+        }
+    }
+
+    /// Signs a certificate issued by this CA: backdated NotBefore, never past this CA's NotAfter.
+    private func sign(
+        subject: DistinguishedName, publicKey: Certificate.PublicKey, extensions: Certificate.Extensions,
+        lifetime: TimeInterval, now: Date
+    ) throws -> Certificate {
+        try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
+            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: privateKey
+        )
     }
 
     /// Issues a leaf X.509-SVID for `spiffeID` over `publicKey`: one URI SAN (plus optional DNS/IP names
@@ -63,12 +81,7 @@ public struct CertificateAuthority: Sendable {
             SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }
-        return try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
-            notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
-            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: extensions, issuerPrivateKey: privateKey
-        )
+        return try sign(subject: subject, publicKey: publicKey, extensions: extensions, lifetime: lifetime, now: now)
     }
 
     /// Issues a poller's downstream CA over `publicKey`: `cA=true`, `pathLen=0`, keyCertSign + cRLSign,
@@ -89,12 +102,7 @@ public struct CertificateAuthority: Sendable {
             SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }
-        return try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
-            notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
-            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: extensions, issuerPrivateKey: privateKey
-        )
+        return try sign(subject: subject, publicKey: publicKey, extensions: extensions, lifetime: lifetime, now: now)
     }
 
     /// The chain a holder of `leaf` presents: the leaf, then the CAs from this one upward;

@@ -51,8 +51,7 @@ public struct RootCAStore: Sendable {
         guard key.publicKey == certificate.publicKey else {
             throw IdentityError(.storage, "the root CA key in \(directory) does not match its certificate")
         }
-        let expected = "Muster root CA \(trustDomain)"
-        guard certificate.subject.description.contains(expected) else {
+        guard (try? CertificateAuthority.rootName(trustDomain: trustDomain)) == certificate.subject else {
             throw IdentityError(.storage, "the root CA in \(directory) belongs to another trust domain than \(trustDomain)")
         }
         var bundle = try TrustBundle(trustDomain: trustDomain, pem: bundlePEM)

@@ -16,7 +16,7 @@ struct TestPKI {
     }
 
     var bundlePEM: String { try! PEM.encode([authority.certificate]) }
-    var pin: String { PublicKeyPin.of(authority.certificate) }
+    var pin: String { CAPin.of(authority.certificate) }
 
     func id(_ path: String) -> SPIFFEID { try! SPIFFEID(parsing: "spiffe://\(trustDomain)\(path)") }
 

@@ -15,11 +15,10 @@ struct SecureFileTests {
         let directory = FileManager.default.temporaryDirectory.appending(path: "ca-\(UUID())/ca").path
         let previous = umask(0)
         defer { umask(previous) }
-        let authority = try EmbeddedAuthorityFiles.create(in: directory)
+        _ = try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.org")
         #expect(try Self.mode(directory) == 0o700)
         #expect(try Self.mode(directory + "/root.key") == 0o600)
         #expect(try Self.mode(directory + "/bundle.pem") == 0o644)
-        _ = authority
     }
 
     @Test("a restart loads the same CA; another trust domain is refused")
@@ -29,6 +28,8 @@ struct SecureFileTests {
         let second = try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.org")
         #expect(first.authority.certificate == second.authority.certificate)
         #expect(throws: IdentityError(.storage, "")) { try RootCAStore(directory: directory).loadOrCreate(trustDomain: "other.org") }
+        // A name that merely starts with the stored one is another trust domain too.
+        #expect(throws: IdentityError(.storage, "")) { try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.or") }
     }
 
     @Test("a write that dies before its rename leaves the old file whole and no stray temporary")
@@ -42,13 +43,6 @@ struct SecureFileTests {
         }
         #expect(try String(contentsOfFile: directory + "/f", encoding: .utf8) == "old contents")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["f"])
-    }
-}
-
-/// Creates a CA the way Core will, for the file tests.
-enum EmbeddedAuthorityFiles {
-    static func create(in directory: String) throws -> CertificateAuthority {
-        try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.org").authority
     }
 }
 
