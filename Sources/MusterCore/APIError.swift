@@ -1,0 +1,46 @@
+import Foundation
+import MusterStore
+
+/// A refusal the operator sees: an HTTP status, a stable code and one clear message (`{error, message}`).
+public struct APIError: Error, CustomStringConvertible, Equatable, Sendable {
+    public struct Code: Hashable, Sendable {
+        public let name: String
+        public let status: Int
+        public static let badRequest = Code(name: "bad_request", status: 400)
+        public static let unauthorized = Code(name: "unauthorized", status: 401)
+        public static let forbidden = Code(name: "forbidden", status: 403)
+        public static let notFound = Code(name: "not_found", status: 404)
+        public static let methodNotAllowed = Code(name: "method_not_allowed", status: 405)
+        public static let conflict = Code(name: "conflict", status: 409)
+        public static let gone = Code(name: "gone", status: 410)
+        public static let tooLarge = Code(name: "payload_too_large", status: 413)
+        public static let unprocessable = Code(name: "unprocessable", status: 422)
+        public static let rateLimited = Code(name: "rate_limited", status: 429)
+        public static let internalError = Code(name: "internal", status: 500)
+        public static let unavailable = Code(name: "unavailable", status: 503)
+    }
+
+    public let code: Code
+    public let message: String
+    /// Seconds to wait, for 429.
+    public var retryAfter: Int?
+
+    public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "\(code.name): \(message)" }
+    public static func == (lhs: APIError, rhs: APIError) -> Bool { lhs.code == rhs.code }
+
+    /// The API's view of a store failure; the message never names a secret.
+    public init(_ error: StoreError) {
+        switch error.code {
+        case .notFound: self.init(.notFound, error.message)
+        case .conflict: self.init(.conflict, error.message)
+        case .invalid: self.init(.badRequest, error.message)
+        default: self.init(.unavailable, "the database is unavailable; nothing was changed (\(error.message))")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import MusterStore
+
+/// Everything `muster-core serve` is told: flags, `MUSTER_*` variables or a config file, in that order of precedence.
+public struct CoreConfiguration: Sendable {
+    public var dataDirectory: String
+    public var httpListen: String
+    public var grpcListen: String
+    /// host:port pollers dial; written into poller packages and Core's serving SVID.
+    public var advertise: String
+    public var database: DatabaseLocation
+    public var trustDomain: String
+    public var natsURL: String?
+    /// A file holding the 32-byte AES key that seals join tokens (default `DIR/token.key`, made on first start).
+    public var tokenKeyFile: String?
+    /// Base64 AES key given directly (`MUSTER_TOKEN_KEY`); wins over the file.
+    public var tokenKeyBase64: String?
+    /// Package creations allowed per token per minute.
+    public var createRatePerMinute: Int
+    public var reaperInterval: TimeInterval
+    public var leafTTL: TimeInterval
+    public var databaseConnections: Int
+
+    public init(
+        dataDirectory: String, httpListen: String = "127.0.0.1:8080", grpcListen: String = "0.0.0.0:50051",
+        advertise: String? = nil, database: DatabaseLocation? = nil, trustDomain: String = "muster.local",
+        natsURL: String? = nil, tokenKeyFile: String? = nil, tokenKeyBase64: String? = nil,
+        createRatePerMinute: Int = 10, reaperInterval: TimeInterval = 5, leafTTL: TimeInterval = 3600,
+        databaseConnections: Int = 8
+    ) {
+        self.dataDirectory = dataDirectory
+        self.httpListen = httpListen
+        self.grpcListen = grpcListen
+        self.advertise = advertise ?? CoreConfiguration.defaultAdvertise(grpcListen: grpcListen)
+        self.database = database ?? .sqlite(path: dataDirectory + "/muster.db")
+        self.trustDomain = trustDomain
+        self.natsURL = natsURL
+        self.tokenKeyFile = tokenKeyFile
+        self.tokenKeyBase64 = tokenKeyBase64
+        self.createRatePerMinute = createRatePerMinute
+        self.reaperInterval = reaperInterval
+        self.leafTTL = leafTTL
+        self.databaseConnections = databaseConnections
+    }
+
+    /// The gRPC listen address, with a wildcard host replaced by 127.0.0.1.
+    static func defaultAdvertise(grpcListen: String) -> String {
+        guard let (host, port) = try? HostPort.parse(grpcListen) else { return grpcListen }
+        return (host == "0.0.0.0" || host == "::" || host.isEmpty) ? "127.0.0.1:\(port)" : grpcListen
+    }
+}
+
+/// A parsed `host:port` (IPv6 in brackets).
+public enum HostPort {
+    public static func parse(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw CoreError(.invalidConfiguration, "'\(text)' is not host:port")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+/// A Core failure outside a request: configuration, start-up, data directory.
+public struct CoreError: Error, CustomStringConvertible, Equatable, Sendable {
+    public struct Code: Hashable, Sendable {
+        public let name: String
+        public static let invalidConfiguration = Code(name: "invalid_configuration")
+        public static let dataDirectory = Code(name: "data_directory")
+        public static let secrets = Code(name: "secrets")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+    public static func == (lhs: CoreError, rhs: CoreError) -> Bool { lhs.code == rhs.code }
+}

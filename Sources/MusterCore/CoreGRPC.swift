@@ -1,0 +1,79 @@
+import Crypto
+import Foundation
+import Logging
+import MusterGRPC
+import MusterIdentity
+import ServiceLifecycle
+import X509
+
+/// Core's gRPC endpoint for pollers: TLS with Core's own SVID (`spiffe://TD/muster/core`, DNS/IP SANs for
+/// the advertised host), client certificates optional (pollers attest with a join token before they hold
+/// one), Health, and the SVID renewed at half-life.
+public struct CoreGRPC: Service {
+    public let server: GRPCServer
+    let certificates: ServerCertificates
+    let health: HealthService
+    let identity: CoreIdentity
+    let lifetime: TimeInterval
+    let logger: Logger
+
+    public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, logger: Logger) throws {
+        let health = HealthService()
+        health.setStatus(.serving, for: "muster.onboarding.v1.CoreOnboarding")
+        let certificates = ServerCertificates(identity: try Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem())
+        self.server = try GRPCServer(
+            configuration: .init(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional)),
+            services: [health], logger: logger
+        )
+        self.certificates = certificates
+        self.health = health
+        self.identity = identity
+        self.lifetime = lifetime
+        self.logger = logger
+    }
+
+    /// A fresh serving SVID for Core: a new P-256 key, the root's signature, SANs for the advertised host.
+    static func issue(identity: CoreIdentity, lifetime: TimeInterval) throws -> CertifiedKey {
+        let key = P256.Signing.PrivateKey()
+        let host = (try? HostPort.parse(identity.advertise).host) ?? "localhost"
+        let isIP = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+        let leaf = try identity.authority.issueLeaf(
+            spiffeID: try MusterIDs.core(trustDomain: identity.trustDomain), publicKey: .init(key.publicKey),
+            dnsNames: Array(Set(["localhost"] + (isIP ? [] : [host]))).sorted(),
+            ipAddresses: Array(Set(["127.0.0.1"] + (isIP ? [host] : []))).sorted(), lifetime: lifetime
+        )
+        return CertifiedKey(
+            certificateChainPEM: try PEM.encode(identity.authority.presentedChain(for: leaf)),
+            privateKeyPEM: try PEM.encode(Certificate.PrivateKey(key))
+        )
+    }
+
+    public func run() async throws {
+        let server = self.server
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await server.serve() }
+                group.addTask { await renewLoop() }
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            health.setStatus(.notServing, for: "muster.onboarding.v1.CoreOnboarding")
+            Task { await server.shutdown(grace: .seconds(5)) }
+        }
+    }
+
+    /// Renews Core's serving SVID at half-life; new handshakes pick it up, open connections keep theirs.
+    func renewLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(lifetime / 2))
+            if Task.isCancelled { return }
+            do {
+                certificates.update(identity: try Self.issue(identity: identity, lifetime: lifetime))
+                logger.info("renewed Core's serving SVID")
+            } catch {
+                logger.error("cannot renew Core's serving SVID", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Hummingbird
+import Logging
+import MusterIdentity
+import MusterStore
+import ServiceLifecycle
+
+/// Everything `muster-core serve` runs, assembled from a configuration and run as one service group
+/// with graceful shutdown on SIGTERM/SIGINT.
+public enum CoreServer {
+    /// Prepares the data directory (CA, token key, database, admin token) and returns what serving needs.
+    public static func prepare(_ configuration: CoreConfiguration, logger: Logger) async throws -> (Store, CoreIdentity, TokenSealer) {
+        let directory = configuration.dataDirectory
+        do { try SecureFile.makeDirectory(directory) } catch { throw CoreError(.dataDirectory, "cannot create data directory \(directory): \(error)") }
+        let (authority, bundle) = try RootCAStore(directory: directory + "/ca").loadOrCreate(trustDomain: configuration.trustDomain)
+        let identity = CoreIdentity(trustDomain: configuration.trustDomain, authority: authority, bundle: bundle, advertise: configuration.advertise)
+        let sealer = try TokenSealer.load(base64: configuration.tokenKeyBase64, file: configuration.tokenKeyFile ?? directory + "/token.key")
+        let store = Store(location: configuration.database, connections: configuration.databaseConnections, logger: logger)
+        do {
+            try await store.migrate()
+        } catch let error as StoreError {
+            await store.shutdown()
+            throw CoreError(.invalidConfiguration, "database \(configuration.database): \(error.message)")
+        }
+        let tokenPath = directory + "/admin.token"
+        if !FileManager.default.fileExists(atPath: tokenPath) {
+            let token = try await OperatorTokens.mint(name: "admin", scopes: [.admin], createdBy: "system:setup", store: store)
+            try SecureFile.write(token + "\n", to: tokenPath, mode: 0o600)
+            logger.notice("created the admin token (shown nowhere else)", metadata: ["path": "\(tokenPath)"])
+        }
+        return (store, identity, sealer)
+    }
+
+    public static func run(_ configuration: CoreConfiguration, logger: Logger) async throws {
+        let (store, identity, sealer) = try await prepare(configuration, logger: logger)
+        let metrics = CoreMetrics()
+        let hub = EventHub(store: store)
+        let packages = PackageService(store: store, sealer: sealer, identity: identity, events: hub, metrics: metrics, logger: logger)
+        let api = CoreAPI(packages: packages, hub: hub, metrics: metrics, limiter: RateLimiter(perMinute: configuration.createRatePerMinute),
+                          identity: identity, logger: logger)
+        let (host, port) = try HostPort.parse(configuration.httpListen)
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "muster-core"),
+            onServerRunning: { channel in
+                logger.notice("HTTP API listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+            },
+            logger: logger
+        )
+        let grpc = try CoreGRPC(listen: configuration.grpcListen, identity: identity, lifetime: configuration.leafTTL, logger: logger)
+        logger.notice("gRPC listening", metadata: ["port": "\(grpc.server.port)", "advertise": "\(configuration.advertise)",
+                                                   "trust_domain": "\(identity.trustDomain)", "ca_pin": "\(identity.caPin)",
+                                                   "database": "\(configuration.database)"])
+        var services: [any Service] = [app, grpc, Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger)]
+        if let nats = configuration.natsURL {
+            _ = try NATSPublisher.parse(nats)
+            services.append(NATSPublisher(url: nats, hub: hub, metrics: metrics, logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await store.shutdown()
+        logger.notice("muster-core stopped")
+    }
+}

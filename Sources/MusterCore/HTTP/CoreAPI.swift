@@ -1,0 +1,76 @@
+import Foundation
+import Hummingbird
+import Logging
+import MusterStore
+
+/// One endpoint: its method, path, the scope it needs (nil: public), what it does, and its handler.
+/// The router and `/openapi.json` are both built from this one table, so they cannot drift apart.
+struct Route: Sendable {
+    let method: HTTPRequest.Method
+    let path: String
+    let scope: Scope?
+    let summary: String
+    let responses: [Int]
+    let handler: @Sendable (inout Request, CoreRequestContext, Principal?) async throws -> Response
+}
+
+/// The operator HTTP API (DESIGN.md, "Interfaces").
+public struct CoreAPI: Sendable {
+    let packages: PackageService
+    let store: Store
+    let hub: EventHub
+    let metrics: CoreMetrics
+    let limiter: RateLimiter
+    let identity: CoreIdentity
+    let logger: Logger
+
+    public init(packages: PackageService, hub: EventHub, metrics: CoreMetrics, limiter: RateLimiter, identity: CoreIdentity, logger: Logger) {
+        self.packages = packages
+        self.store = packages.store
+        self.hub = hub
+        self.metrics = metrics
+        self.limiter = limiter
+        self.identity = identity
+        self.logger = logger
+    }
+
+    public func router() -> Router<CoreRequestContext> {
+        let router = Router(context: CoreRequestContext.self)
+        router.add(middleware: ErrorMiddleware(metrics: metrics, logger: logger))
+        for route in routes {
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                var request = request
+                let principal = try await route.scope.asyncMap { try await authenticate(request, context: context, scope: $0, path: route.path) }
+                return try await route.handler(&request, context, principal)
+            }
+        }
+        return router
+    }
+
+    /// Checks the bearer token and its scope; refusals are audited (never with the token).
+    func authenticate(_ request: Request, context: CoreRequestContext, scope: Scope, path: String) async throws -> Principal {
+        func deny(_ error: APIError, actor: String) async throws -> Never {
+            metrics.authFailures.increment()
+            try? await store.audit(AuditRecord(
+                actor: actor, sourceIP: context.remoteIP, action: "auth.denied", targetType: "endpoint",
+                targetID: "\(request.method.rawValue) \(path)", outcome: "denied", reason: error.message
+            ))
+            throw error
+        }
+        guard let header = request.headers[.authorization] else {
+            try await deny(APIError(.unauthorized, "missing bearer token: send Authorization: Bearer <token>"), actor: "anonymous")
+        }
+        guard header.lowercased().hasPrefix("bearer "), case let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
+            try await deny(APIError(.unauthorized, "Authorization must be 'Bearer <token>'"), actor: "anonymous")
+        }
+        guard let record = try await store.operatorToken(hash: OperatorTokens.hash(token)), record.revokedAt == nil else {
+            try await deny(APIError(.unauthorized, "token not recognized (unknown or revoked)"), actor: "anonymous")
+        }
+        let scopes = Set(record.scopes.split(separator: " ").compactMap { Scope(rawValue: String($0)) })
+        let principal = Principal(name: "token:" + record.name, scopes: scopes, sourceIP: context.remoteIP)
+        guard principal.has(scope) else {
+            try await deny(APIError(.forbidden, "this needs scope \(scope.rawValue); the token has \(record.scopes)"), actor: principal.name)
+        }
+        return principal
+    }
+}

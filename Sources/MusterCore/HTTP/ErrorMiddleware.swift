@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+import Logging
+import MusterStore
+
+/// Turns every failure into `{"error": CODE, "message": TEXT}` with the matching status, and counts requests.
+/// Unexpected errors are logged here and answered 500 without internals.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = CoreRequestContext
+    let metrics: CoreMetrics
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = Self.response(for: map(error, request: request))
+        }
+        metrics.request(
+            route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
+            status: response.status.code, duration: ContinuousClock.now - started
+        )
+        return response
+    }
+
+    func map(_ error: any Error, request: Request) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as StoreError:
+            if error.code == .unavailable { logger.error("database unavailable", metadata: ["error": "\(error.message)"]) }
+            return APIError(error)
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound: return APIError(.notFound, "no such endpoint: \(request.method.rawValue) \(request.uri.path)")
+            case .methodNotAllowed: return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
+            case .contentTooLarge: return APIError(.tooLarge, "request body is larger than 64 KiB")
+            default: return APIError(APIError.Code(name: "http_\(error.status.code)", status: error.status.code), error.body ?? error.status.reasonPhrase)
+            }
+        default:
+            logger.error("unexpected error", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return APIError(.internalError, "internal error; see the Core log")
+        }
+    }
+
+    static func response(for error: APIError) -> Response {
+        let body = (try? APIJSON.encode(["error": error.code.name, "message": error.message])) ?? Data("{}".utf8)
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retry = error.retryAfter { headers[.retryAfter] = String(retry) }
+        return Response(status: .init(code: error.code.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

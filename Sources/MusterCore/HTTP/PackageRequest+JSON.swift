@@ -1,0 +1,69 @@
+import Foundation
+import MusterIdentity
+import MusterStore
+
+extension PackageRequest {
+    static let fields: Set<String> = ["name", "component_type", "poller_id", "site", "ttl_seconds", "selectors", "notes", "metadata"]
+
+    /// Checks a create body field by field; the first problem is the answer, named precisely.
+    init(json object: [String: JSONValue]) throws {
+        if let unknown = object.keys.first(where: { !Self.fields.contains($0) }) {
+            throw APIError(.badRequest, "unknown field '\(unknown)' (fields: \(Self.fields.sorted().joined(separator: ", ")))")
+        }
+        guard let name = object["name"]?.string else { throw APIError(.badRequest, "name is required and must be a string") }
+        guard let typeText = object["component_type"]?.string else {
+            throw APIError(.badRequest, "component_type is required: poller, agent or checker")
+        }
+        guard let type = ComponentType(rawValue: typeText) else {
+            throw APIError(.badRequest, "component_type must be poller, agent or checker, not '\(typeText)'")
+        }
+        var poller: String?
+        if let value = object["poller_id"], !value.isNull {
+            guard let text = value.string else { throw APIError(.badRequest, "poller_id must be a string (the poller's name)") }
+            poller = text
+        }
+        let site = try Self.string(object, "site", default: "default", maxLength: 128)
+        guard !site.isEmpty else { throw APIError(.badRequest, "site must not be empty") }
+        var ttl = Int64(JoinToken.defaultTTL)
+        if let value = object["ttl_seconds"], !value.isNull {
+            guard case .number(let number) = value, number == number.rounded(), abs(number) < 1e12 else {
+                throw APIError(.badRequest, "ttl_seconds must be a whole number of seconds")
+            }
+            ttl = Int64(number)
+        }
+        guard (60...Int64(JoinToken.maximumTTL)).contains(ttl) else {
+            throw APIError(.badRequest, "ttl_seconds must be from 60 to \(Int64(JoinToken.maximumTTL)) (24 h)")
+        }
+        var selectors: [String] = []
+        if let value = object["selectors"], !value.isNull {
+            guard case .array(let list) = value, list.allSatisfy({ $0.string != nil }) else {
+                throw APIError(.badRequest, "selectors must be a list of strings of the form type:value")
+            }
+            selectors = list.compactMap(\.string)
+            guard selectors.count <= 32 else { throw APIError(.badRequest, "at most 32 selectors") }
+            for selector in selectors {
+                let parts = selector.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, selector.utf8.count <= 256 else {
+                    throw APIError(.badRequest, "selector '\(selector.prefix(64))' is not type:value (both parts non-empty, 256 bytes at most)")
+                }
+            }
+        }
+        let notes = try Self.string(object, "notes", default: "", maxLength: 4096)
+        var metadata: [String: String] = [:]
+        if let value = object["metadata"], !value.isNull {
+            guard case .object(let map) = value, map.values.allSatisfy({ $0.string != nil }), map.count <= 64 else {
+                throw APIError(.badRequest, "metadata must be an object of at most 64 string values")
+            }
+            metadata = map.compactMapValues(\.string)
+        }
+        self.init(name: name, componentType: type, pollerName: poller, site: site, ttlSeconds: ttl,
+                  selectors: selectors, notes: notes, metadata: metadata)
+    }
+
+    static func string(_ object: [String: JSONValue], _ key: String, default fallback: String, maxLength: Int) throws -> String {
+        guard let value = object[key], !value.isNull else { return fallback }
+        guard let text = value.string else { throw APIError(.badRequest, "\(key) must be a string") }
+        guard text.utf8.count <= maxLength else { throw APIError(.badRequest, "\(key) is longer than \(maxLength) bytes") }
+        return text
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import MusterIdentity
+import MusterStore
+import SQLKit
+
+/// What an operator asks for when creating a package (already shape-checked by the HTTP layer).
+public struct PackageRequest: Sendable {
+    public var name: String
+    public var componentType: ComponentType
+    public var pollerName: String?
+    public var site: String
+    public var ttlSeconds: Int64
+    public var selectors: [String]
+    public var notes: String
+    public var metadata: [String: String]
+
+    public init(name: String, componentType: ComponentType, pollerName: String? = nil, site: String = "default",
+                ttlSeconds: Int64 = Int64(JoinToken.defaultTTL), selectors: [String] = [], notes: String = "",
+                metadata: [String: String] = [:]) {
+        self.name = name
+        self.componentType = componentType
+        self.pollerName = pollerName
+        self.site = site
+        self.ttlSeconds = ttlSeconds
+        self.selectors = selectors
+        self.notes = notes
+        self.metadata = metadata
+    }
+}
+
+/// The package lifecycle (DESIGN.md): each transition is one transaction with one audit row and one event.
+public struct PackageService: Sendable {
+    let store: Store
+    let sealer: TokenSealer
+    let identity: CoreIdentity
+    let events: EventHub
+    let metrics: CoreMetrics
+    let logger: Logger
+
+    public init(store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics, logger: Logger) {
+        self.store = store
+        self.sealer = sealer
+        self.identity = identity
+        self.events = events
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func create(_ request: PackageRequest, by principal: Principal) async throws -> PackageView {
+        let trustDomain = identity.trustDomain
+        let spiffeID: SPIFFEID
+        do {
+            switch request.componentType {
+            case .poller:
+                guard request.pollerName == nil else { throw APIError(.badRequest, "poller_id is for agent and checker packages; a poller package names itself") }
+                spiffeID = try MusterIDs.poller(trustDomain: trustDomain, name: request.name)
+            case .agent, .checker:
+                guard let poller = request.pollerName else { throw APIError(.badRequest, "poller_id is required for \(request.componentType.rawValue) packages") }
+                try MusterIDs.checkName(poller)
+                spiffeID = request.componentType == .agent
+                    ? try MusterIDs.agent(trustDomain: trustDomain, poller: poller, name: request.name)
+                    : try MusterIDs.checker(trustDomain: trustDomain, poller: poller, name: request.name)
+            }
+        } catch let error as MusterIDs.NameError {
+            throw APIError(.badRequest, error.description)
+        }
+        if let poller = request.pollerName, try await store.livePoller(named: poller) == nil {
+            throw APIError(.unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
+        }
+        let now = Clock.nowMillis()
+        let id = UUID().uuidString.lowercased()
+        let token = JoinToken.generate()
+        let record = PackageRecord(
+            id: id, name: request.name, componentType: request.componentType, site: request.site,
+            pollerName: request.pollerName, spiffeID: spiffeID.description, activeSpiffeID: spiffeID.description,
+            selectors: JSONText.array(request.selectors), tokenHash: Self.hex(token.hash),
+            tokenCiphertext: try sealer.seal(token, packageID: id), entryID: "entry-" + id,
+            ttlSeconds: request.ttlSeconds, expiresAt: now + request.ttlSeconds * 1000, status: .created,
+            createdBy: principal.name, createdAt: now, notes: request.notes, metadata: JSONText.object(request.metadata)
+        )
+        let view = PackageView(record, joinCommand: try await joinCommand(for: record))
+        let audit = AuditRecord(
+            at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.create", targetType: "package",
+            targetID: id, details: ["name": record.name, "component_type": record.componentType.rawValue, "spiffe_id": record.spiffeID]
+        )
+        do {
+            try await store.createPackage(record, audit: audit, event: try Self.event("package.created", view, at: now))
+        } catch let error as StoreError where error.code == .conflict {
+            throw APIError(.conflict, "a live package already holds \(spiffeID); revoke it first")
+        }
+        events.ring()
+        metrics.packageTransition("created", type: record.componentType)
+        logger.info("package created", metadata: ["package": "\(id)", "spiffe_id": "\(spiffeID)", "actor": "\(principal.name)"])
+        return view
+    }
+
+    public func get(id: String) async throws -> PackageView {
+        guard let record = try await store.package(id: id) else { throw APIError(.notFound, "no package with id \(id)") }
+        return PackageView(record, joinCommand: try await joinCommand(for: record))
+    }
+
+    public func list(_ filter: PackageFilter) async throws -> (items: [PackageView], nextCursor: String?) {
+        let page = try await store.listPackages(filter)
+        var addresses: [String: String?] = [:]
+        var items: [PackageView] = []
+        items.reserveCapacity(page.items.count)
+        for record in page.items {
+            var command: String?
+            if let poller = record.pollerName {
+                if addresses[poller] == nil { addresses[poller] = .some(try await store.poller(named: poller)?.advertiseAddress) }
+                command = joinCommand(record, pollerAddress: addresses[poller] ?? nil)
+            }
+            items.append(PackageView(record, joinCommand: command))
+        }
+        return (items, page.nextCursor)
+    }
+
+    public func revoke(id: String, reason: String?, by principal: Principal) async throws -> PackageView {
+        let now = Clock.nowMillis()
+        let audit = AuditRecord(
+            at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.revoke", targetType: "package",
+            targetID: id, reason: reason
+        )
+        let record = try await transition(
+            id: id, from: [.created, .delivered, .activated], event: "package.revoked", at: now, audit: audit,
+            set: [
+                "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now), "revoked_by": SQLBind(principal.name),
+                "revoke_reason": reason.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
+                "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
+            ]
+        )
+        logger.notice("package revoked", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
+        return PackageView(record, joinCommand: try await joinCommand(for: record))
+    }
+
+    /// Expires one package past its TTL; false if it moved on meanwhile (redeemed, revoked, another replica).
+    func expire(id: String, at now: Int64) async throws -> Bool {
+        let audit = AuditRecord(at: now, actor: "system:reaper", sourceIP: nil, action: "package.expire", targetType: "package", targetID: id)
+        do {
+            _ = try await transition(
+                id: id, from: [.created, .delivered], event: "package.expired", at: now, audit: audit,
+                set: ["status": SQLBind(PackageStatus.expired.rawValue), "expired_at": SQLBind(now),
+                      "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null],
+                conditions: [SQLBinaryExpression(SQLIdentifier("expires_at"), .lessThanOrEqual, SQLBind(now))]
+            )
+            return true
+        } catch let error as APIError where error.code == .conflict || error.code == .notFound {
+            return false
+        }
+    }
+
+    func transition(
+        id: String, from allowed: [PackageStatus], event type: String, at now: Int64, audit: AuditRecord,
+        set changes: [String: any SQLExpression], conditions: [any SQLExpression] = []
+    ) async throws -> PackageRecord {
+        let record: PackageRecord
+        do {
+            record = try await store.transitionPackage(id: id, from: allowed, set: changes, conditions: conditions, audit: audit) { updated in
+                Self.eventOrEmpty(type, PackageView(updated, joinCommand: nil), at: now)
+            }
+        } catch let error as StoreError {
+            throw APIError(error)
+        }
+        events.ring()
+        metrics.packageTransition(record.status.rawValue, type: record.componentType)
+        return record
+    }
+
+    func joinCommand(for record: PackageRecord) async throws -> String? {
+        guard let poller = record.pollerName else { return nil }
+        return joinCommand(record, pollerAddress: try await store.poller(named: poller)?.advertiseAddress)
+    }
+
+    /// The one-line join an installer runs beside the extracted package; the token stays in its file.
+    func joinCommand(_ record: PackageRecord, pollerAddress: String?) -> String? {
+        guard record.componentType != .poller else { return nil }
+        let address = pollerAddress ?? "POLLER_ADDRESS"
+        return "muster-agent join --poller \(address) --token \"$(cat join-token)\" --ca-pin \(identity.caPin)"
+    }
+
+    static func event(_ type: String, _ view: PackageView, at now: Int64) throws -> EventRecord {
+        EventRecord(id: nil, at: now, type: type, subject: view.id, payload: String(decoding: try APIJSON.encode(view), as: UTF8.self))
+    }
+
+    static func eventOrEmpty(_ type: String, _ view: PackageView, at now: Int64) -> EventRecord {
+        (try? event(type, view, at: now)) ?? EventRecord(id: nil, at: now, type: type, subject: view.id, payload: "{}")
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import SQLKit
+
+/// Which audit rows a reviewer asks for; newest first, paged by id.
+public struct AuditFilter: Sendable, Equatable {
+    public var actor: String?
+    public var action: String?
+    public var targetID: String?
+    public var outcome: String?
+    public var since: Int64?
+    public var until: Int64?
+    public var limit: Int
+    public var beforeID: Int64?
+
+    public init(actor: String? = nil, action: String? = nil, targetID: String? = nil, outcome: String? = nil,
+                since: Int64? = nil, until: Int64? = nil, limit: Int = 100, beforeID: Int64? = nil) {
+        self.actor = actor
+        self.action = action
+        self.targetID = targetID
+        self.outcome = outcome
+        self.since = since
+        self.until = until
+        self.limit = limit
+        self.beforeID = beforeID
+    }
+}
+
+extension Store {
+    /// Records an audit row on its own (refusals, reads of secrets): its own transaction.
+    public func audit(_ record: AuditRecord) async throws {
+        try await transaction { sql in try await sql.insert(into: "audit_log").model(record).run() }
+    }
+
+    public func auditLog(_ filter: AuditFilter) async throws -> Page<AuditRecord> {
+        let limit = max(1, min(filter.limit, 1000))
+        let rows = try await read { sql in
+            var query = sql.select().column("*").from("audit_log")
+            if let actor = filter.actor { query = query.where("actor", .equal, actor) }
+            if let action = filter.action { query = query.where("action", .equal, action) }
+            if let target = filter.targetID { query = query.where("target_id", .equal, target) }
+            if let outcome = filter.outcome { query = query.where("outcome", .equal, outcome) }
+            if let since = filter.since { query = query.where("at", .greaterThanOrEqual, since) }
+            if let until = filter.until { query = query.where("at", .lessThan, until) }
+            if let before = filter.beforeID { query = query.where("id", .lessThan, before) }
+            return try await query.orderBy("id", .descending).limit(limit + 1)
+                .all(decoding: AuditRecord.self, with: rowDecoder)
+        }
+        let items = Array(rows.prefix(limit))
+        let next = rows.count > limit ? items.last?.id.map(String.init) : nil
+        return Page(items: items, nextCursor: next)
+    }
+
+    /// Events after `id`, oldest first: the outbox read by SSE streams and the NATS publisher.
+    public func events(after id: Int64, limit: Int) async throws -> [EventRecord] {
+        try await read { sql in
+            try await sql.select().column("*").from("events").where("id", .greaterThan, id)
+                .orderBy("id").limit(limit).all(decoding: EventRecord.self, with: rowDecoder)
+        }
+    }
+
+    /// The newest event id (0 when there is none).
+    public func lastEventID() async throws -> Int64 {
+        try await read { sql in
+            let row = try await sql.raw("SELECT MAX(id) AS last FROM events").first()
+            return try row?.decode(column: "last", as: Int64?.self) ?? 0
+        }
+    }
+
+    /// Where a named outbox consumer (e.g. the NATS publisher) has got to.
+    public func eventCursor(_ name: String) async throws -> Int64 {
+        try await read { sql in
+            try await sql.select().column("last_id").from("event_cursors").where("name", .equal, name)
+                .first(decodingColumn: "last_id", as: Int64.self) ?? 0
+        }
+    }
+
+    /// Moves a consumer's cursor from `old` to `new`; false if another replica moved it first.
+    public func advanceEventCursor(_ name: String, from old: Int64, to new: Int64) async throws -> Bool {
+        try await transaction { sql in
+            if old == 0 {
+                try await sql.insert(into: "event_cursors").columns("name", "last_id").values(SQLBind(name), SQLBind(Int64(0)))
+                    .ignoringConflicts(with: ["name"]).run()
+            }
+            let moved = try await sql.update("event_cursors").set("last_id", to: new)
+                .where("name", .equal, name).where("last_id", .equal, old)
+                .returning("last_id").all()
+            return !moved.isEmpty
+        }
+    }
+}
+
+extension Store {
+    public func insertOperatorToken(_ token: OperatorTokenRecord, audit: AuditRecord) async throws {
+        try await transaction { [isPostgres] sql in
+            try await sql.insert(into: "operator_tokens").model(token).run()
+            try await Store.append(audit: audit, event: nil, in: sql, isPostgres: isPostgres)
+        }
+    }
+
+    public func operatorToken(hash: String) async throws -> OperatorTokenRecord? {
+        try await read { sql in
+            try await sql.select().column("*").from("operator_tokens").where("token_hash", .equal, hash)
+                .first(decoding: OperatorTokenRecord.self, with: rowDecoder)
+        }
+    }
+
+    public func pollers() async throws -> [PollerRecord] {
+        try await read { sql in
+            try await sql.select().column("*").from("pollers").orderBy("name")
+                .all(decoding: PollerRecord.self, with: rowDecoder)
+        }
+    }
+
+    public func poller(named name: String) async throws -> PollerRecord? {
+        try await read { sql in
+            try await sql.select().column("*").from("pollers").where("name", .equal, name)
+                .first(decoding: PollerRecord.self, with: rowDecoder)
+        }
+    }
+
+    /// Notes that a poller was heard from, and from where.
+    public func touchPoller(named name: String, at now: Int64, from address: String?, status: String? = nil,
+                            advertise: String? = nil) async throws {
+        try await transaction { sql in
+            var update = sql.update("pollers").set("last_contact_at", to: now)
+                .set("last_contact_from", to: address.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
+            if let status { update = update.set("status", to: status) }
+            if let advertise { update = update.set("advertise_address", to: advertise) }
+            try await update.where("name", .equal, name).run()
+        }
+    }
+
+    /// Records a certificate Core issued, so it can be listed and revoked by serial.
+    public func recordIssued(serial: String, spiffeID: String, packageID: String?, kind: String, issuedAt: Int64, notAfter: Int64) async throws {
+        try await transaction { sql in
+            try await sql.insert(into: "issued_identities")
+                .columns("serial", "spiffe_id", "package_id", "kind", "issued_at", "not_after")
+                .values(SQLBind(serial), SQLBind(spiffeID), packageID.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
+                        SQLBind(kind), SQLBind(issuedAt), SQLBind(notAfter))
+                .run()
+        }
+    }
+}

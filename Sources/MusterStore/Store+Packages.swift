@@ -1,0 +1,224 @@
+import Foundation
+import SQLKit
+
+/// Which packages a list asks for, and where the page starts.
+public struct PackageFilter: Sendable, Equatable {
+    public var status: PackageStatus?
+    public var componentType: ComponentType?
+    public var pollerName: String?
+    public var site: String?
+    public var limit: Int
+    public var cursor: PageCursor?
+
+    public init(status: PackageStatus? = nil, componentType: ComponentType? = nil, pollerName: String? = nil,
+                site: String? = nil, limit: Int = 100, cursor: PageCursor? = nil) {
+        self.status = status
+        self.componentType = componentType
+        self.pollerName = pollerName
+        self.site = site
+        self.limit = limit
+        self.cursor = cursor
+    }
+}
+
+/// A keyset position in a list ordered newest first: (created_at, id).
+public struct PageCursor: Sendable, Equatable {
+    public let createdAt: Int64
+    public let id: String
+
+    public init(createdAt: Int64, id: String) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    /// Opaque text for `next_cursor`.
+    public var token: String { Data("\(createdAt):\(id)".utf8).base64URLEncoded() }
+
+    public init(token: String) throws {
+        guard let data = Data(base64URLEncoded: token), let text = String(data: data, encoding: .utf8),
+              let colon = text.firstIndex(of: ":"), let millis = Int64(text[..<colon])
+        else { throw StoreError(.invalid, "cursor is not one this server issued") }
+        self.init(createdAt: millis, id: String(text[text.index(after: colon)...]))
+    }
+}
+
+/// A page of results and the cursor of the next page, if any.
+public struct Page<Item: Sendable>: Sendable {
+    public let items: [Item]
+    public let nextCursor: String?
+}
+
+let rowDecoder = SQLRowDecoder()
+
+extension Store {
+    /// Stores a new package (and, for a poller, its pending poller row) with its audit row and event.
+    public func createPackage(_ package: PackageRecord, audit: AuditRecord, event: EventRecord) async throws {
+        try await transaction { [isPostgres] sql in
+            try await sql.insert(into: "packages").model(package).run()
+            if package.componentType == .poller {
+                try await sql.insert(into: "pollers")
+                    .columns("name", "spiffe_id", "site", "package_id", "status", "created_at")
+                    .values(SQLBind(package.name), SQLBind(package.spiffeID), SQLBind(package.site),
+                            SQLBind(package.id), SQLBind("pending"), SQLBind(package.createdAt))
+                    .onConflict(with: ["name"]) { $0
+                        .set(excludedValueOf: "package_id").set(excludedValueOf: "site")
+                        .set(excludedValueOf: "spiffe_id").set("status", to: "pending")
+                    }
+                    .run()
+            }
+            try await Store.append(audit: audit, event: event, in: sql, isPostgres: isPostgres)
+        }
+    }
+
+    public func package(id: String) async throws -> PackageRecord? {
+        try await read { sql in
+            try await sql.select().column("*").from("packages").where("id", .equal, id)
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+        }
+    }
+
+    /// A live package of type poller with this name, if any (agents and checkers name their poller).
+    public func livePoller(named name: String) async throws -> PackageRecord? {
+        try await read { sql in
+            try await sql.select().column("*").from("packages")
+                .where("component_type", .equal, ComponentType.poller.rawValue)
+                .where("name", .equal, name)
+                .where("status", .in, PackageStatus.live.map(\.rawValue))
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+        }
+    }
+
+    /// Newest first, filtered, one page; keyset pagination so a deep page costs what the first does.
+    public func listPackages(_ filter: PackageFilter) async throws -> Page<PackageRecord> {
+        let limit = max(1, min(filter.limit, 1000))
+        let rows = try await read { sql in
+            var query = sql.select().column("*").from("packages")
+            if let status = filter.status { query = query.where("status", .equal, status.rawValue) }
+            if let type = filter.componentType { query = query.where("component_type", .equal, type.rawValue) }
+            if let poller = filter.pollerName { query = query.where("poller_name", .equal, poller) }
+            if let site = filter.site { query = query.where("site", .equal, site) }
+            if let cursor = filter.cursor {
+                query = query.where {
+                    $0.where("created_at", .lessThan, cursor.createdAt)
+                        .orWhere { $0.where("created_at", .equal, cursor.createdAt).where("id", .lessThan, cursor.id) }
+                }
+            }
+            return try await query.orderBy("created_at", .descending).orderBy("id", .descending)
+                .limit(limit + 1).all(decoding: PackageRecord.self, with: rowDecoder)
+        }
+        let items = Array(rows.prefix(limit))
+        let next = rows.count > limit ? items.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id).token } : nil
+        return Page(items: items, nextCursor: next)
+    }
+
+    /// Moves a package from one of `allowed` states with one conditional update, its audit row and its event,
+    /// all in one transaction. A package in another state is a conflict; a missing one is not found.
+    public func transitionPackage(
+        id: String, from allowed: [PackageStatus], set changes: [String: any SQLExpression],
+        conditions: [any SQLExpression] = [],
+        audit: AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord
+    ) async throws -> PackageRecord {
+        try await transaction { [isPostgres] sql in
+            var update = sql.update("packages")
+            for (column, value) in changes.sorted(by: { $0.key < $1.key }) { update = update.set(SQLIdentifier(column), to: value) }
+            update = update.where("id", .equal, id).where("status", .in, allowed.map(\.rawValue))
+            for condition in conditions { update = update.where(condition) }
+            let updated = try await update.returning(SQLLiteral.all)
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+            guard let updated else {
+                let current = try await sql.select().column("status").from("packages").where("id", .equal, id)
+                    .first(decodingColumn: "status", as: String.self)
+                guard let current else { throw StoreError(.notFound, "no package with id \(id)") }
+                throw StoreError(.conflict, "package \(id) is \(current); this needs it to be \(allowed.map(\.rawValue).joined(separator: " or "))")
+            }
+            if updated.status == .revoked { try await Store.cascadeRevocation(of: updated, in: sql) }
+            try await Store.append(audit: audit, event: event(updated), in: sql, isPostgres: isPostgres)
+            return updated
+        }
+    }
+
+    /// In the revoking transaction: the package's issued certificates are marked revoked, and a revoked
+    /// poller package marks its poller revoked.
+    static func cascadeRevocation(of package: PackageRecord, in sql: any SQLDatabase) async throws {
+        try await sql.update("issued_identities").set("revoked_at", to: package.revokedAt ?? Clock.nowMillis())
+            .where("package_id", .equal, package.id).where(SQLIdentifier("revoked_at"), .is, SQLLiteral.null).run()
+        if package.componentType == .poller {
+            try await sql.update("pollers").set("status", to: "revoked")
+                .where("name", .equal, package.name).where("package_id", .equal, package.id).run()
+        }
+    }
+
+    /// Redeems a join token: one conditional update, so exactly one caller wins even across replicas.
+    /// Returns the package that moved to Activated, or nil (unknown, used, expired or revoked — the same to
+    /// the caller; `reasonForFailedRedemption` tells the audit log which).
+    public func redeem(
+        tokenHash: String, componentType: ComponentType, at now: Int64, fromIP: String?, spiffeID: String?,
+        audit: @escaping @Sendable (PackageRecord) -> AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord
+    ) async throws -> PackageRecord? {
+        try await transaction { [isPostgres] sql in
+            let won = try await sql.update("packages")
+                .set("status", to: PackageStatus.activated.rawValue)
+                .set("activated_at", to: now)
+                .set("activated_from_ip", to: fromIP.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
+                .set("activated_spiffe_id", to: spiffeID.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
+                .where("token_hash", .equal, tokenHash)
+                .where("component_type", .equal, componentType.rawValue)
+                .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue])
+                .where("expires_at", .greaterThan, now)
+                .returning(SQLLiteral.all)
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+            if let won { try await Store.append(audit: audit(won), event: event(won), in: sql, isPostgres: isPostgres) }
+            return won
+        }
+    }
+
+    /// Why a redemption failed, for the audit log only.
+    public func reasonForFailedRedemption(tokenHash: String, componentType: ComponentType, at now: Int64) async throws -> (reason: String, packageID: String?) {
+        let package = try await read { sql in
+            try await sql.select().column("*").from("packages").where("token_hash", .equal, tokenHash)
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+        }
+        guard let package else { return ("unknown token", nil) }
+        if package.componentType != componentType { return ("token belongs to a \(package.componentType.rawValue) package", package.id) }
+        switch package.status {
+        case .activated: return ("token already used", package.id)
+        case .revoked: return ("package revoked", package.id)
+        case .expired: return ("package expired", package.id)
+        case .created, .delivered: return package.expiresAt <= now ? ("package expired", package.id) : ("lost a race to another redemption", package.id)
+        }
+    }
+
+    /// Live packages past their TTL, oldest expiry first, at most `limit`: an index range scan, so the cost
+    /// follows the number of expired rows, not the size of the table.
+    public func packagesDue(at now: Int64, limit: Int) async throws -> [String] {
+        try await read { sql in
+            try await sql.select().column("id").from("packages")
+                .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue])
+                .where("expires_at", .lessThanOrEqual, now)
+                .orderBy("expires_at").limit(limit)
+                .all(decodingColumn: "id", as: String.self)
+        }
+    }
+
+    /// Appends an audit row and an event. On PostgreSQL, event ids are taken under a transaction lock so
+    /// they become visible in id order and a cursor reader never skips one that commits late.
+    static func append(audit: AuditRecord, event: EventRecord?, in sql: any SQLDatabase, isPostgres: Bool) async throws {
+        try await sql.insert(into: "audit_log").model(audit).run()
+        guard let event else { return }
+        if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244002)").run() }
+        try await sql.insert(into: "events").model(event).run()
+    }
+}
+
+extension Data {
+    func base64URLEncoded() -> String {
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    init?(base64URLEncoded text: String) {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        self.init(base64Encoded: base64)
+    }
+}

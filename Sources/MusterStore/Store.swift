@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// The package store: a pool of connections to SQLite or PostgreSQL, transactions, and the versioned schema.
+public final class Store: Sendable {
+    public let location: DatabaseLocation
+    let logger: Logger
+    private let pool: ConnectionPool
+
+    public var isPostgres: Bool { location.isPostgres }
+
+    /// Opens (without connecting yet) a store at `location`; `connections` bounds the pool.
+    public init(location: DatabaseLocation, connections: Int = 8, logger: Logger) {
+        self.location = location
+        self.logger = logger
+        switch location {
+        case .sqlite(let path):
+            pool = ConnectionPool(maximum: min(connections, 4)) { try await Store.openSQLite(path: path, logger: logger) }
+        case .postgres(let host, let port, let user, let password, let database):
+            var configuration = PostgresConnection.Configuration(
+                host: host, port: port, username: user, password: password, database: database, tls: .disable
+            )
+            configuration.options.connectTimeout = .seconds(3)
+            let settings = configuration
+            pool = ConnectionPool(maximum: connections) {
+                try await Store.openPostgres(configuration: settings, logger: logger)
+            }
+        }
+    }
+
+    /// Closes every idle connection; calls after this fail with `unavailable`.
+    public func shutdown() async { await pool.shutdown() }
+
+    /// Runs `body` on one connection outside a transaction (reads).
+    public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withConnection { try await body($0) }
+    }
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so concurrent writers queue instead of deadlocking.
+    public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withConnection { sql in
+            try await sql.raw(isPostgres ? "BEGIN" : "BEGIN IMMEDIATE").run()
+            let result: R
+            do {
+                result = try await body(sql)
+            } catch {
+                try await sql.raw("ROLLBACK").run()
+                throw error
+            }
+            try await sql.raw("COMMIT").run()
+            return result
+        }
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    public func ping() async throws {
+        try await read { try await $0.raw("SELECT 1").run() }
+    }
+
+    private func withConnection<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        let connection: PooledConnection
+        do {
+            connection = try await pool.acquire()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.unavailable, "cannot connect to the database at \(location): \(Store.reason(error))")
+        }
+        do {
+            let result = try await body(connection.sql)
+            await pool.release(connection, broken: false)
+            return result
+        } catch {
+            let mapped = Store.classify(error, location: location)
+            await pool.release(connection, broken: mapped.code == .unavailable)
+            throw mapped
+        }
+    }
+}
+
+extension Store {
+    static func openSQLite(path: String, logger: Logger) async throws -> PooledConnection {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let sql = connection.sql(queryLogLevel: nil)
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON"] {
+            try await sql.raw(SQLQueryString(pragma)).run()
+        }
+        return PooledConnection(sql: sql, close: { try? await connection.close() }, isClosed: { connection.isClosed })
+    }
+
+    static func openPostgres(configuration: PostgresConnection.Configuration, logger: Logger) async throws -> PooledConnection {
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        let sql = connection.sql(queryLogLevel: nil)
+        return PooledConnection(sql: sql, close: { try? await connection.close() }, isClosed: { connection.isClosed })
+    }
+
+    /// Maps driver errors to store codes: constraint violations are conflicts; anything that is not an answer
+    /// from the database server (connection refused, reset, closed) means the database is unavailable.
+    static func classify(_ error: any Error, location: DatabaseLocation) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? PSQLError {
+            if error.code == .server {
+                let state = error.serverInfo?[.sqlState] ?? ""
+                if state == "23505" { return StoreError(.conflict, "a record with these unique fields already exists") }
+                if state.hasPrefix("08") || state.hasPrefix("57") {
+                    return StoreError(.unavailable, "the database at \(location) went away (\(state))")
+                }
+                let message = error.serverInfo?[.message] ?? "server error"
+                return StoreError(.invalid, "database refused the statement: \(message) (\(state))")
+            }
+            return StoreError(.unavailable, "the database at \(location) is unreachable: \(reason(error))")
+        }
+        if let error = error as? SQLiteError {
+            if [.constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed].contains(error.reason) {
+                return StoreError(.conflict, "a record with these unique fields already exists")
+            }
+            if [.busy, .busyTimeout, .locked].contains(error.reason) {
+                return StoreError(.unavailable, "the SQLite database is locked by another writer")
+            }
+            return StoreError(.invalid, "sqlite: \(error.message)")
+        }
+        return StoreError(.unavailable, "database error: \(reason(error))")
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? PSQLError { return "\(error.code)" }
+        return String(describing: error)
+    }
+}
