@@ -79,7 +79,6 @@ if !bridgeOnly {
     products += [
         .executable(name: "muster-core", targets: ["MusterCoreMain"]),
         .executable(name: "muster", targets: ["MusterCLI"]),
-        .executable(name: "muster-core-bench", targets: ["MusterCoreBench"]),
     ]
     targets += [
         // libarchive from Debian's libarchive-dev: writes and reads package tarballs.
@@ -115,11 +114,12 @@ if !bridgeOnly {
         ),
         .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterStore", "MusterIdentity", argumentParser, logging]),
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
-        // The control-plane benchmark: 100,000 packages, list latency, RSS, create rate.
-        .executableTarget(name: "MusterCoreBench", dependencies: ["MusterCore", "MusterStore", "MusterIdentity", argumentParser, logging]),
         .testTarget(
             name: "MusterStoreTests",
-            dependencies: ["MusterStore", "MusterCore", "MusterArchive", "MusterIdentity"]
+            dependencies: [
+                "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity",
+                .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"), logging,
+            ]
         ),
     ]
 }

@@ -11,6 +11,10 @@ debian_packages=(
     openssl                # an outside judge of our certificates
     pkg-config
     python3-venv
+    libarchive-dev         # writes and reads package tar.gz archives
+    postgresql             # a real PostgreSQL 15 server for the store tests (started by scripts/test-postgres.sh)
+    nats-server            # a real NATS server for the event tests
+    tar gzip               # the system tar that judges our archives
 )
 
 missing=()
@@ -25,8 +29,8 @@ if (( ${#missing[@]} )); then
 fi
 
 # Python peers written by others, used by the interop tests.
-python_packages=(grpcio grpcio-health-checking grpcio-tools pytest spiffe cryptography)
-if ! python3 -c "import grpc, grpc_health, grpc_tools, pytest, spiffe, cryptography" 2>/dev/null; then
+python_packages=(grpcio grpcio-health-checking grpcio-tools pytest spiffe cryptography nats-py)
+if ! python3 -c "import grpc, grpc_health, grpc_tools, pytest, spiffe, cryptography, nats" 2>/dev/null; then
     echo "bootstrap: installing Python packages ${python_packages[*]}"
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
 fi

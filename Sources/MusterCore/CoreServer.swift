@@ -15,13 +15,7 @@ public enum CoreServer {
         let (authority, bundle) = try RootCAStore(directory: directory + "/ca").loadOrCreate(trustDomain: configuration.trustDomain)
         let identity = CoreIdentity(trustDomain: configuration.trustDomain, authority: authority, bundle: bundle, advertise: configuration.advertise)
         let sealer = try TokenSealer.load(base64: configuration.tokenKeyBase64, file: configuration.tokenKeyFile ?? directory + "/token.key")
-        let store = Store(location: configuration.database, connections: configuration.databaseConnections, logger: logger)
-        do {
-            try await store.migrate()
-        } catch let error as StoreError {
-            await store.shutdown()
-            throw CoreError(.invalidConfiguration, "database \(configuration.database): \(error.message)")
-        }
+        let store = try await openStore(configuration, logger: logger)
         let tokenPath = directory + "/admin.token"
         if !FileManager.default.fileExists(atPath: tokenPath) {
             let token = try await OperatorTokens.mint(name: "admin", scopes: [.admin], createdBy: "system:setup", store: store)
@@ -29,6 +23,20 @@ public enum CoreServer {
             logger.notice("created the admin token (shown nowhere else)", metadata: ["path": "\(tokenPath)"])
         }
         return (store, identity, sealer)
+    }
+
+    /// The data directory and the migrated store, without the CA (enough for `token create`).
+    public static func openStore(_ configuration: CoreConfiguration, logger: Logger) async throws -> Store {
+        let directory = configuration.dataDirectory
+        do { try SecureFile.makeDirectory(directory) } catch { throw CoreError(.dataDirectory, "cannot create data directory \(directory): \(error)") }
+        let store = Store(location: configuration.database, connections: configuration.databaseConnections, logger: logger)
+        do {
+            try await store.migrate()
+        } catch let error as StoreError {
+            await store.shutdown()
+            throw CoreError(.invalidConfiguration, "database \(configuration.database): \(error.message)")
+        }
+        return store
     }
 
     public static func run(_ configuration: CoreConfiguration, logger: Logger) async throws {

@@ -47,6 +47,20 @@ extension PackageService {
 
         let audit = AuditRecord(at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.download", targetType: "package", targetID: id)
         let type = record.status == .created ? "package.delivered" : "package.downloaded"
+        do {
+            try await markDownloaded(id: id, event: type, at: now, audit: audit)
+        } catch let error as APIError where error.code == .conflict {
+            // Another download (here or on another replica) won the conditional update.
+            if try await store.package(id: id)?.downloadedAt != nil {
+                throw APIError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
+            }
+            throw error
+        }
+        logger.info("package downloaded", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
+        return ("muster-\(record.componentType.rawValue)-\(record.name).tar.gz", archive)
+    }
+
+    func markDownloaded(id: String, event type: String, at now: Int64, audit: AuditRecord) async throws {
         _ = try await transition(
             id: id, from: [.created, .delivered], event: type, at: now, audit: audit,
             set: [
@@ -56,8 +70,6 @@ extension PackageService {
             ],
             conditions: [SQLBinaryExpression(SQLIdentifier("downloaded_at"), .is, SQLLiteral.null)]
         )
-        logger.info("package downloaded", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
-        return ("muster-\(record.componentType.rawValue)-\(record.name).tar.gz", archive)
     }
 
     func archive(for record: PackageRecord, token: JoinToken) async throws -> [UInt8] {

@@ -39,7 +39,7 @@ struct Token: AsyncParsableCommand {
             let configuration = try options.resolve()
             var logger = makeLogger()
             logger.logLevel = .warning
-            let (store, _, _) = try await CoreServer.prepare(configuration, logger: logger)
+            let store = try await CoreServer.openStore(configuration, logger: logger)
             let token = try await OperatorTokens.mint(name: name, scopes: scopes, createdBy: "cli:muster-core", store: store)
             await store.shutdown()
             print(token)

@@ -11,6 +11,9 @@ public final class Store: Sendable {
     public let location: DatabaseLocation
     let logger: Logger
     private let pool: ConnectionPool
+    /// Where transactions run: the same pool on PostgreSQL; on SQLite one dedicated connection, since
+    /// SQLite has one writer at a time anyway and queueing here beats busy-waiting inside SQLite.
+    private let writers: ConnectionPool
 
     public var isPostgres: Bool { location.isPostgres }
 
@@ -21,6 +24,7 @@ public final class Store: Sendable {
         switch location {
         case .sqlite(let path):
             pool = ConnectionPool(maximum: min(connections, 4)) { try await Store.openSQLite(path: path, logger: logger) }
+            writers = ConnectionPool(maximum: 1) { try await Store.openSQLite(path: path, logger: logger) }
         case .postgres(let host, let port, let user, let password, let database):
             var configuration = PostgresConnection.Configuration(
                 host: host, port: port, username: user, password: password, database: database, tls: .disable
@@ -30,21 +34,25 @@ public final class Store: Sendable {
             pool = ConnectionPool(maximum: connections) {
                 try await Store.openPostgres(configuration: settings, logger: logger)
             }
+            writers = pool
         }
     }
 
     /// Closes every idle connection; calls after this fail with `unavailable`.
-    public func shutdown() async { await pool.shutdown() }
+    public func shutdown() async {
+        await pool.shutdown()
+        await writers.shutdown()
+    }
 
     /// Runs `body` on one connection outside a transaction (reads).
     public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withConnection { try await body($0) }
+        try await withConnection(from: pool) { try await body($0) }
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so concurrent writers queue instead of deadlocking.
     public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withConnection { sql in
+        try await withConnection(from: writers) { sql in
             try await sql.raw(isPostgres ? "BEGIN" : "BEGIN IMMEDIATE").run()
             let result: R
             do {
@@ -63,7 +71,7 @@ public final class Store: Sendable {
         try await read { try await $0.raw("SELECT 1").run() }
     }
 
-    private func withConnection<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+    private func withConnection<R: Sendable>(from pool: ConnectionPool, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         let connection: PooledConnection
         do {
             connection = try await pool.acquire()
@@ -84,12 +92,27 @@ public final class Store: Sendable {
     }
 }
 
+/// SQLite calls block a thread each; a pool of its own (more threads than connections) keeps a waiting
+/// reader from starving the writer that would release it.
+let sqliteThreads: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 8)
+    pool.start()
+    return pool
+}()
+
 extension Store {
     static func openSQLite(path: String, logger: Logger) async throws -> PooledConnection {
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let connection = try await SQLiteConnection.open(
+            storage: .file(path: path), threadPool: sqliteThreads, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any()
+        )
         let sql = connection.sql(queryLogLevel: nil)
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON"] {
-            try await sql.raw(SQLQueryString(pragma)).run()
+        do {
+            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
+                try await sql.raw(SQLQueryString(pragma)).run()
+            }
+        } catch {
+            try? await connection.close()
+            throw error
         }
         return PooledConnection(sql: sql, close: { try? await connection.close() }, isClosed: { connection.isClosed })
     }

@@ -36,7 +36,8 @@ public struct CoreAPI: Sendable {
 
     public func router() -> Router<CoreRequestContext> {
         let router = Router(context: CoreRequestContext.self)
-        router.add(middleware: ErrorMiddleware(metrics: metrics, logger: logger))
+        let routes = self.routes
+        router.add(middleware: ErrorMiddleware(metrics: metrics, logger: logger, templates: routes.map { ($0.method.rawValue, $0.path) }))
         for route in routes {
             router.on(RouterPath(route.path), method: route.method) { request, context in
                 var request = request

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MusterStore
+import NIOCore
 
 /// Turns every failure into `{"error": CODE, "message": TEXT}` with the matching status, and counts requests.
 /// Unexpected errors are logged here and answered 500 without internals.
@@ -9,6 +10,8 @@ struct ErrorMiddleware: RouterMiddleware {
     typealias Context = CoreRequestContext
     let metrics: CoreMetrics
     let logger: Logger
+    /// The route templates served, to tell "no such path" (404) from "not this method" (405).
+    let templates: [(method: String, path: String)]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
@@ -34,15 +37,27 @@ struct ErrorMiddleware: RouterMiddleware {
             return APIError(error)
         case let error as HTTPError:
             switch error.status {
-            case .notFound: return APIError(.notFound, "no such endpoint: \(request.method.rawValue) \(request.uri.path)")
+            case .notFound:
+                let allowed = templates.filter { Self.matches(template: $0.path, path: request.uri.path) }.map(\.method)
+                if !allowed.isEmpty {
+                    return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))")
+                }
+                return APIError(.notFound, "no such endpoint: \(request.method.rawValue) \(request.uri.path)")
             case .methodNotAllowed: return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
             case .contentTooLarge: return APIError(.tooLarge, "request body is larger than 64 KiB")
             default: return APIError(APIError.Code(name: "http_\(error.status.code)", status: error.status.code), error.body ?? error.status.reasonPhrase)
             }
+        case is NIOTooManyBytesError:
+            return APIError(.tooLarge, "request body is larger than 64 KiB")
         default:
             logger.error("unexpected error", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return APIError(.internalError, "internal error; see the Core log")
         }
+    }
+
+    static func matches(template: String, path: String) -> Bool {
+        let want = template.split(separator: "/"), have = path.split(separator: "/")
+        return want.count == have.count && zip(want, have).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
     }
 
     static func response(for error: APIError) -> Response {

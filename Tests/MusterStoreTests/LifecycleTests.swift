@@ -1,0 +1,156 @@
+@testable import MusterCore
+@testable import MusterStore
+import Foundation
+import MusterArchive
+
+import MusterIdentity
+
+import SQLKit
+import Testing
+
+@Suite("package lifecycle on each database")
+struct LifecycleTests {
+    @Test("migrations are versioned and idempotent, also when two replicas run them", arguments: Backend.available)
+    func migrations(backend: Backend) async throws {
+        let store = try await backend.makeStore()
+        let other = backend.sibling(of: store)
+        async let first: Void = store.migrate()
+        async let second: Void = other.migrate()
+        _ = try await (first, second)
+        #expect(try await store.schemaVersion() == Store.migrations.last!.version)
+        await other.shutdown(); await store.shutdown()
+    }
+
+    @Test("created → delivered → revoked, each with one audit row and one event; invalid moves are conflicts", arguments: Backend.available)
+    func transitions(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        let agent = try await h.agent("a1")
+        #expect(agent.status == "created")
+        #expect(agent.joinCommand?.contains("--ca-pin \(h.identity.caPin)") == true)
+        #expect(agent.joinCommand?.contains("mjt_") == false)
+
+        let (_, archive) = try await h.packages.download(id: agent.id, by: h.admin)
+        #expect(archive.count > 100)
+        #expect(try await h.packages.get(id: agent.id).status == "delivered")
+        await #expect(throws: APIError(.gone, "")) { try await h.packages.download(id: agent.id, by: h.admin) }
+
+        let revoked = try await h.packages.revoke(id: agent.id, reason: "lost laptop", by: h.admin)
+        #expect(revoked.status == "revoked" && revoked.revokeReason == "lost laptop" && revoked.revokedBy == "token:test")
+        await #expect(throws: APIError(.conflict, "")) { try await h.packages.revoke(id: agent.id, reason: nil, by: h.admin) }
+        await #expect(throws: APIError(.notFound, "")) { try await h.packages.revoke(id: "nope", reason: nil, by: h.admin) }
+
+        let audit = try await h.store.auditLog(AuditFilter(targetID: agent.id))
+        #expect(audit.items.map(\.action) == ["package.revoke", "package.download", "package.create"])
+        #expect(audit.items.allSatisfy { $0.sourceIP == "192.0.2.7" && $0.actor == "token:test" })
+        let events = try await h.store.events(after: 0, limit: 100).filter { $0.subject == agent.id }
+        #expect(events.map(\.type) == ["package.created", "package.delivered", "package.revoked"])
+        #expect(events.allSatisfy { !$0.payload.contains("mjt_") })
+        await h.store.shutdown()
+    }
+
+    @Test("two live packages cannot hold one SPIFFE ID; after revocation the name is free again", arguments: Backend.available)
+    func uniqueIdentity(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        let first = try await h.poller()
+        await #expect(throws: APIError(.conflict, "")) { try await h.poller() }
+        _ = try await h.packages.revoke(id: first.id, reason: nil, by: h.admin)
+        let second = try await h.poller()
+        #expect(second.id != first.id)
+        #expect(try await h.store.poller(named: "edge-1")?.packageID == second.id)
+        await h.store.shutdown()
+    }
+
+    @Test("agents need a live poller; names and poller fields are checked", arguments: Backend.available)
+    func refusals(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        await #expect(throws: APIError(.unprocessable, "")) { try await h.agent("a1", poller: "ghost") }
+        await #expect(throws: APIError(.badRequest, "")) { try await h.poller("Bad Name") }
+        await #expect(throws: APIError(.badRequest, "")) {
+            try await h.packages.create(PackageRequest(name: "a", componentType: .agent), by: h.admin)
+        }
+        #expect(try await h.store.listPackages(PackageFilter()).items.isEmpty)
+        await h.store.shutdown()
+    }
+
+    @Test("200 parallel redemptions of one token: exactly one wins, across two connection pools", arguments: Backend.available)
+    func parallelRedemption(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore(connections: 8))
+        let poller = try await h.poller()
+        let record = try #require(try await h.store.package(id: poller.id))
+        let replica = backend.sibling(of: h.store)
+        let stores = [h.store, replica]
+        let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for attempt in 0..<200 {
+                group.addTask {
+                    let store = stores[attempt % 2]
+                    let won = try await store.redeem(
+                        tokenHash: record.tokenHash, componentType: .poller, at: Clock.nowMillis(), fromIP: "198.51.100.\(attempt % 250)",
+                        spiffeID: record.spiffeID,
+                        audit: { AuditRecord(actor: "poller", sourceIP: $0.activatedFromIP, action: "package.activate", targetType: "package", targetID: $0.id) },
+                        event: { EventRecord(at: Clock.nowMillis(), type: "package.activated", subject: $0.id, payload: "{}") }
+                    )
+                    return won != nil
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(wins == 1)
+        #expect(try await h.store.package(id: poller.id)?.status == .activated)
+        let activations = try await h.store.auditLog(AuditFilter(action: "package.activate"))
+        #expect(activations.items.count == 1)
+        let reason = try await h.store.reasonForFailedRedemption(tokenHash: record.tokenHash, componentType: .poller, at: Clock.nowMillis())
+        #expect(reason.reason == "token already used")
+        await replica.shutdown(); await h.store.shutdown()
+    }
+
+    @Test("the reaper expires only due Created/Delivered packages, with audit rows and events", arguments: Backend.available)
+    func reaper(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller(ttl: 3600)
+        let short = try await h.agent("a1", ttl: 60)
+        let delivered = try await h.agent("a2", ttl: 60)
+        _ = try await h.packages.download(id: delivered.id, by: h.admin)
+        let revoked = try await h.agent("a3", ttl: 60)
+        _ = try await h.packages.revoke(id: revoked.id, reason: nil, by: h.admin)
+
+        let reaper = Reaper(packages: h.packages, interval: 60, logger: Backend.logger)
+        #expect(try await reaper.sweep(at: Clock.nowMillis()) == 0)
+        let later = Clock.nowMillis() + 120_000
+        #expect(try await reaper.sweep(at: later) == 2)
+        #expect(try await reaper.sweep(at: later) == 0)
+        #expect(try await h.packages.get(id: short.id).status == "expired")
+        #expect(try await h.packages.get(id: delivered.id).status == "expired")
+        #expect(try await h.packages.get(id: revoked.id).status == "revoked")
+        #expect(try await h.store.package(id: short.id)?.tokenCiphertext == nil)
+        #expect(try await h.store.auditLog(AuditFilter(actor: "system:reaper")).items.count == 2)
+        await #expect(throws: APIError(.conflict, "")) { try await h.packages.download(id: short.id, by: h.admin) }
+        await h.store.shutdown()
+    }
+
+    @Test("lists filter and page by cursor without gaps or repeats", arguments: Backend.available)
+    func paging(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        for index in 0..<25 { try await h.agent("agent-\(index)") }
+        var seen: [String] = []
+        var cursor: PageCursor?
+        repeat {
+            let page = try await h.store.listPackages(PackageFilter(componentType: .agent, limit: 7, cursor: cursor))
+            seen += page.items.map(\.name)
+            cursor = try page.nextCursor.map(PageCursor.init(token:))
+        } while cursor != nil
+        #expect(seen.count == 25 && Set(seen).count == 25)
+        #expect(try await h.store.listPackages(PackageFilter(componentType: .poller)).items.count == 1)
+        #expect(try await h.store.listPackages(PackageFilter(pollerName: "edge-1", limit: 1000)).items.count == 25)
+        #expect(throws: StoreError(.invalid, "")) { try PageCursor(token: "garbage!") }
+        await h.store.shutdown()
+    }
+
+    @Test("an unreachable PostgreSQL is 'unavailable', not a crash or a hang")
+    func unreachable() async throws {
+        let store = Store(location: .postgres(host: "127.0.0.1", port: 1, user: "x", password: nil, database: "x"), logger: Backend.logger)
+        await #expect(throws: StoreError(.unavailable, "")) { try await store.ping() }
+        await store.shutdown()
+    }
+}
