@@ -9,13 +9,14 @@ import X509
 /// Core's gRPC endpoint for pollers: TLS with Core's own SVID (`spiffe://TD/muster/core`, DNS/IP SANs for
 /// the advertised host), client certificates optional (pollers attest with a join token before they hold
 /// one), Health, and the SVID renewed at half-life.
-public struct CoreGRPC: Service {
+public struct CoreGRPC: Service, CustomStringConvertible {
     public let server: GRPCServer
     let certificates: ServerCertificates
     let health: HealthService
     let identity: CoreIdentity
     let lifetime: TimeInterval
     let logger: Logger
+    public var description: String { "CoreGRPC(port \(server.port))" }
 
     public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, logger: Logger) throws {
         let health = HealthService()

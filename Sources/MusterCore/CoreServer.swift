@@ -62,7 +62,9 @@ public enum CoreServer {
         var services: [any Service] = [app, grpc, Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger)]
         if let nats = configuration.natsURL {
             _ = try NATSPublisher.parse(nats)
-            services.append(NATSPublisher(url: nats, hub: hub, metrics: metrics, logger: logger))
+            let publisher = NATSPublisher(url: nats, hub: hub, metrics: metrics, logger: logger)
+            try await publisher.prepareCursor()
+            services.append(publisher)
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -8,12 +8,13 @@ import ServiceLifecycle
 /// Publishes the events outbox to NATS as `muster.events.<type>`, in id order, at least once: a batch is
 /// confirmed by PING/PONG before the shared cursor moves, so a crash re-sends rather than drops. Each
 /// message carries its event id so subscribers can drop a repeat.
-public struct NATSPublisher: Service {
+public struct NATSPublisher: Service, CustomStringConvertible {
     let url: String
     let hub: EventHub
     let metrics: CoreMetrics
     let logger: Logger
     static let cursorName = "nats"
+    public var description: String { "NATSPublisher(\(url))" }
 
     public init(url: String, hub: EventHub, metrics: CoreMetrics, logger: Logger) {
         self.url = url
@@ -63,7 +64,7 @@ public struct NATSPublisher: Service {
             try await outbound.write(ByteBuffer(string: #"CONNECT {"verbose":false,"pedantic":false,"name":"muster-core","lang":"swift","version":"1","protocol":1}"# + "\r\n"))
             logger.info("NATS publisher connected", metadata: ["url": "\(url)"])
             connected()
-            var cursor = try await startCursor()
+            var cursor = try await hub.store.eventCursor(Self.cursorName)
             while !Task.isCancelled {
                 let events = try await hub.next(after: cursor)
                 guard let last = events.last?.id else { continue }
@@ -74,7 +75,9 @@ public struct NATSPublisher: Service {
                 }
                 buffer.writeString("PING\r\n")
                 try await outbound.write(buffer)
+                logger.debug("NATS batch sent", metadata: ["count": "\(events.count)", "last": "\(last)"])
                 try await awaitPong(&lines, outbound: outbound)
+                logger.debug("NATS batch confirmed", metadata: ["last": "\(last)"])
                 metrics.eventsPublished.increment(by: Int64(events.count))
                 if try await hub.store.advanceEventCursor(Self.cursorName, from: cursor, to: last) {
                     cursor = last
@@ -94,13 +97,12 @@ public struct NATSPublisher: Service {
         throw CoreError(.invalidConfiguration, "NATS closed the connection")
     }
 
-    /// A fresh install starts at the newest event; after that the shared cursor says where to resume.
-    private func startCursor() async throws -> Int64 {
-        let stored = try await hub.store.eventCursor(Self.cursorName)
-        if stored > 0 { return stored }
-        let newest = try await hub.store.lastEventID()
-        _ = try await hub.store.advanceEventCursor(Self.cursorName, from: 0, to: newest)
-        return try await hub.store.eventCursor(Self.cursorName)
+    /// Called once before Core serves: with no cursor yet, publishing starts at the newest event, so an
+    /// install that turns NATS on later does not replay its whole history; every event after that is sent.
+    public func prepareCursor() async throws {
+        if try await hub.store.eventCursor(Self.cursorName) == 0 {
+            _ = try await hub.store.advanceEventCursor(Self.cursorName, from: 0, to: try await hub.store.lastEventID())
+        }
     }
 
     static func message(_ event: EventRecord) -> String {
@@ -113,11 +115,11 @@ struct NATSLineDecoder: ByteToMessageDecoder {
     typealias InboundOut = String
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let end = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { return .needMoreData }
-        let length = end - buffer.readerIndex + 1
-        guard var line = buffer.readString(length: length) else { return .needMoreData }
-        while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
-        context.fireChannelRead(wrapInboundOut(line))
+        guard let offset = buffer.withUnsafeReadableBytes({ $0.firstIndex(of: UInt8(ascii: "\n")) }) else { return .needMoreData }
+        guard let bytes = buffer.readBytes(length: offset + 1) else { return .needMoreData }
+        // Byte-wise: "\r\n" is one Character in Swift, so string suffix checks would miss it.
+        let line = bytes.dropLast().last == 13 ? bytes.dropLast(2) : bytes.dropLast()
+        context.fireChannelRead(wrapInboundOut(String(decoding: line, as: UTF8.self)))
         return .continue
     }
 }

@@ -5,10 +5,11 @@ import ServiceLifecycle
 
 /// Expires Created/Delivered packages past their TTL, every `interval`, in batches: each pass reads only
 /// the expired rows through the (status, expires_at) index.
-public struct Reaper: Service {
+public struct Reaper: Service, CustomStringConvertible {
     let packages: PackageService
     let interval: TimeInterval
     let logger: Logger
+    public var description: String { "Reaper(every \(interval) s)" }
 
     public init(packages: PackageService, interval: TimeInterval, logger: Logger) {
         self.packages = packages

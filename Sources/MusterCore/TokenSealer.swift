@@ -4,11 +4,16 @@ import MusterIdentity
 
 /// Seals clear join tokens at rest with AES-256-GCM; the package id is the associated data, so a sealed
 /// token copied onto another package row does not open.
-public struct TokenSealer: Sendable {
+public struct TokenSealer: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     private let keyBytes: [UInt8]
     private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
 
     public init(key: SymmetricKey) { self.keyBytes = key.withUnsafeBytes { Array($0) } }
+
+    // The key never prints, not even through reflection (a service's fields can end up in a debug log).
+    public var description: String { "TokenSealer(AES-256-GCM, key redacted)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["key": "redacted"]) }
 
     /// The key from `base64` if given, else from `file`; creates the file (0600, 32 random bytes) if missing.
     public static func load(base64: String?, file: String) throws -> TokenSealer {

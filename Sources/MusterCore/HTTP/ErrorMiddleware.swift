@@ -47,6 +47,9 @@ struct ErrorMiddleware: RouterMiddleware {
             case .contentTooLarge: return APIError(.tooLarge, "request body is larger than 64 KiB")
             default: return APIError(APIError.Code(name: "http_\(error.status.code)", status: error.status.code), error.body ?? error.status.reasonPhrase)
             }
+        case let error as CoreError where error.code == .secrets:
+            logger.error("cannot open a sealed token", metadata: ["error": "\(error.message)"])
+            return APIError(.internalError, error.message + "; Core replicas must share one token key (MUSTER_TOKEN_KEY or DATA_DIR/token.key)")
         case is NIOTooManyBytesError:
             return APIError(.tooLarge, "request body is larger than 64 KiB")
         default:

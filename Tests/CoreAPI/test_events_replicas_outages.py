@@ -1,0 +1,133 @@
+"""NATS, two Core replicas on one PostgreSQL, the database going away and coming back."""
+import asyncio
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import PG_URL, ROOT, Core, free_port, new_postgres_database, open_archive
+
+needs_postgres = pytest.mark.skipif(not PG_URL, reason="MUSTER_TEST_POSTGRES_URL not set (scripts/test.sh starts one)")
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    yield f"nats://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_a_nats_subscriber_receives_each_event(nats_server):
+    import nats
+
+    received = []
+
+    async def subscribe_and_act():
+        client = await nats.connect(nats_server)
+        subscription = await client.subscribe("muster.events.>")
+        await client.flush()
+        core = Core(extra=["--nats", nats_server, "--create-rate-limit", "1000"])
+        try:
+            loop = asyncio.get_running_loop()
+            poller = await loop.run_in_executor(None, lambda: core.create("edge-1", "poller").json())
+            agent = await loop.run_in_executor(None, lambda: core.create("a1").json())
+            await loop.run_in_executor(None, lambda: open_archive(core.api("GET", f"/api/edge-packages/{agent['id']}/download").body))
+            await loop.run_in_executor(None, lambda: core.api("POST", f"/api/edge-packages/{agent['id']}/revoke"))
+            deadline = time.time() + 15
+            while len(received) < 4 and time.time() < deadline:
+                try:
+                    message = await subscription.next_msg(timeout=1)
+                except nats.errors.TimeoutError:
+                    continue
+                received.append((message.subject, json.loads(message.data)))
+            return poller, agent
+        finally:
+            core.stop()
+            await client.close()
+
+    poller, agent = asyncio.run(subscribe_and_act())
+    assert [subject for subject, _ in received] == [
+        "muster.events.package.created", "muster.events.package.created",
+        "muster.events.package.delivered", "muster.events.package.revoked",
+    ]
+    ids = [body["id"] for _, body in received]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert received[0][1]["subject"] == poller["id"] and received[3][1]["data"]["status"] == "revoked"
+    assert all("mjt_" not in json.dumps(body) for _, body in received)
+
+
+@needs_postgres
+def test_two_core_replicas_share_one_postgres():
+    database = new_postgres_database()
+    a = Core(database=database, extra=["--create-rate-limit", "1000"])
+    # Replicas share the CA and the token key (one data dir's ca/ and token.key, as a mounted secret would).
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="muster-replica-"))
+    shutil.copytree(a.data_dir / "ca", shared / "ca")
+    shutil.copy2(a.data_dir / "token.key", shared / "token.key")
+    b = Core(data_dir=shared, database=database, extra=["--create-rate-limit", "1000"])
+    try:
+        assert a.create("edge-1", "poller").status == 201
+        package = b.create("a1").json()
+        assert a.api("GET", f"/api/edge-packages/{package['id']}").json()["name"] == "a1"
+        same = b.create("edge-1", "poller")
+        assert same.status == 409
+        results = []
+
+        def grab(core):
+            results.append(core.api("GET", f"/api/edge-packages/{package['id']}/download"))
+
+        threads = [threading.Thread(target=grab, args=((a, b)[i % 2],)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status for r in results) == [200] + [410] * 19
+        open_archive(next(r.body for r in results if r.status == 200))
+        # Events written by A reach an SSE reader on B.
+        from test_lifecycle import read_events
+        events = read_events(b, after=0, count=3)
+        assert [e[1] for e in events] == ["package.created", "package.created", "package.delivered"]
+        assert [e[0] for e in events] == sorted(e[0] for e in events)
+    finally:
+        a.stop()
+        b.stop()
+
+
+@needs_postgres
+def test_database_down_is_503_and_core_recovers_by_itself():
+    database = new_postgres_database()
+    core = Core(database=database, extra=["--create-rate-limit", "1000"])
+    script = str(ROOT / "scripts/test-postgres.sh")
+    try:
+        assert core.create("edge-1", "poller").status == 201
+        subprocess.run([script, "stop"], check=True)
+        try:
+            listing = core.api("GET", "/api/edge-packages")
+            assert listing.status == 503 and listing.json()["error"] == "unavailable"
+            assert "database" in listing.json()["message"]
+            created = core.create("a1")
+            assert created.status == 503
+            ready = core.request("GET", "/readyz")
+            assert ready.status == 503 and ready.json()["error"] == "unavailable"
+            assert core.request("GET", "/healthz").status == 200
+        finally:
+            subprocess.run([script, "start-again"], check=True)
+        deadline = time.time() + 30
+        while core.request("GET", "/readyz").status != 200:
+            assert time.time() < deadline, "Core did not become ready after the database returned"
+            time.sleep(0.3)
+        names = [i["name"] for i in core.api("GET", "/api/edge-packages").json()["items"]]
+        assert names == ["edge-1"], "a request made while the database was down left something behind"
+        assert core.create("a1").status == 201
+        assert core.process.poll() is None
+    finally:
+        core.stop()
