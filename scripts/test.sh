@@ -19,7 +19,9 @@ swift test --skip-build
 
 echo "== black-box and interop tests (Python peers, real processes)"
 export MUSTER_BIN_DIR="$(swift build --show-bin-path)"
-python3 -m pytest -q Tests/Interop Tests/CoreAPI
+# Separate runs: each suite has its own conftest module.
+python3 -m pytest -q Tests/CoreAPI
+python3 -m pytest -q Tests/Interop
 
 if [[ "${MUSTER_SKIP_SANITIZERS:-0}" != 1 ]]; then
     # MUSTER_BRIDGE_ONLY makes the manifest declare just the bridge and identity modules.
