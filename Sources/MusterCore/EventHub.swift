@@ -29,11 +29,22 @@ public final class EventHub: Sendable {
         let interval = pollInterval
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                await withCheckedContinuation { continuation in waiters.withLock { $0[id] = continuation } }
+                // Registration and cancellation may race; whichever comes second resumes the continuation.
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let cancelled = waiters.withLock { waiters -> Bool in
+                            if Task.isCancelled { return true }
+                            waiters[id] = continuation
+                            return false
+                        }
+                        if cancelled { continuation.resume() }
+                    }
+                } onCancel: {
+                    waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+                }
             }
             group.addTask { try? await Task.sleep(for: interval) }
             await group.next()
-            if let pending = waiters.withLock({ $0.removeValue(forKey: id) }) { pending.resume() }
             group.cancelAll()
         }
     }
