@@ -109,7 +109,7 @@ if !bridgeOnly {
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                x509, crypto, logging,
+                x509, crypto, asn1, logging,
             ]
         ),
         .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterStore", "MusterIdentity", argumentParser, logging]),

@@ -18,13 +18,13 @@ public struct CoreGRPC: Service, CustomStringConvertible {
     let logger: Logger
     public var description: String { "CoreGRPC(port \(server.port))" }
 
-    public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, logger: Logger) throws {
+    public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, services: [any GRPCService] = [], logger: Logger) throws {
         let health = HealthService()
         health.setStatus(.serving, for: "muster.onboarding.v1.CoreOnboarding")
         let certificates = ServerCertificates(identity: try Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem())
         self.server = try GRPCServer(
             configuration: .init(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional)),
-            services: [health], logger: logger
+            services: [health] + services, logger: logger
         )
         self.certificates = certificates
         self.health = health

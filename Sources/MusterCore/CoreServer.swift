@@ -43,7 +43,8 @@ public enum CoreServer {
         let (store, identity, sealer) = try await prepare(configuration, logger: logger)
         let metrics = CoreMetrics()
         let hub = EventHub(store: store)
-        let packages = PackageService(store: store, sealer: sealer, identity: identity, events: hub, metrics: metrics, logger: logger)
+        let packages = PackageService(store: store, sealer: sealer, identity: identity, events: hub, metrics: metrics, logger: logger,
+                                      leafTTL: configuration.leafTTL)
         let api = CoreAPI(packages: packages, hub: hub, metrics: metrics, limiter: RateLimiter(perMinute: configuration.createRatePerMinute),
                           identity: identity, logger: logger)
         let (host, port) = try HostPort.parse(configuration.httpListen)
@@ -55,7 +56,8 @@ public enum CoreServer {
             },
             logger: logger
         )
-        let grpc = try CoreGRPC(listen: configuration.grpcListen, identity: identity, lifetime: configuration.leafTTL, logger: logger)
+        let grpc = try CoreGRPC(listen: configuration.grpcListen, identity: identity, lifetime: configuration.leafTTL,
+                                services: [CoreOnboardingService(packages: packages)], logger: logger)
         logger.notice("gRPC listening", metadata: ["port": "\(grpc.server.port)", "advertise": "\(configuration.advertise)",
                                                    "trust_domain": "\(identity.trustDomain)", "ca_pin": "\(identity.caPin)",
                                                    "database": "\(configuration.database)"])

@@ -37,8 +37,12 @@ public struct PackageService: Sendable {
     let events: EventHub
     let metrics: CoreMetrics
     let logger: Logger
+    /// Lifetime of the leaf SVIDs Core issues (pollers').
+    let leafTTL: TimeInterval
 
-    public init(store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics, logger: Logger) {
+    public init(store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics, logger: Logger,
+                leafTTL: TimeInterval = 3600) {
+        self.leafTTL = leafTTL
         self.store = store
         self.sealer = sealer
         self.identity = identity

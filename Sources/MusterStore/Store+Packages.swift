@@ -77,6 +77,13 @@ extension Store {
         }
     }
 
+    public func packageByTokenHash(_ hash: String) async throws -> PackageRecord? {
+        try await read { sql in
+            try await sql.select().column("*").from("packages").where("token_hash", .equal, hash)
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+        }
+    }
+
     /// A live package of type poller with this name, if any (agents and checkers name their poller).
     public func livePoller(named name: String) async throws -> PackageRecord? {
         try await read { sql in

@@ -1,0 +1,43 @@
+import Foundation
+import MusterGRPC
+import MusterProto
+import SwiftASN1
+import X509
+
+/// `muster.onboarding.v1.CoreOnboarding` on Core's gRPC port. This version serves `AttestPoller`;
+/// `RenewPoller`, `WatchPackages` and `ReportActivations` answer UNIMPLEMENTED until the relay lands.
+public struct CoreOnboardingService: GRPCService {
+    let packages: PackageService
+
+    public init(packages: PackageService) { self.packages = packages }
+
+    public func register(with router: inout GRPCRouter) {
+        router.unary("/muster.onboarding.v1.CoreOnboarding/AttestPoller", Muster_Onboarding_V1_AttestPollerRequest.self) { request, context in
+            do {
+                let result = try await packages.attestPoller(
+                    token: request.joinToken, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr),
+                    advertise: request.advertiseAddress, from: context.peerIP
+                )
+                var response = Muster_Onboarding_V1_AttestPollerResponse()
+                response.spiffeID = result.package.spiffeID
+                response.trustDomain = packages.identity.trustDomain
+                response.svidChain = try result.svidChain.map(Self.der)
+                response.caChain = try result.caChain.map(Self.der)
+                response.bundle = try packages.identity.bundle.roots.map(Self.der)
+                return response
+            } catch let error as RPCError {
+                throw error
+            } catch let error as APIError where error.code == .unavailable {
+                throw RPCError(code: .unavailable, message: error.message)
+            } catch {
+                throw RPCError(code: .unavailable, message: "Core cannot complete the attestation now; the token was not spent if the call failed before activation")
+            }
+        }
+    }
+
+    static func der(_ certificate: Certificate) throws -> Data {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        return Data(serializer.serializedBytes)
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import MusterGRPC
+import MusterIdentity
+import MusterStore
+import SwiftASN1
+import X509
+
+/// What a successful poller attestation hands back.
+public struct PollerAttestation: Sendable {
+    public let package: PackageRecord
+    public let svidChain: [Certificate]
+    public let caChain: [Certificate]
+}
+
+extension PackageService {
+    /// The one answer for every refused token, so the wire does not tell unknown from used, expired or
+    /// revoked; the audit row keeps the real reason.
+    static let refusedToken = RPCError(code: .unauthenticated, message: "join token not accepted (unknown, already used, expired or revoked)")
+
+    /// Redeems a poller package's join token for the poller's SVID and downstream CA. The CSRs are checked
+    /// and both certificates issued before the token is spent, so a bad request never burns it; the
+    /// redemption itself is one conditional update, so of any number of concurrent callers (on any replica)
+    /// exactly one succeeds.
+    public func attestPoller(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String, from ip: String) async throws -> PollerAttestation {
+        let now = Clock.nowMillis()
+        guard let token = try? JoinToken(parsing: text) else {
+            try await refuse(reason: "malformed token", packageID: nil, ip: ip, at: now)
+        }
+        let svidKey: Certificate.PublicKey, caKey: Certificate.PublicKey
+        do {
+            svidKey = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
+            caKey = try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
+        }
+        var dnsNames: [String] = [], ipAddresses: [String] = []
+        if !advertise.isEmpty {
+            guard let host = try? HostPort.parse(advertise).host, !host.isEmpty else {
+                throw RPCError(code: .invalidArgument, message: "advertise_address must be host:port")
+            }
+            if host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) { ipAddresses = [host] } else { dnsNames = [host] }
+        }
+        let hash = Self.hex(token.hash)
+        guard let pending = try await store.packageByTokenHash(hash), pending.componentType == .poller,
+              let spiffeID = try? SPIFFEID(parsing: pending.spiffeID)
+        else {
+            let reason = try await store.reasonForFailedRedemption(tokenHash: hash, componentType: .poller, at: now)
+            try await refuse(reason: reason.reason, packageID: reason.packageID, ip: ip, at: now)
+        }
+        let authority = identity.authority
+        let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
+        let ca = try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: caKey, lifetime: 24 * 3600)
+
+        let won = try await store.redeem(
+            tokenHash: hash, componentType: .poller, at: now, fromIP: ip, spiffeID: spiffeID.description,
+            audit: { AuditRecord(at: now, actor: "poller:\($0.name)", sourceIP: ip, action: "package.activate", targetType: "package",
+                                 targetID: $0.id, details: ["svid_serial": "\(svid.serialNumber)", "ca_serial": "\(ca.serialNumber)"]) },
+            event: { Self.eventOrEmpty("package.activated", PackageView($0, joinCommand: nil), at: now) }
+        )
+        guard let won else {
+            let reason = try await store.reasonForFailedRedemption(tokenHash: hash, componentType: .poller, at: now)
+            try await refuse(reason: reason.reason, packageID: reason.packageID, ip: ip, at: now)
+        }
+        events.ring()
+        metrics.redemptions.increment()
+        metrics.packageTransition("activated", type: .poller)
+        try await store.recordIssued(serial: "\(svid.serialNumber)", spiffeID: spiffeID.description, packageID: won.id, kind: "svid",
+                                     issuedAt: now, notAfter: Clock.millis(svid.notValidAfter))
+        try await store.recordIssued(serial: "\(ca.serialNumber)", spiffeID: spiffeID.description, packageID: won.id, kind: "ca",
+                                     issuedAt: now, notAfter: Clock.millis(ca.notValidAfter))
+        try await store.touchPoller(named: won.name, at: now, from: ip, status: "active", advertise: advertise.isEmpty ? nil : advertise)
+        logger.notice("poller attested", metadata: ["package": "\(won.id)", "spiffe_id": "\(spiffeID)", "from": "\(ip)"])
+        return PollerAttestation(package: won, svidChain: authority.presentedChain(for: svid), caChain: authority.presentedChain(for: ca))
+    }
+
+    private func refuse(reason: String, packageID: String?, ip: String, at now: Int64) async throws -> Never {
+        metrics.refusedRedemptions.increment()
+        try? await store.audit(AuditRecord(at: now, actor: "anonymous", sourceIP: ip, action: "package.activate", targetType: "package",
+                                           targetID: packageID, outcome: "denied", reason: reason))
+        throw Self.refusedToken
+    }
+}
