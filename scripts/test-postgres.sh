@@ -7,7 +7,7 @@
 #   scripts/test-postgres.sh stop|start-again
 set -euo pipefail
 PORT="${MUSTER_TEST_PG_PORT:-55432}"
-DIR="${MUSTER_TEST_PGDATA:-/tmp/muster-test-pg}"
+DIR="${MUSTER_TEST_PGDATA:-/tmp/muster-test-pg-$PORT}"
 BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 

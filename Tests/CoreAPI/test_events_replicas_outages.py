@@ -107,6 +107,8 @@ def test_database_down_is_503_and_core_recovers_by_itself():
     database = new_postgres_database()
     core = Core(database=database, extra=["--create-rate-limit", "1000"])
     script = str(ROOT / "scripts/test-postgres.sh")
+    # Stop and restart exactly the server this run uses (its port decides its directory).
+    os.environ["MUSTER_TEST_PG_PORT"] = PG_URL.rsplit(":", 1)[1].split("/")[0]
     try:
         assert core.create("edge-1", "poller").status == 201
         subprocess.run([script, "stop"], check=True)
