@@ -3,6 +3,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,6 +122,15 @@ class Core:
         if component_type != "poller":
             body.setdefault("poller_id", "edge-1")
         return self.api("POST", "/api/edge-packages", body)
+
+
+def replica_pair(database):
+    """Two Core processes on one PostgreSQL database, sharing the CA and the token key as replicas must."""
+    first = Core(database=database, extra=["--create-rate-limit", "1000"])
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="muster-replica-"))
+    shutil.copytree(first.data_dir / "ca", shared / "ca")
+    shutil.copy2(first.data_dir / "token.key", shared / "token.key")
+    return first, Core(data_dir=shared, database=database, extra=["--create-rate-limit", "1000"])
 
 
 def open_archive(body):

@@ -1,7 +1,6 @@
 """CoreOnboarding.AttestPoller from grpcio: one token, 200 parallel redemptions over two Core processes on
 one PostgreSQL, exactly one winner; the winner's SVID and CA checked by openssl."""
 import pathlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import PG_URL, ROOT, Core, new_postgres_database, open_archive
+from conftest import PG_URL, ROOT, new_postgres_database, open_archive, replica_pair
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +101,7 @@ def test_attest_poller_bad_input_and_reuse(sqlite_core, onboarding):
 def test_200_parallel_redemptions_over_two_core_processes_one_wins(onboarding):
     pb2, pb2_grpc = onboarding
     database = new_postgres_database()
-    a = Core(database=database, extra=["--create-rate-limit", "1000"])
-    shared = pathlib.Path(tempfile.mkdtemp(prefix="muster-replica-"))
-    shutil.copytree(a.data_dir / "ca", shared / "ca")
-    shutil.copy2(a.data_dir / "token.key", shared / "token.key")
-    b = Core(data_dir=shared, database=database, extra=["--create-rate-limit", "1000"])
+    a, b = replica_pair(database)
     try:
         package, token = poller_token(a)
         channels = [stub_for(core, pb2_grpc) for core in (a, b)]

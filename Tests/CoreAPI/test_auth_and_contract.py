@@ -1,7 +1,6 @@
 """Auth matrix over every endpoint, the OpenAPI document against the served routes, health and metrics."""
 import json
 
-import pytest
 
 # method, path, scope needed (None: public), body
 ENDPOINTS = [

@@ -2,16 +2,13 @@
 import asyncio
 import json
 import os
-import pathlib
-import shutil
-import tempfile
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import PG_URL, ROOT, Core, free_port, new_postgres_database, open_archive
+from conftest import PG_URL, ROOT, Core, free_port, new_postgres_database, open_archive, replica_pair
 
 needs_postgres = pytest.mark.skipif(not PG_URL, reason="MUSTER_TEST_POSTGRES_URL not set (scripts/test.sh starts one)")
 
@@ -68,12 +65,7 @@ def test_a_nats_subscriber_receives_each_event(nats_server):
 @needs_postgres
 def test_two_core_replicas_share_one_postgres():
     database = new_postgres_database()
-    a = Core(database=database, extra=["--create-rate-limit", "1000"])
-    # Replicas share the CA and the token key (one data dir's ca/ and token.key, as a mounted secret would).
-    shared = pathlib.Path(tempfile.mkdtemp(prefix="muster-replica-"))
-    shutil.copytree(a.data_dir / "ca", shared / "ca")
-    shutil.copy2(a.data_dir / "token.key", shared / "token.key")
-    b = Core(data_dir=shared, database=database, extra=["--create-rate-limit", "1000"])
+    a, b = replica_pair(database)
     try:
         assert a.create("edge-1", "poller").status == 201
         package = b.create("a1").json()
