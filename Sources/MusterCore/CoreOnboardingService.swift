@@ -30,7 +30,9 @@ public struct CoreOnboardingService: GRPCService {
             } catch let error as APIError where error.code == .unavailable {
                 throw RPCError(code: .unavailable, message: error.message)
             } catch {
-                throw RPCError(code: .unavailable, message: "Core cannot complete the attestation now; the token was not spent if the call failed before activation")
+                // Redemption, certificate records and the poller's state commit together, so a failure
+                // here leaves the token unspent and the poller may retry.
+                throw RPCError(code: .unavailable, message: "Core cannot complete the attestation now; the token was not spent, retry")
             }
         }
     }

@@ -53,6 +53,9 @@ extension PackageService {
 
         let won = try await store.redeem(
             tokenHash: hash, componentType: .poller, at: now, fromIP: ip, spiffeID: spiffeID.description,
+            issued: [IssuedCertificate(serial: "\(svid.serialNumber)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter)),
+                     IssuedCertificate(serial: "\(ca.serialNumber)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))],
+            advertise: advertise.isEmpty ? nil : advertise,
             audit: { AuditRecord(at: now, actor: "poller:\($0.name)", sourceIP: ip, action: "package.activate", targetType: "package",
                                  targetID: $0.id, details: ["svid_serial": "\(svid.serialNumber)", "ca_serial": "\(ca.serialNumber)"]) },
             event: { Self.eventOrEmpty("package.activated", PackageView($0, joinCommand: nil), at: now) }
@@ -64,11 +67,6 @@ extension PackageService {
         events.ring()
         metrics.redemptions.increment()
         metrics.packageTransition("activated", type: .poller)
-        try await store.recordIssued(serial: "\(svid.serialNumber)", spiffeID: spiffeID.description, packageID: won.id, kind: "svid",
-                                     issuedAt: now, notAfter: Clock.millis(svid.notValidAfter))
-        try await store.recordIssued(serial: "\(ca.serialNumber)", spiffeID: spiffeID.description, packageID: won.id, kind: "ca",
-                                     issuedAt: now, notAfter: Clock.millis(ca.notValidAfter))
-        try await store.touchPoller(named: won.name, at: now, from: ip, status: "active", advertise: advertise.isEmpty ? nil : advertise)
         logger.notice("poller attested", metadata: ["package": "\(won.id)", "spiffe_id": "\(spiffeID)", "from": "\(ip)"])
         return PollerAttestation(package: won, svidChain: authority.presentedChain(for: svid), caChain: authority.presentedChain(for: ca))
     }

@@ -129,15 +129,4 @@ extension Store {
             try await update.where("name", .equal, name).run()
         }
     }
-
-    /// Records a certificate Core issued, so it can be listed and revoked by serial.
-    public func recordIssued(serial: String, spiffeID: String, packageID: String?, kind: String, issuedAt: Int64, notAfter: Int64) async throws {
-        try await transaction { sql in
-            try await sql.insert(into: "issued_identities")
-                .columns("serial", "spiffe_id", "package_id", "kind", "issued_at", "not_after")
-                .values(SQLBind(serial), SQLBind(spiffeID), packageID.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
-                        SQLBind(kind), SQLBind(issuedAt), SQLBind(notAfter))
-                .run()
-        }
-    }
 }

@@ -50,6 +50,20 @@ public struct Page<Item: Sendable>: Sendable {
 
 let rowDecoder = SQLRowDecoder()
 
+/// A certificate issued on redemption, recorded by serial so it can be listed and revoked.
+public struct IssuedCertificate: Sendable, Equatable {
+    public let serial: String
+    /// `svid` or `ca`.
+    public let kind: String
+    public let notAfter: Int64
+
+    public init(serial: String, kind: String, notAfter: Int64) {
+        self.serial = serial
+        self.kind = kind
+        self.notAfter = notAfter
+    }
+}
+
 extension Store {
     /// Stores a new package (and, for a poller, its pending poller row) with its audit row and event.
     public func createPackage(_ package: PackageRecord, audit: AuditRecord, event: EventRecord) async throws {
@@ -160,6 +174,7 @@ extension Store {
     /// the caller; `reasonForFailedRedemption` tells the audit log which).
     public func redeem(
         tokenHash: String, componentType: ComponentType, at now: Int64, fromIP: String?, spiffeID: String?,
+        issued: [IssuedCertificate] = [], advertise: String? = nil,
         audit: @escaping @Sendable (PackageRecord) -> AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord
     ) async throws -> PackageRecord? {
         try await transaction { [isPostgres] sql in
@@ -174,7 +189,22 @@ extension Store {
                 .where("expires_at", .greaterThan, now)
                 .returning(SQLLiteral.all)
                 .first(decoding: PackageRecord.self, with: rowDecoder)
-            if let won { try await Store.append(audit: audit(won), event: event(won), in: sql, isPostgres: isPostgres) }
+            guard let won else { return nil }
+            // In the same transaction: the certificates handed out, and the poller now active.
+            for certificate in issued {
+                try await sql.insert(into: "issued_identities")
+                    .columns("serial", "spiffe_id", "package_id", "kind", "issued_at", "not_after")
+                    .values(SQLBind(certificate.serial), SQLBind(won.spiffeID), SQLBind(won.id), SQLBind(certificate.kind),
+                            SQLBind(now), SQLBind(certificate.notAfter))
+                    .run()
+            }
+            if won.componentType == .poller {
+                var update = sql.update("pollers").set("status", to: "active").set("last_contact_at", to: now)
+                    .set("last_contact_from", to: fromIP.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
+                if let advertise { update = update.set("advertise_address", to: advertise) }
+                try await update.where("name", .equal, won.name).where("package_id", .equal, won.id).run()
+            }
+            try await Store.append(audit: audit(won), event: event(won), in: sql, isPostgres: isPostgres)
             return won
         }
     }
