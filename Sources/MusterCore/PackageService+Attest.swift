@@ -41,7 +41,9 @@ extension PackageService {
             if host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) { ipAddresses = [host] } else { dnsNames = [host] }
         }
         let hash = Self.hex(token.hash)
+        // Refuse spent, expired and foreign tokens before signing anything: replays cost a lookup, not two signatures.
         guard let pending = try await store.packageByTokenHash(hash), pending.componentType == .poller,
+              pending.status == .created || pending.status == .delivered, pending.expiresAt > now,
               let spiffeID = try? SPIFFEID(parsing: pending.spiffeID)
         else {
             let reason = try await store.reasonForFailedRedemption(tokenHash: hash, componentType: .poller, at: now)

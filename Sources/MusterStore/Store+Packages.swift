@@ -216,7 +216,7 @@ extension Store {
                 .first(decoding: PackageRecord.self, with: rowDecoder)
         }
         guard let package else { return ("unknown token", nil) }
-        if package.componentType != componentType { return ("token belongs to a \(package.componentType.rawValue) package", package.id) }
+        if package.componentType != componentType { return ("token belongs to another component type (\(package.componentType.rawValue))", package.id) }
         switch package.status {
         case .activated: return ("token already used", package.id)
         case .revoked: return ("package revoked", package.id)
