@@ -79,6 +79,7 @@ if !bridgeOnly {
     products += [
         .executable(name: "muster-core", targets: ["MusterCoreMain"]),
         .executable(name: "muster", targets: ["MusterCLI"]),
+        .executable(name: "muster-poller", targets: ["MusterPollerMain"]),
     ]
     targets += [
         // libarchive from Debian's libarchive-dev: writes and reads package tarballs.
@@ -102,7 +103,7 @@ if !bridgeOnly {
         .target(
             name: "MusterCore",
             dependencies: [
-                "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive",
+                "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -114,6 +115,9 @@ if !bridgeOnly {
         ),
         .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterStore", "MusterIdentity", argumentParser, logging]),
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
+        // What edge hosts share: package installation (and, with the relay, joining and renewal).
+        .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterIdentity"]),
+        .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", argumentParser]),
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [

@@ -1,30 +1,9 @@
 import Foundation
 import MusterArchive
+import MusterEdge
 import MusterIdentity
 import MusterStore
 import SQLKit
-
-/// The package archive's `manifest.json` (DESIGN.md, "Package archive").
-struct PackageManifest: Codable {
-    var id: String
-    var name: String
-    var type: String
-    var trustDomain: String
-    var spiffeID: String
-    var expiresAt: String
-    var connect: String
-    var caPin: String
-    var pollerID: String?
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, type, connect
-        case trustDomain = "trust_domain"
-        case spiffeID = "spiffe_id"
-        case expiresAt = "expires_at"
-        case caPin = "ca_pin"
-        case pollerID = "poller_id"
-    }
-}
 
 extension PackageService {
     /// Builds the tar.gz with the clear join token (the only place it is ever revealed), then erases the
