@@ -117,7 +117,12 @@ if !bridgeOnly {
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
         // What edge hosts share: package installation (and, with the relay, joining and renewal).
         .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterIdentity"]),
-        .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", argumentParser]),
+        // The poller: attestation to Core, its identity on disk, its gRPC endpoint.
+        .target(
+            name: "MusterPoller",
+            dependencies: ["MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", x509, crypto, asn1, logging]
+        ),
+        .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", "MusterPoller", "MusterGRPC", "MusterIdentity", argumentParser, logging]),
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [

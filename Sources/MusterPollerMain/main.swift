@@ -1,11 +1,16 @@
 import ArgumentParser
 import Foundation
+import Logging
 import MusterEdge
+import MusterGRPC
+import MusterIdentity
+import MusterPoller
 
-/// `muster-poller`: the edge poller. This build has `install`; `run` and `status` come with the relay.
-struct PollerCommand: ParsableCommand {
+/// `muster-poller`: the edge poller. This build installs its package, attests to Core once, and serves
+/// gRPC Health with its SVID; package relay and agent onboarding come with the rest of the relay.
+struct PollerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "muster-poller", abstract: "Muster's edge poller.", subcommands: [Install.self]
+        commandName: "muster-poller", abstract: "Muster's edge poller.", subcommands: [Install.self, Run.self, Status.self]
     )
 
     struct Install: ParsableCommand {
@@ -18,12 +23,52 @@ struct PollerCommand: ParsableCommand {
             print("installed \(manifest.spiffeID) into \(dir)/package; next: muster-poller run --dir \(dir)")
         }
     }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Attest to Core once (the token is single-use), then serve with the poller's SVID.")
+        @Option(help: "State directory") var dir: String = "/var/lib/muster-poller"
+        @Option(help: "Address to serve agents on") var listen: String = "0.0.0.0:50052"
+        @Option(help: "host:port agents dial (default: --listen, 0.0.0.0 → 127.0.0.1)") var advertise: String?
+
+        func run() async throws {
+            var logger = Logger(label: "muster.poller")
+            logger.logLevel = ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            let state = PollerState(directory: dir)
+            let advertised = advertise ?? listen.replacingOccurrences(of: "0.0.0.0:", with: "127.0.0.1:")
+            if !state.isAttested {
+                let id = try await PollerAttestation.attest(state: state, advertise: advertised)
+                logger.notice("attested to Core", metadata: ["spiffe_id": "\(id)"])
+            }
+            let server = try PollerServer.start(state: state, listen: listen, logger: logger)
+            logger.notice("serving", metadata: ["port": "\(server.port)", "advertise": "\(advertised)"])
+            await PollerServer.serveUntilSignalled(server)
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "What the poller holds and whether Core is reachable.")
+        @Option(help: "State directory") var dir: String = "/var/lib/muster-poller"
+
+        func run() async throws {
+            let status = await PollerStatus.read(state: PollerState(directory: dir))
+            for line in status.lines { print(line) }
+        }
+    }
 }
 
 do {
-    var command = try PollerCommand.parseAsRoot()
-    try command.run()
+    let command = try PollerCommand.parseAsRoot()
+    switch command {
+    case let run as PollerCommand.Run: try await run.run()
+    case let status as PollerCommand.Status: try await status.run()
+    default:
+        var command = command
+        try command.run()
+    }
 } catch let error as InstallError {
+    FileHandle.standardError.write(Data("muster-poller: \(error.message)\n".utf8))
+    exit(1)
+} catch let error as PollerError {
     FileHandle.standardError.write(Data("muster-poller: \(error.message)\n".utf8))
     exit(1)
 } catch {

@@ -1,0 +1,71 @@
+import Foundation
+import MusterEdge
+import MusterIdentity
+import X509
+
+/// The poller's state directory: `package/` (from `install`) and `identity/` (after attestation), 0700,
+/// keys 0600, each written as a whole and moved into place with one rename.
+public struct PollerState: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    var packageDirectory: String { directory + "/package" }
+    var identityDirectory: String { directory + "/identity" }
+    public var svidPath: String { identityDirectory + "/svid.pem" }
+    public var svidKeyPath: String { identityDirectory + "/svid.key" }
+    public var caPath: String { identityDirectory + "/ca.pem" }
+    public var caKeyPath: String { identityDirectory + "/ca.key" }
+    public var bundlePath: String { identityDirectory + "/bundle.pem" }
+
+    public var isAttested: Bool { FileManager.default.fileExists(atPath: identityDirectory) }
+
+    public func manifest() throws -> PackageManifest {
+        guard let data = FileManager.default.contents(atPath: packageDirectory + "/manifest.json") else {
+            throw PollerError("no package installed in \(directory); run muster-poller install --package FILE --dir \(directory)")
+        }
+        do { return try JSONDecoder().decode(PackageManifest.self, from: data) } catch {
+            throw PollerError("\(packageDirectory)/manifest.json is not a Muster manifest")
+        }
+    }
+
+    func joinToken() throws -> String {
+        guard let data = FileManager.default.contents(atPath: packageDirectory + "/join-token") else {
+            throw PollerError("the package's join token is gone (it is single-use and removed after attestation); install a new package")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Writes the attested identity as one directory, then spends the token file.
+    func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String) throws {
+        let staging = directory + "/.identity-" + UUID().uuidString.lowercased()
+        do {
+            try SecureFile.makeDirectory(staging)
+            try SecureFile.write(svidKeyPEM, to: staging + "/svid.key", mode: 0o600)
+            try SecureFile.write(svidChainPEM, to: staging + "/svid.pem", mode: 0o600)
+            try SecureFile.write(caKeyPEM, to: staging + "/ca.key", mode: 0o600)
+            try SecureFile.write(caChainPEM, to: staging + "/ca.pem", mode: 0o600)
+            try SecureFile.write(bundlePEM, to: staging + "/bundle.pem", mode: 0o600)
+            guard rename(staging, identityDirectory) == 0 else {
+                throw PollerError("cannot move the identity into \(identityDirectory): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            if let error = error as? PollerError { throw error }
+            throw PollerError("cannot store the identity in \(directory): \(error)")
+        }
+        try? FileManager.default.removeItem(atPath: packageDirectory + "/join-token")
+    }
+
+    func read(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw PollerError("cannot read \(path)") }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A poller failure: one line for the installer.
+public struct PollerError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+    public init(_ message: String) { self.message = message }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import MusterGRPC
+import MusterIdentity
+import MusterProto
+import X509
+
+/// What `muster-poller status` reports: the package, the identity and its lifetimes, and whether Core answers.
+public struct PollerStatus: Sendable {
+    public var lines: [String] = []
+    public var coreReachable = false
+
+    public static func read(state: PollerState, timeout: Duration = .seconds(5)) async -> PollerStatus {
+        var status = PollerStatus()
+        guard let manifest = try? state.manifest() else {
+            status.lines.append("package:   none installed in \(state.directory)")
+            return status
+        }
+        status.lines.append("package:   \(manifest.id) (\(manifest.type) \(manifest.name))")
+        status.lines.append("identity:  \(manifest.spiffeID)")
+        status.lines.append("core:      \(manifest.connect) (pinned \(manifest.caPin))")
+        guard state.isAttested, let svidPEM = try? state.read(state.svidPath), let keyPEM = try? state.read(state.svidKeyPath),
+              let bundlePEM = try? state.read(state.bundlePath),
+              let svid = try? Certificate(pemEncoded: svidPEM), let ca = try? Certificate(pemEncoded: state.read(state.caPath))
+        else {
+            status.lines.append("attested:  no (run muster-poller run)")
+            return status
+        }
+        status.lines.append("attested:  yes; SVID until \(svid.notValidAfter.formatted(.iso8601)), CA until \(ca.notValidAfter.formatted(.iso8601))")
+        do {
+            let coreID = try MusterIDs.core(trustDomain: manifest.trustDomain)
+            let channel = try GRPCChannel(target: manifest.connect, security: .tls(ClientTLS(
+                trust: .bundle(rootsPEM: bundlePEM), serverPolicy: .exactly(coreID),
+                identity: CertifiedKey(certificateChainPEM: svidPEM, privateKeyPEM: keyPEM))))
+            var request = Grpc_Health_V1_HealthCheckRequest()
+            request.service = "muster.onboarding.v1.CoreOnboarding"
+            let reply = try await channel.unary("/grpc.health.v1.Health/Check", request, as: Grpc_Health_V1_HealthCheckResponse.self,
+                                                options: CallOptions(timeout: timeout))
+            status.coreReachable = reply.status == .serving
+            status.lines.append("core:      reachable over mTLS, \(reply.status)")
+        } catch {
+            status.lines.append("core:      unreachable (\(error))")
+        }
+        return status
+    }
+}
