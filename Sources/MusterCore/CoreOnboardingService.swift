@@ -4,14 +4,15 @@ import MusterProto
 import SwiftASN1
 import X509
 
-/// `muster.onboarding.v1.CoreOnboarding` on Core's gRPC port. This version serves `AttestPoller`;
-/// `RenewPoller`, `WatchPackages` and `ReportActivations` answer UNIMPLEMENTED until the relay lands.
+/// `muster.onboarding.v1.CoreOnboarding` on Core's gRPC port. This version serves `AttestPoller` and
+/// `WatchPackages`; `RenewPoller` and `ReportActivations` answer UNIMPLEMENTED until the relay lands.
 public struct CoreOnboardingService: GRPCService {
     let packages: PackageService
 
     public init(packages: PackageService) { self.packages = packages }
 
     public func register(with router: inout GRPCRouter) {
+        registerWatch(with: &router)
         router.unary("/muster.onboarding.v1.CoreOnboarding/AttestPoller", Muster_Onboarding_V1_AttestPollerRequest.self) { request, context in
             do {
                 let result = try await packages.attestPoller(
@@ -37,9 +38,52 @@ public struct CoreOnboardingService: GRPCService {
         }
     }
 
+    func registerWatch(with router: inout GRPCRouter) {
+        let policy = PackageService.pollerPolicy(trustDomain: packages.identity.trustDomain)
+        router.serverStreaming("/muster.onboarding.v1.CoreOnboarding/WatchPackages", Muster_Onboarding_V1_WatchPackagesRequest.self,
+                               Muster_Onboarding_V1_PackageUpdate.self, policy: policy) { request, writer, context in
+            guard request.cursor >= 0 else { throw RPCError(code: .invalidArgument, message: "cursor must not be negative") }
+            let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
+            try await packages.watch(poller: poller, from: request.cursor) { cursor, change in
+                var update = Muster_Onboarding_V1_PackageUpdate()
+                update.cursor = cursor
+                switch change {
+                case .pending(let record):
+                    var pending = Muster_Onboarding_V1_PendingPackage()
+                    pending.id = record.id
+                    pending.componentType = record.componentType.rawValue
+                    pending.name = record.name
+                    pending.spiffeID = record.spiffeID
+                    pending.tokenHash = Data(hexBytes(record.tokenHash))
+                    pending.expiresAtUnixMs = record.expiresAt
+                    pending.selectors = record.selectorList
+                    update.pending = pending
+                case .revoked(let record):
+                    var revoked = Muster_Onboarding_V1_Revocation()
+                    revoked.packageID = record.id
+                    revoked.spiffeID = record.spiffeID
+                    update.revoked = revoked
+                }
+                try await writer.write(update)
+            }
+        }
+    }
+
     static func der(_ certificate: Certificate) throws -> Data {
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
         return Data(serializer.serializedBytes)
     }
+}
+
+/// Bytes of a lowercase hex string (the stored token hash).
+func hexBytes(_ hex: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(hex.utf8.count / 2)
+    var index = hex.startIndex
+    while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex), let byte = UInt8(hex[index..<next], radix: 16) {
+        bytes.append(byte)
+        index = next
+    }
+    return bytes
 }

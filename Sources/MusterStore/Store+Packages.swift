@@ -98,6 +98,17 @@ extension Store {
         }
     }
 
+    /// A poller's agent and checker packages still waiting to be joined (Created or Delivered, not expired).
+    public func pendingPackages(poller: String, at now: Int64) async throws -> [PackageRecord] {
+        try await read { sql in
+            try await sql.select().column("*").from("packages")
+                .where("poller_name", .equal, poller)
+                .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue])
+                .where("expires_at", .greaterThan, now)
+                .orderBy("created_at").all(decoding: PackageRecord.self, with: rowDecoder)
+        }
+    }
+
     /// A live package of type poller with this name, if any (agents and checkers name their poller).
     public func livePoller(named name: String) async throws -> PackageRecord? {
         try await read { sql in

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import sys
 import subprocess
 import tarfile
 import tempfile
@@ -142,6 +143,17 @@ def open_archive(body):
     if "join-token" in files:
         SECRETS.add(files["join-token"][1].decode().strip())
     return files
+
+
+@pytest.fixture(scope="session")
+def onboarding():
+    out = pathlib.Path(tempfile.mkdtemp(prefix="muster-onboarding-stubs-"))
+    from grpc_tools import protoc
+    assert protoc.main(["protoc", f"-I{ROOT / 'Protos'}", f"--python_out={out}", f"--grpc_python_out={out}",
+                        str(ROOT / "Protos/muster/onboarding/v1/onboarding.proto")]) == 0
+    sys.path.insert(0, str(out))
+    from muster.onboarding.v1 import onboarding_pb2, onboarding_pb2_grpc
+    return onboarding_pb2, onboarding_pb2_grpc
 
 
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])

@@ -2,7 +2,6 @@
 one PostgreSQL, exactly one winner; the winner's SVID and CA checked by openssl."""
 import pathlib
 import subprocess
-import sys
 import tempfile
 import threading
 
@@ -13,18 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import PG_URL, ROOT, new_postgres_database, open_archive, replica_pair
-
-
-@pytest.fixture(scope="module")
-def onboarding():
-    out = pathlib.Path(tempfile.mkdtemp(prefix="muster-onboarding-stubs-"))
-    from grpc_tools import protoc
-    assert protoc.main(["protoc", f"-I{ROOT / 'Protos'}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        str(ROOT / "Protos/muster/onboarding/v1/onboarding.proto")]) == 0
-    sys.path.insert(0, str(out))
-    from muster.onboarding.v1 import onboarding_pb2, onboarding_pb2_grpc
-    return onboarding_pb2, onboarding_pb2_grpc
+from conftest import PG_URL, new_postgres_database, open_archive, replica_pair
 
 
 def csr(ca=False):

@@ -1,0 +1,85 @@
+import Foundation
+import MusterGRPC
+import MusterIdentity
+import MusterStore
+import SQLKit
+
+/// One change a poller's package stream carries.
+public enum PollerPackageChange: Sendable {
+    case pending(PackageRecord)
+    case revoked(PackageRecord)
+}
+
+extension PackageService {
+    /// Only a poller's own SVID, issued straight by the root (never by a poller's CA), may use the poller
+    /// methods; the poller's name comes from that SVID, never from the request.
+    public static func pollerPolicy(trustDomain: String) -> PeerPolicy {
+        PeerPolicy { peer in
+            guard let peer else { return RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID") }
+            let segments = peer.spiffeID.segments
+            guard peer.spiffeID.trustDomain == trustDomain, segments.count == 3, segments[0] == "muster", segments[1] == "poller" else {
+                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not a poller")
+            }
+            guard peer.chain.dropFirst().allSatisfy({ $0.subject == $0.issuer }) else {
+                return RPCError(code: .permissionDenied, message: "a poller SVID must be issued by the root CA")
+            }
+            return nil
+        }
+    }
+
+    /// The poller named by a verified peer, if Core knows it as active.
+    public func activePoller(for peer: PeerIdentity?, from ip: String) async throws -> String {
+        guard let peer, let name = MusterIDs.pollerName(of: peer.spiffeID) else {
+            throw RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID")
+        }
+        guard let poller = try await store.poller(named: name), poller.status == "active", poller.spiffeID == peer.spiffeID.description else {
+            throw RPCError(code: .permissionDenied, message: "poller \(name) is not active (revoked, or never attested)")
+        }
+        try await store.touchPoller(named: name, at: Clock.nowMillis(), from: ip)
+        return name
+    }
+
+    /// The poller's packages from `cursor` on: with cursor 0 a snapshot of its pending agent/checker packages
+    /// first; then every later creation, revocation or expiry among them, in event order. A pending package
+    /// moves Created → Delivered (via poller) as it is sent. `send` gets each change with its cursor.
+    public func watch(poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void) async throws {
+        var cursor = cursor
+        if cursor == 0 {
+            cursor = try await store.lastEventID()
+            for record in try await store.pendingPackages(poller: name, at: Clock.nowMillis()) {
+                try await markPulled(record, by: name)
+                try await send(cursor, .pending(record))
+            }
+        }
+        while !Task.isCancelled {
+            for event in try await events.next(after: cursor) {
+                cursor = event.id ?? cursor
+                guard ["package.created", "package.revoked", "package.expired"].contains(event.type),
+                      let record = try await store.package(id: event.subject), record.pollerName == name
+                else { continue }
+                if event.type == "package.created" {
+                    guard record.status == .created || record.status == .delivered else { continue }
+                    // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.
+                    try await markPulled(record, by: name)
+                    try await send(cursor, .pending(record))
+                } else {
+                    try await send(cursor, .revoked(record))
+                }
+            }
+        }
+    }
+
+    func markPulled(_ record: PackageRecord, by poller: String) async throws {
+        guard record.status == .created else { return }
+        let now = Clock.nowMillis()
+        let audit = AuditRecord(at: now, actor: "poller:\(poller)", sourceIP: nil, action: "package.pull", targetType: "package", targetID: record.id)
+        do {
+            _ = try await transition(
+                id: record.id, from: [.created], event: "package.delivered", at: now, audit: audit,
+                set: ["status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now), "delivered_via": SQLBind("poller")]
+            )
+        } catch let error as APIError where error.code == .conflict {
+            // Downloaded or revoked meanwhile: nothing to move.
+        }
+    }
+}

@@ -1,0 +1,111 @@
+"""CoreOnboarding.WatchPackages from grpcio with the attested poller's SVID: snapshot, live pending packages,
+revocations, Delivered via poller; a cert forged with the poller's own CA and a missing cert are refused."""
+import datetime
+import hashlib
+import queue
+import signal
+import subprocess
+import threading
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from conftest import free_port, open_archive
+from test_poller_attest import POLLER, start_poller
+
+
+def attested_poller(core, tmp_path):
+    package = core.create("edge-1", "poller").json()
+    archive = tmp_path / "poller.tar.gz"
+    archive.write_bytes(core.api("GET", f"/api/edge-packages/{package['id']}/download").body)
+    open_archive(archive.read_bytes())
+    state = tmp_path / "state"
+    assert subprocess.run([POLLER, "install", "--package", str(archive), "--dir", str(state)], capture_output=True).returncode == 0
+    process, output = start_poller(state, free_port())
+    assert output is None, output
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=20)
+    return state / "identity"
+
+
+def channel_with(core, identity, key_pem=None, chain_pem=None):
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(identity / "bundle.pem").read_bytes(),
+        private_key=key_pem if key_pem is not None else (identity / "svid.key").read_bytes(),
+        certificate_chain=chain_pem if chain_pem is not None else (identity / "svid.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{core.grpc_port}", credentials)
+
+
+def test_watch_streams_pending_packages_and_revocations(sqlite_core, tmp_path, onboarding):
+    pb2, pb2_grpc = onboarding
+    core = sqlite_core
+    identity = attested_poller(core, tmp_path)
+    a1 = core.create("a1").json()
+    token = open_archive(core.api("GET", f"/api/edge-packages/{a1['id']}/download").body)["join-token"][1].decode().strip()
+    a2 = core.create("c2", "checker").json()
+    updates = queue.Queue()
+    with channel_with(core, identity) as channel:
+        stream = pb2_grpc.CoreOnboardingStub(channel).WatchPackages(pb2.WatchPackagesRequest(cursor=0), timeout=30)
+
+        def pump():
+            try:
+                for update in stream:
+                    updates.put(update)
+            except grpc.RpcError as error:
+                updates.put(error)
+
+        threading.Thread(target=pump, daemon=True).start()
+        first, second = updates.get(timeout=10), updates.get(timeout=10)
+        assert [first.pending.name, second.pending.name] == ["a1", "c2"]
+        assert first.pending.token_hash == hashlib.sha256(token.encode()).digest()
+        assert first.pending.spiffe_id == a1["spiffe_id"] and second.pending.component_type == "checker"
+        assert core.api("GET", f"/api/edge-packages/{a2['id']}").json()["delivered_via"] == "poller"
+        assert core.api("GET", f"/api/edge-packages/{a1['id']}").json()["delivered_via"] == "download"
+
+        a3 = core.create("a3").json()
+        live = updates.get(timeout=10)
+        assert live.pending.id == a3["id"] and live.cursor > first.cursor
+        core.api("POST", f"/api/edge-packages/{a1['id']}/revoke")
+        revoked = updates.get(timeout=10)
+        assert revoked.WhichOneof("change") == "revoked" and revoked.revoked.package_id == a1["id"]
+        other = core.create("x9", "poller").json()
+        assert other["status"] == "created"
+        assert core.api("GET", f"/api/edge-packages/{a3['id']}").json()["status"] == "delivered"
+        stream.cancel()
+    pulls = core.api("GET", "/api/audit?action=package.pull").json()["items"]
+    assert {p["actor"] for p in pulls} == {"poller:edge-1"} and len(pulls) == 2
+
+
+def test_watch_refuses_certificates_that_are_not_a_root_issued_poller_svid(sqlite_core, tmp_path, onboarding):
+    pb2, pb2_grpc = onboarding
+    core = sqlite_core
+    identity = attested_poller(core, tmp_path)
+    ca_cert = x509.load_pem_x509_certificate((identity / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((identity / "ca.key").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    forged = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ca_cert.subject)
+              .public_key(key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(seconds=10)).not_valid_after(now + datetime.timedelta(hours=1))
+              .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("spiffe://blackbox.test/muster/poller/edge-1")]), critical=True)
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    chain = forged.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with channel_with(core, identity, key_pem=key_pem, chain_pem=chain) as channel:
+        try:
+            next(iter(pb2_grpc.CoreOnboardingStub(channel).WatchPackages(pb2.WatchPackagesRequest(), timeout=10)))
+            raise AssertionError("a certificate from the poller's own CA passed as the poller")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "root CA" in error.details()
+    bundle = (identity / "bundle.pem").read_bytes()
+    with grpc.secure_channel(f"127.0.0.1:{core.grpc_port}", grpc.ssl_channel_credentials(root_certificates=bundle)) as channel:
+        try:
+            next(iter(pb2_grpc.CoreOnboardingStub(channel).WatchPackages(pb2.WatchPackagesRequest(), timeout=10)))
+            raise AssertionError("an anonymous caller watched packages")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
