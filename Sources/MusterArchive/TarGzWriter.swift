@@ -73,8 +73,7 @@ public enum TarGz {
 
     static func check(_ archive: OpaquePointer, _ status: Int32) throws {
         guard status == ARCHIVE_OK || status == ARCHIVE_WARN else {
-            let message = archive_error_string(archive).map { String(cString: $0) } ?? "status \(status)"
-            throw ArchiveError(code: .write, message: "libarchive: \(message)")
+            throw ArchiveError(code: .write, message: "libarchive: \(errorText(archive))")
         }
     }
 }

@@ -60,6 +60,13 @@ public enum HostPort {
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host, port)
     }
+
+    /// The SANs a serving SVID carries for an advertised host: an IP address SAN for a literal address,
+    /// a DNS SAN for a name.
+    public static func subjectAltNames(host: String) -> (dnsNames: [String], ipAddresses: [String]) {
+        let isIP = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+        return isIP ? ([], [host]) : ([host], [])
+    }
 }
 
 /// A Core failure outside a request: configuration, start-up, data directory.

@@ -37,11 +37,11 @@ public struct CoreGRPC: Service, CustomStringConvertible {
     static func issue(identity: CoreIdentity, lifetime: TimeInterval) throws -> CertifiedKey {
         let key = P256.Signing.PrivateKey()
         let host = (try? HostPort.parse(identity.advertise).host) ?? "localhost"
-        let isIP = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+        let advertised = HostPort.subjectAltNames(host: host)
         let leaf = try identity.authority.issueLeaf(
             spiffeID: try MusterIDs.core(trustDomain: identity.trustDomain), publicKey: .init(key.publicKey),
-            dnsNames: Array(Set(["localhost"] + (isIP ? [] : [host]))).sorted(),
-            ipAddresses: Array(Set(["127.0.0.1"] + (isIP ? [host] : []))).sorted(), lifetime: lifetime
+            dnsNames: Array(Set(["localhost"] + advertised.dnsNames)).sorted(),
+            ipAddresses: Array(Set(["127.0.0.1"] + advertised.ipAddresses)).sorted(), lifetime: lifetime
         )
         return CertifiedKey(
             certificateChainPEM: try PEM.encode(identity.authority.presentedChain(for: leaf)),

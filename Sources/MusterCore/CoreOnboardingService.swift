@@ -1,5 +1,6 @@
 import Foundation
 import MusterGRPC
+import MusterIdentity
 import MusterProto
 import SwiftASN1
 import X509
@@ -54,7 +55,7 @@ public struct CoreOnboardingService: GRPCService {
                     pending.componentType = record.componentType.rawValue
                     pending.name = record.name
                     pending.spiffeID = record.spiffeID
-                    pending.tokenHash = Data(hexBytes(record.tokenHash))
+                    pending.tokenHash = Data(ByteEncoding.bytes(hex: record.tokenHash) ?? [])
                     pending.expiresAtUnixMs = record.expiresAt
                     pending.selectors = record.selectorList
                     update.pending = pending
@@ -74,16 +75,4 @@ public struct CoreOnboardingService: GRPCService {
         try serializer.serialize(certificate)
         return Data(serializer.serializedBytes)
     }
-}
-
-/// Bytes of a lowercase hex string (the stored token hash).
-func hexBytes(_ hex: String) -> [UInt8] {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(hex.utf8.count / 2)
-    var index = hex.startIndex
-    while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex), let byte = UInt8(hex[index..<next], radix: 16) {
-        bytes.append(byte)
-        index = next
-    }
-    return bytes
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MusterIdentity
 import MusterStore
 
 /// An operator API scope (DESIGN.md). `admin` holds every other scope.
@@ -38,12 +39,11 @@ public enum OperatorTokens {
     public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return prefix + Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return prefix + ByteEncoding.base64URL(bytes)
     }
 
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        ByteEncoding.hex(SHA256.hash(data: Data(token.utf8)))
     }
 
     /// Stores a new token with `scopes` and returns its clear text (shown once, never stored).

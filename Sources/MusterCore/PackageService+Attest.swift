@@ -38,16 +38,16 @@ extension PackageService {
             guard let host = try? HostPort.parse(advertise).host, !host.isEmpty else {
                 throw RPCError(code: .invalidArgument, message: "advertise_address must be host:port")
             }
-            if host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) { ipAddresses = [host] } else { dnsNames = [host] }
+            (dnsNames, ipAddresses) = HostPort.subjectAltNames(host: host)
         }
         let hash = Self.hex(token.hash)
         // Refuse spent, expired and foreign tokens before signing anything: replays cost a lookup, not two signatures.
-        guard let pending = try await store.packageByTokenHash(hash), pending.componentType == .poller,
-              pending.status == .created || pending.status == .delivered, pending.expiresAt > now,
-              let spiffeID = try? SPIFFEID(parsing: pending.spiffeID)
-        else {
-            let reason = try await store.reasonForFailedRedemption(tokenHash: hash, componentType: .poller, at: now)
-            try await refuse(reason: reason.reason, packageID: reason.packageID, ip: ip, at: now)
+        let pending = try await store.packageByTokenHash(hash)
+        if let reason = PackageRecord.redemptionRefusal(of: pending, componentType: .poller, at: now) {
+            try await refuse(reason: reason, packageID: pending?.id, ip: ip, at: now)
+        }
+        guard let pending, let spiffeID = try? SPIFFEID(parsing: pending.spiffeID) else {
+            try await refuse(reason: "package holds no valid SPIFFE ID", packageID: pending?.id, ip: ip, at: now)
         }
         let authority = identity.authority
         let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
@@ -60,7 +60,7 @@ extension PackageService {
             advertise: advertise.isEmpty ? nil : advertise,
             audit: { AuditRecord(at: now, actor: "poller:\($0.name)", sourceIP: ip, action: "package.activate", targetType: "package",
                                  targetID: $0.id, details: ["svid_serial": "\(svid.serialNumber)", "ca_serial": "\(ca.serialNumber)"]) },
-            event: { Self.eventOrEmpty("package.activated", PackageView($0, joinCommand: nil), at: now) }
+            event: { Self.event("package.activated", PackageView($0, joinCommand: nil), at: now) }
         )
         guard let won else {
             let reason = try await store.reasonForFailedRedemption(tokenHash: hash, componentType: .poller, at: now)

@@ -89,7 +89,7 @@ public struct PackageService: Sendable {
             targetID: id, details: ["name": record.name, "component_type": record.componentType.rawValue, "spiffe_id": record.spiffeID]
         )
         do {
-            try await store.createPackage(record, audit: audit, event: try Self.event("package.created", view, at: now))
+            try await store.createPackage(record, audit: audit, event: Self.event("package.created", view, at: now))
         } catch let error as StoreError where error.code == .conflict {
             throw APIError(.conflict, "a live package already holds \(spiffeID); revoke it first")
         }
@@ -161,7 +161,7 @@ public struct PackageService: Sendable {
         let record: PackageRecord
         do {
             record = try await store.transitionPackage(id: id, from: allowed, set: changes, conditions: conditions, audit: audit) { updated in
-                Self.eventOrEmpty(type, PackageView(updated, joinCommand: nil), at: now)
+                Self.event(type, PackageView(updated, joinCommand: nil), at: now)
             }
         } catch let error as StoreError {
             throw APIError(error)
@@ -183,13 +183,12 @@ public struct PackageService: Sendable {
         return "muster-agent join --poller \(address) --token \"$(cat join-token)\" --ca-pin \(identity.caPin)"
     }
 
-    static func event(_ type: String, _ view: PackageView, at now: Int64) throws -> EventRecord {
-        EventRecord(id: nil, at: now, type: type, subject: view.id, payload: String(decoding: try APIJSON.encode(view), as: UTF8.self))
+    /// The outbox event for a package change; its payload is the package as the API shows it (no secret).
+    static func event(_ type: String, _ view: PackageView, at now: Int64) -> EventRecord {
+        // Encoding a struct of strings and numbers cannot fail; "{}" only guards the impossible.
+        let payload = (try? APIJSON.encode(view)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return EventRecord(id: nil, at: now, type: type, subject: view.id, payload: payload)
     }
 
-    static func eventOrEmpty(_ type: String, _ view: PackageView, at now: Int64) -> EventRecord {
-        (try? event(type, view, at: now)) ?? EventRecord(id: nil, at: now, type: type, subject: view.id, payload: "{}")
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { ByteEncoding.hex(bytes) }
 }

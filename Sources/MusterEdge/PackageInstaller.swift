@@ -89,20 +89,13 @@ public enum PackageInstaller {
         guard !FileManager.default.fileExists(atPath: target) else {
             throw InstallError("a package is already installed in \(target); remove that directory to install another")
         }
-        let staging = directory + "/.staging-" + UUID().uuidString.lowercased()
         do {
             try SecureFile.makeDirectory(directory)
-            try SecureFile.makeDirectory(staging)
-            for file in files {
+            try SecureFile.writeDirectory(files.map { file in
                 let secret = file.name == "join-token" || file.name.hasSuffix(".key")
-                try SecureFile.write(file.contents, to: staging + "/" + file.name, mode: secret ? 0o600 : 0o644)
-            }
-            guard rename(staging, target) == 0 else {
-                throw InstallError("cannot move the package into \(target): \(String(cString: strerror(errno)))")
-            }
+                return (file.name, file.contents, secret ? 0o600 : 0o644)
+            }, to: target)
         } catch {
-            try? FileManager.default.removeItem(atPath: staging)
-            if let error = error as? InstallError { throw error }
             throw InstallError("cannot install into \(directory): \(error)")
         }
         return manifest

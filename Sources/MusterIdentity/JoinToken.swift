@@ -68,10 +68,7 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
         return String(base64URL(Array(digest.prefix(6))).prefix(6))
     }
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    static func base64URL(_ bytes: [UInt8]) -> String { ByteEncoding.base64URL(bytes) }
 
     static func isURLSafe(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)

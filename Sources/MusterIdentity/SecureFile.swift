@@ -69,6 +69,30 @@ public enum SecureFile {
         }
     }
 
+    /// Writes `files` into a fresh hidden sibling of `target` (0700) and renames it to `target` in one step, so
+    /// readers see every file or none. Refuses an existing `target`; removes the staging directory on failure.
+    public static func writeDirectory(_ files: [(name: String, bytes: [UInt8], mode: mode_t)], to target: String) throws(WriteError) {
+        guard FileManager.default.fileExists(atPath: target) == false else { throw WriteError(path: target, reason: "already exists") }
+        let parent = (target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent
+        let staging = "\(parent)/.staging-\((target as NSString).lastPathComponent)-\(UUID().uuidString.lowercased())"
+        do {
+            try makeDirectory(staging)
+            for file in files { try write(file.bytes, to: staging + "/" + file.name, mode: file.mode) }
+            guard rename(staging, target) == 0 else { throw WriteError(path: target, reason: errnoText()) }
+        } catch let error as WriteError {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw WriteError(path: target, reason: "\(error)")
+        }
+        let descriptor = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
+        }
+    }
+
     /// Writes UTF-8 `text`; see `write(_:to:mode:)`.
     public static func write(_ text: String, to path: String, mode: mode_t = 0o600) throws(WriteError) {
         try write(Array(text.utf8), to: path, mode: mode)

@@ -91,10 +91,7 @@ public struct TrustBundle: Sendable, Equatable {
     }
 
     static func jwk(for key: Certificate.PublicKey) throws -> [String: Any] {
-        func base64URL(_ bytes: some DataProtocol) -> String {
-            Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        }
+        func base64URL(_ bytes: ArraySlice<UInt8>) -> String { ByteEncoding.base64URL(bytes) }
         if let p256 = P256.Signing.PublicKey(key) {
             let point = Array(p256.x963Representation.dropFirst())
             return ["kty": "EC", "crv": "P-256", "x": base64URL(point[0..<32]), "y": base64URL(point[32..<64])]
@@ -115,7 +112,7 @@ public enum CAPin {
     public static func of(_ certificate: Certificate) -> String {
         var serializer = DER.Serializer()
         try? serializer.serialize(certificate.publicKey)
-        return "sha256:" + SHA256.hash(data: serializer.serializedBytes).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + ByteEncoding.hex(SHA256.hash(data: serializer.serializedBytes))
     }
 
     /// Checks a pin's form; returns it lowercased.

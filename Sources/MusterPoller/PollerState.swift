@@ -38,20 +38,10 @@ public struct PollerState: Sendable {
 
     /// Writes the attested identity as one directory, then spends the token file.
     func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String) throws {
-        let staging = directory + "/.identity-" + UUID().uuidString.lowercased()
+        let files = [("svid.key", svidKeyPEM), ("svid.pem", svidChainPEM), ("ca.key", caKeyPEM), ("ca.pem", caChainPEM), ("bundle.pem", bundlePEM)]
         do {
-            try SecureFile.makeDirectory(staging)
-            try SecureFile.write(svidKeyPEM, to: staging + "/svid.key", mode: 0o600)
-            try SecureFile.write(svidChainPEM, to: staging + "/svid.pem", mode: 0o600)
-            try SecureFile.write(caKeyPEM, to: staging + "/ca.key", mode: 0o600)
-            try SecureFile.write(caChainPEM, to: staging + "/ca.pem", mode: 0o600)
-            try SecureFile.write(bundlePEM, to: staging + "/bundle.pem", mode: 0o600)
-            guard rename(staging, identityDirectory) == 0 else {
-                throw PollerError("cannot move the identity into \(identityDirectory): \(String(cString: strerror(errno)))")
-            }
+            try SecureFile.writeDirectory(files.map { ($0.0, Array($0.1.utf8), 0o600) }, to: identityDirectory)
         } catch {
-            try? FileManager.default.removeItem(atPath: staging)
-            if let error = error as? PollerError { throw error }
             throw PollerError("cannot store the identity in \(directory): \(error)")
         }
         try? FileManager.default.removeItem(atPath: packageDirectory + "/join-token")

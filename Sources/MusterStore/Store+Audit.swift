@@ -119,14 +119,11 @@ extension Store {
     }
 
     /// Notes that a poller was heard from, and from where.
-    public func touchPoller(named name: String, at now: Int64, from address: String?, status: String? = nil,
-                            advertise: String? = nil) async throws {
+    public func touchPoller(named name: String, at now: Int64, from address: String?) async throws {
         try await transaction { sql in
-            var update = sql.update("pollers").set("last_contact_at", to: now)
+            try await sql.update("pollers").set("last_contact_at", to: now)
                 .set("last_contact_from", to: address.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
-            if let status { update = update.set("status", to: status) }
-            if let advertise { update = update.set("advertise_address", to: advertise) }
-            try await update.where("name", .equal, name).run()
+                .where("name", .equal, name).run()
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MusterIdentity
 import SQLKit
 
 /// Which packages a list asks for, and where the page starts.
@@ -32,10 +33,10 @@ public struct PageCursor: Sendable, Equatable {
     }
 
     /// Opaque text for `next_cursor`.
-    public var token: String { Data("\(createdAt):\(id)".utf8).base64URLEncoded() }
+    public var token: String { ByteEncoding.base64URL(Data("\(createdAt):\(id)".utf8)) }
 
     public init(token: String) throws {
-        guard let data = Data(base64URLEncoded: token), let text = String(data: data, encoding: .utf8),
+        guard let data = ByteEncoding.bytes(base64URL: token), let text = String(data: data, encoding: .utf8),
               let colon = text.firstIndex(of: ":"), let millis = Int64(text[..<colon])
         else { throw StoreError(.invalid, "cursor is not one this server issued") }
         self.init(createdAt: millis, id: String(text[text.index(after: colon)...]))
@@ -222,18 +223,8 @@ extension Store {
 
     /// Why a redemption failed, for the audit log only.
     public func reasonForFailedRedemption(tokenHash: String, componentType: ComponentType, at now: Int64) async throws -> (reason: String, packageID: String?) {
-        let package = try await read { sql in
-            try await sql.select().column("*").from("packages").where("token_hash", .equal, tokenHash)
-                .first(decoding: PackageRecord.self, with: rowDecoder)
-        }
-        guard let package else { return ("unknown token", nil) }
-        if package.componentType != componentType { return ("token belongs to another component type (\(package.componentType.rawValue))", package.id) }
-        switch package.status {
-        case .activated: return ("token already used", package.id)
-        case .revoked: return ("package revoked", package.id)
-        case .expired: return ("package expired", package.id)
-        case .created, .delivered: return package.expiresAt <= now ? ("package expired", package.id) : ("lost a race to another redemption", package.id)
-        }
+        let package = try await packageByTokenHash(tokenHash)
+        return (PackageRecord.redemptionRefusal(of: package, componentType: componentType, at: now) ?? "lost a race to another redemption", package?.id)
     }
 
     /// Live packages past their TTL, oldest expiry first, at most `limit`: an index range scan, so the cost
@@ -255,18 +246,5 @@ extension Store {
         guard let event else { return }
         if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244002)").run() }
         try await sql.insert(into: "events").model(event).run()
-    }
-}
-
-extension Data {
-    func base64URLEncoded() -> String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    init?(base64URLEncoded text: String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        self.init(base64Encoded: base64)
     }
 }
