@@ -5,8 +5,8 @@ import MusterProto
 import SwiftASN1
 import X509
 
-/// `muster.onboarding.v1.CoreOnboarding` on Core's gRPC port. This version serves `AttestPoller` and
-/// `WatchPackages`; `RenewPoller` and `ReportActivations` answer UNIMPLEMENTED until the relay lands.
+/// `muster.onboarding.v1.CoreOnboarding` on Core's gRPC port: `AttestPoller` (join token, no client
+/// certificate) and, for an active poller's root-issued SVID, `WatchPackages`, `ReportActivations`, `RenewPoller`.
 public struct CoreOnboardingService: GRPCService {
     let packages: PackageService
 
@@ -14,6 +14,7 @@ public struct CoreOnboardingService: GRPCService {
 
     public func register(with router: inout GRPCRouter) {
         registerWatch(with: &router)
+        registerRelay(with: &router)
         router.unary("/muster.onboarding.v1.CoreOnboarding/AttestPoller", Muster_Onboarding_V1_AttestPollerRequest.self) { request, context in
             do {
                 let result = try await packages.attestPoller(
@@ -67,6 +68,49 @@ public struct CoreOnboardingService: GRPCService {
                 }
                 try await writer.write(update)
             }
+        }
+    }
+
+    func registerRelay(with router: inout GRPCRouter) {
+        let policy = PackageService.pollerPolicy(trustDomain: packages.identity.trustDomain)
+        router.unary("/muster.onboarding.v1.CoreOnboarding/ReportActivations", Muster_Onboarding_V1_ReportActivationsRequest.self,
+                     policy: policy) { request, context in
+            guard request.activations.count <= PackageService.maxActivationsPerReport else {
+                throw RPCError(code: .invalidArgument, message: "at most \(PackageService.maxActivationsPerReport) activations per report")
+            }
+            // An empty report is the poller's heartbeat: it only refreshes its last contact.
+            let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
+            let activations = request.activations.map {
+                ReportedActivation(packageID: $0.packageID, spiffeID: $0.spiffeID, sourceAddress: $0.sourceAddress,
+                                   activatedAt: $0.activatedAtUnixMs, serial: $0.serial)
+            }
+            var response = Muster_Onboarding_V1_ReportActivationsResponse()
+            response.accepted = try await Self.unavailableOnStoreFailure {
+                try await packages.reportActivations(activations, poller: poller, from: context.peerIP)
+            }
+            return response
+        }
+        router.unary("/muster.onboarding.v1.CoreOnboarding/RenewPoller", Muster_Onboarding_V1_RenewPollerRequest.self, policy: policy) { request, context in
+            let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
+            let renewed = try await Self.unavailableOnStoreFailure {
+                try await packages.renewPoller(poller, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr), from: context.peerIP)
+            }
+            var response = Muster_Onboarding_V1_RenewPollerResponse()
+            response.svidChain = try renewed.svid.map(Self.der)
+            response.caChain = try renewed.ca.map(Self.der)
+            response.bundle = try packages.identity.bundle.roots.map(Self.der)
+            return response
+        }
+    }
+
+    /// Store failures become UNAVAILABLE (the poller retries); refusals pass through as they are.
+    static func unavailableOnStoreFailure<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        do {
+            return try await body()
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            throw RPCError(code: .unavailable, message: "Core cannot record this now; retry")
         }
     }
 

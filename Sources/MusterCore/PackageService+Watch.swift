@@ -55,8 +55,12 @@ extension PackageService {
             for event in try await events.next(after: cursor) {
                 cursor = event.id ?? cursor
                 guard ["package.created", "package.revoked", "package.expired"].contains(event.type),
-                      let record = try await store.package(id: event.subject), record.pollerName == name
+                      let record = try await store.package(id: event.subject)
                 else { continue }
+                if record.componentType == .poller, record.name == name, event.type == "package.revoked" {
+                    throw RPCError(code: .permissionDenied, message: "poller \(name) was revoked")
+                }
+                guard record.pollerName == name else { continue }
                 if event.type == "package.created" {
                     guard record.status == .created || record.status == .delivered else { continue }
                     // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.

@@ -1,0 +1,116 @@
+import Foundation
+import MusterGRPC
+import MusterIdentity
+import MusterStore
+import SQLKit
+import X509
+
+/// One agent or checker activation as its poller saw it.
+public struct ReportedActivation: Sendable {
+    public var packageID: String
+    public var spiffeID: String
+    public var sourceAddress: String
+    public var activatedAt: Int64
+    public var serial: String
+
+    public init(packageID: String, spiffeID: String, sourceAddress: String, activatedAt: Int64, serial: String) {
+        self.packageID = packageID
+        self.spiffeID = spiffeID
+        self.sourceAddress = sourceAddress
+        self.activatedAt = activatedAt
+        self.serial = serial
+    }
+}
+
+extension PackageService {
+    /// Most activations one report may carry.
+    public static let maxActivationsPerReport = 500
+
+    /// Records activations a poller reports. Idempotent: a package already Activated with the same identity is
+    /// accepted again without a second audit row or event; a package revoked or expired before the report
+    /// arrived is accepted (the poller may forget it) and audited as late. Ids left out of the answer are
+    /// refused for good — unknown, another poller's, or another identity — and audited as denied.
+    public func reportActivations(_ activations: [ReportedActivation], poller: String, from ip: String) async throws -> [String] {
+        var accepted: [String] = []
+        let now = Clock.nowMillis()
+        for activation in activations {
+            if try await record(activation, poller: poller, from: ip, now: now) { accepted.append(activation.packageID) }
+        }
+        return accepted
+    }
+
+    private func record(_ activation: ReportedActivation, poller: String, from ip: String, now: Int64) async throws -> Bool {
+        let actor = "poller:\(poller)"
+        func deny(_ reason: String) async throws -> Bool {
+            try await store.audit(AuditRecord(at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package",
+                                              targetID: activation.packageID, outcome: "denied", reason: reason))
+            logger.warning("activation report refused", metadata: ["package": "\(activation.packageID)", "poller": "\(poller)", "reason": "\(reason)"])
+            return false
+        }
+        guard let record = try await store.package(id: activation.packageID) else { return try await deny("no such package") }
+        guard record.componentType != .poller, record.pollerName == poller else { return try await deny("the package is not assigned to this poller") }
+        guard record.spiffeID == activation.spiffeID else { return try await deny("the reported SPIFFE ID is not the package's") }
+        let at = min(max(activation.activatedAt, record.createdAt), now)
+        let source = String(activation.sourceAddress.prefix(64))
+        switch record.status {
+        case .activated:
+            return true
+        case .revoked, .expired:
+            try await store.audit(AuditRecord(
+                at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
+                outcome: "late", reason: "the poller redeemed the token before it learned the package was \(record.status.rawValue)",
+                details: ["serial": activation.serial, "activated_from_ip": source]
+            ))
+            return true
+        case .created, .delivered:
+            let audit = AuditRecord(at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
+                                    details: ["serial": activation.serial, "activated_from_ip": source, "via": "poller"])
+            do {
+                _ = try await transition(
+                    id: record.id, from: [.created, .delivered], event: "package.activated", at: now, audit: audit,
+                    set: ["status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(at),
+                          "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(record.spiffeID),
+                          "token_ciphertext": SQLLiteral.null]
+                )
+            } catch let error as APIError where error.code == .conflict {
+                // Moved meanwhile (a concurrent report, a revocation): read it again and answer from that.
+                return try await self.record(activation, poller: poller, from: ip, now: now)
+            }
+            metrics.redemptions.increment()
+            logger.notice("agent activated via poller", metadata: ["package": "\(record.id)", "spiffe_id": "\(record.spiffeID)", "poller": "\(poller)"])
+            return true
+        }
+    }
+
+    /// Renews a poller's SVID (and its downstream CA when a CA CSR comes too) for the identity Core holds;
+    /// only the CSRs' public keys are used. Both certificates are recorded for the revocation cascade.
+    public func renewPoller(_ name: String, svidCSR: [UInt8], caCSR: [UInt8], from ip: String) async throws -> (svid: [Certificate], ca: [Certificate]) {
+        let svidKey: Certificate.PublicKey, caKey: Certificate.PublicKey?
+        do {
+            svidKey = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
+            caKey = caCSR.isEmpty ? nil : try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
+        }
+        guard let poller = try await store.poller(named: name), let spiffeID = try? SPIFFEID(parsing: poller.spiffeID) else {
+            throw RPCError(code: .permissionDenied, message: "poller \(name) is not known")
+        }
+        var (dnsNames, ipAddresses): ([String], [String]) = ([], [])
+        if let advertise = poller.advertiseAddress, let host = try? HostPort.parse(advertise).host, !host.isEmpty {
+            (dnsNames, ipAddresses) = HostPort.subjectAltNames(host: host)
+        }
+        let authority = identity.authority
+        let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
+        let ca = try caKey.map { try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: $0, lifetime: 24 * 3600) }
+        var issued = [IssuedCertificate(serial: "\(svid.serialNumber)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter))]
+        if let ca { issued.append(IssuedCertificate(serial: "\(ca.serialNumber)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))) }
+        let now = Clock.nowMillis()
+        var details = ["svid_serial": "\(svid.serialNumber)"]
+        if let ca { details["ca_serial"] = "\(ca.serialNumber)" }
+        try await store.recordIssued(issued, spiffeID: poller.spiffeID, packageID: poller.packageID, at: now, audit: AuditRecord(
+            at: now, actor: "poller:\(name)", sourceIP: ip, action: "poller.renew", targetType: "poller", targetID: name, details: details
+        ))
+        logger.info("poller renewed", metadata: ["poller": "\(name)", "with_ca": "\(ca != nil)"])
+        return (authority.presentedChain(for: svid), ca.map { authority.presentedChain(for: $0) } ?? [])
+    }
+}

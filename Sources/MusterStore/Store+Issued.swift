@@ -1,0 +1,27 @@
+import Foundation
+import SQLKit
+
+extension Store {
+    /// Records certificates handed out outside a redemption (a poller's renewal) with their audit row,
+    /// in one transaction, so the revocation cascade finds them.
+    public func recordIssued(_ certificates: [IssuedCertificate], spiffeID: String, packageID: String, at now: Int64, audit: AuditRecord) async throws {
+        try await transaction { [isPostgres] sql in
+            for certificate in certificates {
+                try await sql.insert(into: "issued_identities")
+                    .columns("serial", "spiffe_id", "package_id", "kind", "issued_at", "not_after")
+                    .values(SQLBind(certificate.serial), SQLBind(spiffeID), SQLBind(packageID), SQLBind(certificate.kind),
+                            SQLBind(now), SQLBind(certificate.notAfter))
+                    .run()
+            }
+            try await Store.append(audit: audit, event: nil, in: sql, isPostgres: isPostgres)
+        }
+    }
+
+    /// Serials of the certificates issued for a package, for the revocation pushed to its poller.
+    public func issuedSerials(packageID: String) async throws -> [String] {
+        try await read { sql in
+            try await sql.select().column("serial").from("issued_identities").where("package_id", .equal, packageID)
+                .orderBy("issued_at").all(decodingColumn: "serial", as: String.self)
+        }
+    }
+}
