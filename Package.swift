@@ -80,6 +80,7 @@ if !bridgeOnly {
         .executable(name: "muster-core", targets: ["MusterCoreMain"]),
         .executable(name: "muster", targets: ["MusterCLI"]),
         .executable(name: "muster-poller", targets: ["MusterPollerMain"]),
+        .executable(name: "muster-agent", targets: ["MusterAgentMain"]),
     ]
     targets += [
         // libarchive from Debian's libarchive-dev: writes and reads package tarballs.
@@ -116,12 +117,22 @@ if !bridgeOnly {
         .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterStore", "MusterIdentity", argumentParser, logging]),
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
         // What edge hosts share: package installation (and, with the relay, joining and renewal).
-        .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterIdentity"]),
-        // The poller: attestation to Core, its identity on disk, its gRPC endpoint.
+        .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterIdentity", x509, crypto, asn1]),
+        // The poller: attestation to Core, its identity on disk, the package cache (SQLite through the store's
+        // connection layer), the link to Core, and EdgeOnboarding for the agents on its segment.
         .target(
             name: "MusterPoller",
+            dependencies: [
+                "MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterStore",
+                .product(name: "SQLKit", package: "sql-kit"), x509, crypto, asn1, logging,
+            ]
+        ),
+        // The agent/checker: joins its poller (package or join command), keeps its SVID renewed.
+        .target(
+            name: "MusterAgent",
             dependencies: ["MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", x509, crypto, asn1, logging]
         ),
+        .executableTarget(name: "MusterAgentMain", dependencies: ["MusterAgent", "MusterEdge", "MusterIdentity", argumentParser, logging]),
         .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", "MusterPoller", "MusterGRPC", "MusterIdentity", argumentParser, logging]),
         .testTarget(
             name: "MusterStoreTests",

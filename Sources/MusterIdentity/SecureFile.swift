@@ -71,14 +71,26 @@ public enum SecureFile {
 
     /// Writes `files` into a fresh hidden sibling of `target` (0700) and renames it to `target` in one step, so
     /// readers see every file or none. Refuses an existing `target`; removes the staging directory on failure.
-    public static func writeDirectory(_ files: [(name: String, bytes: [UInt8], mode: mode_t)], to target: String) throws(WriteError) {
-        guard FileManager.default.fileExists(atPath: target) == false else { throw WriteError(path: target, reason: "already exists") }
+    /// With `replacing`, an existing `target` is first renamed to `target.previous` and removed once the new one
+    /// is in place; `restorePrevious(of:)` undoes a crash between the two renames.
+    public static func writeDirectory(_ files: [(name: String, bytes: [UInt8], mode: mode_t)], to target: String, replacing: Bool = false) throws(WriteError) {
+        let exists = FileManager.default.fileExists(atPath: target)
+        guard !exists || replacing else { throw WriteError(path: target, reason: "already exists") }
         let parent = (target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent
         let staging = "\(parent)/.staging-\((target as NSString).lastPathComponent)-\(UUID().uuidString.lowercased())"
         do {
             try makeDirectory(staging)
             for file in files { try write(file.bytes, to: staging + "/" + file.name, mode: file.mode) }
-            guard rename(staging, target) == 0 else { throw WriteError(path: target, reason: errnoText()) }
+            if exists {
+                try? FileManager.default.removeItem(atPath: target + ".previous")
+                guard rename(target, target + ".previous") == 0 else { throw WriteError(path: target, reason: errnoText()) }
+            }
+            guard rename(staging, target) == 0 else {
+                let reason = errnoText()
+                if exists { _ = rename(target + ".previous", target) }
+                throw WriteError(path: target, reason: reason)
+            }
+            if exists { try? FileManager.default.removeItem(atPath: target + ".previous") }
         } catch let error as WriteError {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
@@ -90,6 +102,13 @@ public enum SecureFile {
         if descriptor >= 0 {
             fsync(descriptor)
             close(descriptor)
+        }
+    }
+
+    /// Puts back `target.previous` when a replacement stopped between its two renames.
+    public static func restorePrevious(of target: String) {
+        if !FileManager.default.fileExists(atPath: target), FileManager.default.fileExists(atPath: target + ".previous") {
+            _ = rename(target + ".previous", target)
         }
     }
 

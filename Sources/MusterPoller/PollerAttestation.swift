@@ -55,19 +55,6 @@ public enum PollerAttestation {
     }
 
     static func csr(key: P256.Signing.PrivateKey, ca: Bool) throws -> [UInt8] {
-        var attributes = CertificateSigningRequest.Attributes()
-        if ca {
-            let extensions = try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-            }
-            attributes.insert(try CertificateSigningRequest.Attribute(ExtensionRequest(extensions: extensions)))
-        }
-        let request = try CertificateSigningRequest(
-            version: .v1, subject: try DistinguishedName { CommonName("muster-poller") }, privateKey: .init(key),
-            attributes: attributes, signatureAlgorithm: .ecdsaWithSHA256
-        )
-        var serializer = DER.Serializer()
-        try serializer.serialize(request)
-        return serializer.serializedBytes
+        try CSRBuilder.make(key: key, label: "muster-poller", ca: ca)
     }
 }

@@ -3,29 +3,58 @@ import Foundation
 import Logging
 import MusterGRPC
 
-/// The poller's gRPC endpoint on its SVID (client certificates optional: agents join before they hold one).
-/// This build serves Health; `EdgeOnboarding` comes with the relay.
-public enum PollerServer {
-    public static func start(state: PollerState, listen: String, logger: Logger) throws -> GRPCServer {
-        let identity = CertifiedKey(certificateChainPEM: try state.read(state.svidPath), privateKeyPEM: try state.read(state.svidKeyPath))
-        let certificates = ServerCertificates(identity: identity, trustRootsPEM: try state.read(state.bundlePath))
+/// The running poller: its gRPC endpoint for agents (TLS with its SVID; client certificates optional, since
+/// agents join before they hold one) serving Health and `EdgeOnboarding`, and its link to Core.
+public struct PollerServer: Sendable {
+    public let server: GRPCServer
+    let uplink: PollerUplink
+    let cache: PollerCache
+    let health: HealthService
+
+    /// Opens the cache and binds `listen`; `agentSVIDTTL` is the lifetime of the SVIDs it issues.
+    public static func start(state: PollerState, listen: String, agentSVIDTTL: TimeInterval, logger: Logger) async throws -> PollerServer {
+        let manifest = try state.manifest()
+        let identity = try PollerIdentity(state: state)
+        let cache = PollerCache(path: state.cachePath, logger: logger)
+        do {
+            try await cache.open()
+        } catch {
+            await cache.close()
+            throw PollerError("cannot open the package cache \(state.cachePath): \(error)")
+        }
+        let outbox = OutboxSignal()
         let health = HealthService()
-        return try GRPCServer(
-            configuration: .init(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional)),
-            services: [health], logger: logger
+        health.setStatus(.serving, for: "muster.onboarding.v1.EdgeOnboarding")
+        let edge = EdgeOnboardingService(identity: identity, cache: cache, outbox: outbox, svidTTL: agentSVIDTTL, logger: logger)
+        let server = try GRPCServer(
+            configuration: .init(listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional)),
+            services: [health, edge], logger: logger
         )
+        let uplink = PollerUplink(identity: identity, cache: cache, outbox: outbox, core: manifest.connect, logger: logger)
+        return PollerServer(server: server, uplink: uplink, cache: cache, health: health)
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
-    public static func serveUntilSignalled(_ server: GRPCServer) async {
+    /// Serves agents and runs the link to Core until SIGTERM or SIGINT, then shuts down gracefully.
+    public func run() async {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
         for source in sources {
-            source.setEventHandler { Task { await server.shutdown(grace: .seconds(5)) } }
+            source.setEventHandler { [server, health] in
+                health.setStatus(.notServing, for: "muster.onboarding.v1.EdgeOnboarding")
+                Task { await server.shutdown(grace: .seconds(5)) }
+            }
             source.resume()
         }
-        await server.serve()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await server.serve() }
+            group.addTask { await uplink.watchLoop() }
+            group.addTask { await uplink.outboxLoop() }
+            group.addTask { await uplink.renewLoop() }
+            await group.next()
+            group.cancelAll()
+        }
         for source in sources { source.cancel() }
+        await cache.close()
     }
 }

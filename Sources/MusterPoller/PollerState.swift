@@ -18,7 +18,12 @@ public struct PollerState: Sendable {
     public var caKeyPath: String { identityDirectory + "/ca.key" }
     public var bundlePath: String { identityDirectory + "/bundle.pem" }
 
-    public var isAttested: Bool { FileManager.default.fileExists(atPath: identityDirectory) }
+    public var isAttested: Bool {
+        SecureFile.restorePrevious(of: identityDirectory)
+        return FileManager.default.fileExists(atPath: identityDirectory)
+    }
+    /// The durable package cache, stream cursor, issued SVIDs and activation outbox.
+    public var cachePath: String { directory + "/cache.db" }
 
     public func manifest() throws -> PackageManifest {
         guard let data = FileManager.default.contents(atPath: packageDirectory + "/manifest.json") else {
@@ -37,10 +42,11 @@ public struct PollerState: Sendable {
     }
 
     /// Writes the attested identity as one directory, then spends the token file.
-    func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String) throws {
+    /// On renewal the previous directory is replaced in two renames; a crash between them is undone at start.
+    func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String, replacing: Bool = false) throws {
         let files = [("svid.key", svidKeyPEM), ("svid.pem", svidChainPEM), ("ca.key", caKeyPEM), ("ca.pem", caChainPEM), ("bundle.pem", bundlePEM)]
         do {
-            try SecureFile.writeDirectory(files.map { ($0.0, Array($0.1.utf8), 0o600) }, to: identityDirectory)
+            try SecureFile.writeDirectory(files.map { ($0.0, Array($0.1.utf8), 0o600) }, to: identityDirectory, replacing: replacing)
         } catch {
             throw PollerError("cannot store the identity in \(directory): \(error)")
         }

@@ -6,8 +6,8 @@ import MusterGRPC
 import MusterIdentity
 import MusterPoller
 
-/// `muster-poller`: the edge poller. This build installs its package, attests to Core once, and serves
-/// gRPC Health with its SVID; package relay and agent onboarding come with the rest of the relay.
+/// `muster-poller`: the edge poller. Installs its package, attests to Core once, then relays: it caches the
+/// agent and checker packages Core streams to it and onboards those agents on its own segment.
 struct PollerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster-poller", abstract: "Muster's edge poller.", subcommands: [Install.self, Run.self, Status.self]
@@ -29,6 +29,11 @@ struct PollerCommand: AsyncParsableCommand {
         @Option(help: "State directory") var dir: String = "/var/lib/muster-poller"
         @Option(help: "Address to serve agents on") var listen: String = "0.0.0.0:50052"
         @Option(help: "host:port agents dial (default: --listen, 0.0.0.0 → 127.0.0.1)") var advertise: String?
+        @Option(name: .customLong("agent-svid-ttl"), help: "Lifetime in seconds of the SVIDs issued to agents (60–86400)") var agentSVIDTTL: Int = 3600
+
+        func validate() throws {
+            guard (60...86_400).contains(agentSVIDTTL) else { throw ValidationError("--agent-svid-ttl must be between 60 and 86400 seconds") }
+        }
 
         func run() async throws {
             var logger = Logger(label: "muster.poller")
@@ -39,9 +44,9 @@ struct PollerCommand: AsyncParsableCommand {
                 let id = try await PollerAttestation.attest(state: state, advertise: advertised)
                 logger.notice("attested to Core", metadata: ["spiffe_id": "\(id)"])
             }
-            let server = try PollerServer.start(state: state, listen: listen, logger: logger)
-            logger.notice("serving", metadata: ["port": "\(server.port)", "advertise": "\(advertised)"])
-            await PollerServer.serveUntilSignalled(server)
+            let poller = try await PollerServer.start(state: state, listen: listen, agentSVIDTTL: TimeInterval(agentSVIDTTL), logger: logger)
+            logger.notice("serving agents", metadata: ["port": "\(poller.server.port)", "advertise": "\(advertised)"])
+            await poller.run()
         }
     }
 

@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import MusterGRPC
+import MusterIdentity
+import MusterProto
+import SwiftASN1
+import X509
+
+/// `muster.onboarding.v1.EdgeOnboarding` on the poller: agents and checkers on the local segment join with a
+/// token Core streamed here (redeemed locally, once, with or without Core), renew with their SVID over mTLS,
+/// and fetch the trust bundle. Their SVIDs come from the poller's downstream CA.
+public struct EdgeOnboardingService: GRPCService {
+    let identity: PollerIdentity
+    let cache: PollerCache
+    let outbox: OutboxSignal
+    let svidTTL: TimeInterval
+    let logger: Logger
+
+    /// The one answer for every refused token; the poller's log keeps the real reason.
+    static let refusedToken = RPCError(code: .unauthenticated, message: "join token not accepted (unknown, already used, expired or revoked)")
+
+    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, svidTTL: TimeInterval, logger: Logger) {
+        self.identity = identity
+        self.cache = cache
+        self.outbox = outbox
+        self.svidTTL = svidTTL
+        self.logger = logger
+    }
+
+    public func register(with router: inout GRPCRouter) {
+        router.unary("/muster.onboarding.v1.EdgeOnboarding/Join", Muster_Onboarding_V1_JoinRequest.self) { request, context in
+            try await join(request, from: context.peerIP)
+        }
+        router.unary("/muster.onboarding.v1.EdgeOnboarding/Renew", Muster_Onboarding_V1_RenewRequest.self, policy: agentPolicy) { request, context in
+            try await renew(request, peer: try context.peer(), from: context.peerIP)
+        }
+        router.unary("/muster.onboarding.v1.EdgeOnboarding/GetBundle", Muster_Onboarding_V1_GetBundleRequest.self) { _, _ in
+            var response = Muster_Onboarding_V1_GetBundleResponse()
+            response.trustDomain = identity.trustDomain
+            response.bundle = try identity.roots.map(Self.der)
+            return response
+        }
+    }
+
+    func join(_ request: Muster_Onboarding_V1_JoinRequest, from address: String) async throws -> Muster_Onboarding_V1_JoinResponse {
+        let now = Self.nowMillis()
+        guard let token = try? JoinToken(parsing: request.joinToken) else { throw refuse("malformed token", package: nil, from: address) }
+        let key = try Self.publicKey(fromCSR: request.csr)
+        let hash = ByteEncoding.hex(token.hash)
+        // Refuse spent, revoked, expired and unknown tokens before signing: a replay costs a lookup.
+        let held = try await store { try await cache.package(tokenHash: hash) }
+        if let reason = Self.refusal(of: held, at: now) { throw refuse(reason, package: held?.id, from: address) }
+        guard let held, let spiffeID = try? SPIFFEID(parsing: held.spiffeID), spiffeID.isWithin(identity.spiffeID) else {
+            throw refuse("the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
+        }
+        let leaf = try issue(spiffeID, key: key)
+        let redeemed = try await store {
+            try await cache.redeem(tokenHash: hash, at: now, serial: "\(leaf.certificate.serialNumber)",
+                                   notAfter: Self.millis(leaf.certificate.notValidAfter), from: address)
+        }
+        guard redeemed != nil else {
+            let reason = Self.refusal(of: try await store { try await cache.package(tokenHash: hash) }, at: now) ?? "lost a race to another join"
+            throw refuse(reason, package: held.id, from: address)
+        }
+        outbox.ring()
+        logger.notice("agent joined", metadata: ["package": "\(held.id)", "spiffe_id": "\(spiffeID)", "from": "\(address)",
+                                                 "serial": "\(leaf.certificate.serialNumber)"])
+        var response = Muster_Onboarding_V1_JoinResponse()
+        response.spiffeID = spiffeID.description
+        response.svidChain = try leaf.chain.map(Self.der)
+        response.bundle = try identity.roots.map(Self.der)
+        return response
+    }
+
+    func renew(_ request: Muster_Onboarding_V1_RenewRequest, peer: PeerIdentity?, from address: String) async throws -> Muster_Onboarding_V1_RenewResponse {
+        guard let peer else { throw RPCError.needsAgentSVID }
+        let serial = "\(peer.leaf.serialNumber)"
+        guard let issued = try await store({ try await cache.issued(serial: serial) }), issued.spiffeID == peer.spiffeID.description else {
+            logger.warning("renewal refused", metadata: ["spiffe_id": "\(peer.spiffeID)", "serial": "\(serial)", "reason": "not issued by this poller"])
+            throw RPCError(code: .permissionDenied, message: "this SVID was not issued by this poller")
+        }
+        guard issued.revokedAt == nil else {
+            logger.warning("renewal refused", metadata: ["spiffe_id": "\(peer.spiffeID)", "serial": "\(serial)", "reason": "revoked"])
+            throw RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is revoked")
+        }
+        let key = try Self.publicKey(fromCSR: request.csr)
+        let leaf = try issue(peer.spiffeID, key: key)
+        let recorded = try await store {
+            try await cache.recordRenewal(serial: "\(leaf.certificate.serialNumber)", of: issued, at: Self.nowMillis(),
+                                          notAfter: Self.millis(leaf.certificate.notValidAfter))
+        }
+        guard recorded else { throw RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is revoked") }
+        logger.info("agent renewed", metadata: ["spiffe_id": "\(peer.spiffeID)", "from": "\(address)", "serial": "\(leaf.certificate.serialNumber)"])
+        var response = Muster_Onboarding_V1_RenewResponse()
+        response.svidChain = try leaf.chain.map(Self.der)
+        response.bundle = try identity.roots.map(Self.der)
+        return response
+    }
+
+    /// Only an agent or checker SVID below this poller, signed by this poller's CA, may renew.
+    var agentPolicy: PeerPolicy {
+        let pollerID = identity.spiffeID
+        return PeerPolicy { peer in
+            guard let peer else { return .needsAgentSVID }
+            let segments = peer.spiffeID.segments
+            guard peer.spiffeID.isWithin(pollerID), segments.count == 5, ["agent", "checker"].contains(segments[3]) else {
+                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not an agent or checker of \(pollerID)")
+            }
+            guard peer.chain.count >= 2, (try? SVIDVerifier.spiffeID(of: peer.chain[1])) == pollerID else {
+                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) was not signed by \(pollerID)'s CA")
+            }
+            return nil
+        }
+    }
+
+    /// A leaf from the downstream CA; never outlives the CA, and refused once the CA has expired.
+    func issue(_ spiffeID: SPIFFEID, key: Certificate.PublicKey) throws -> (certificate: Certificate, chain: [Certificate]) {
+        let authority = identity.authority
+        let remaining = authority.certificate.notValidAfter.timeIntervalSinceNow
+        guard remaining > 60 else {
+            throw RPCError(code: .unavailable, message: "the poller's CA has expired and Core has not renewed it yet; retry later")
+        }
+        let leaf = try authority.issueLeaf(spiffeID: spiffeID, publicKey: key, lifetime: min(svidTTL, remaining))
+        return (leaf, authority.presentedChain(for: leaf))
+    }
+
+    func refuse(_ reason: String, package: String?, from address: String) -> RPCError {
+        logger.warning("join refused", metadata: ["reason": "\(reason)", "package": "\(package ?? "-")", "from": "\(address)"])
+        return Self.refusedToken
+    }
+
+    /// Why a held package cannot be redeemed now, or nil if it can.
+    static func refusal(of package: CachedPackage?, at now: Int64) -> String? {
+        guard let package else { return "unknown token (not streamed to this poller)" }
+        switch package.state {
+        case "redeemed": return "token already used"
+        case "revoked": return "package revoked"
+        default: return package.expiresAt <= now ? "token expired" : nil
+        }
+    }
+
+    static func publicKey(fromCSR der: Data) throws -> Certificate.PublicKey {
+        do {
+            return try CSRCheck.publicKey(fromDER: Array(der), purpose: .leaf)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
+        }
+    }
+
+    /// Cache failures (disk full, I/O) become UNAVAILABLE; nothing was redeemed.
+    func store<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        do {
+            return try await body()
+        } catch {
+            logger.error("poller cache failed", metadata: ["error": "\(error)"])
+            throw RPCError(code: .unavailable, message: "the poller cannot reach its local store; retry")
+        }
+    }
+
+    static func der(_ certificate: Certificate) throws -> Data {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        return Data(serializer.serializedBytes)
+    }
+
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    static func millis(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970 * 1000) }
+}
+
+extension RPCError {
+    static let needsAgentSVID = RPCError(code: .unauthenticated, message: "renewal needs the agent's current X.509-SVID (mTLS)")
+}
+
+/// Tells the outbox flusher there is something to send.
+public final class OutboxSignal: Sendable {
+    private let pending = LockedValue(false)
+    public init() {}
+    public func ring() { pending.withLock { $0 = true } }
+    /// True once since the last ring.
+    func take() -> Bool { pending.withLock { value in defer { value = false }; return value } }
+}

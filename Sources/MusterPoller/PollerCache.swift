@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+import MusterStore
+import SQLKit
+
+/// A package the poller holds for an agent or checker on its segment.
+public struct CachedPackage: Codable, Sendable, Equatable {
+    public var id: String
+    public var componentType: String
+    public var name: String
+    public var spiffeID: String
+    /// Hex SHA-256 of the join token; nil for a revocation that arrived before the package.
+    public var tokenHash: String?
+    public var expiresAt: Int64
+    public var selectors: String
+    /// `pending`, `redeemed` or `revoked`.
+    public var state: String
+    public var redeemedAt: Int64?
+    public var revokedAt: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, selectors, state
+        case componentType = "component_type"
+        case spiffeID = "spiffe_id"
+        case tokenHash = "token_hash"
+        case expiresAt = "expires_at"
+        case redeemedAt = "redeemed_at"
+        case revokedAt = "revoked_at"
+    }
+}
+
+/// An activation waiting in the outbox for Core.
+public struct PendingActivation: Codable, Sendable, Equatable {
+    public var packageID: String
+    public var spiffeID: String
+    public var sourceAddress: String
+    public var activatedAt: Int64
+    public var serial: String
+
+    enum CodingKeys: String, CodingKey {
+        case serial
+        case packageID = "package_id"
+        case spiffeID = "spiffe_id"
+        case sourceAddress = "source_address"
+        case activatedAt = "activated_at"
+    }
+}
+
+/// A certificate the poller issued to an agent, as Renew looks it up.
+public struct IssuedSVID: Codable, Sendable, Equatable {
+    public var serial: String
+    public var packageID: String
+    public var spiffeID: String
+    public var notAfter: Int64
+    public var revokedAt: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case serial
+        case packageID = "package_id"
+        case spiffeID = "spiffe_id"
+        case notAfter = "not_after"
+        case revokedAt = "revoked_at"
+    }
+}
+
+/// The poller's durable local store (`DIR/cache.db`, SQLite, WAL, synchronous=FULL): the packages Core
+/// streamed to it, the stream cursor, the SVIDs it issued and the activation outbox. A redemption, its
+/// certificate record and its outbox row commit in one transaction, so a crash never redeems a token twice
+/// and never loses an activation.
+public final class PollerCache: Sendable {
+    let store: Store
+    let decoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
+
+    public init(path: String, logger: Logger) {
+        store = Store(location: .sqlite(path: path), connections: 4, logger: logger)
+    }
+
+    public func close() async { await store.shutdown() }
+
+    /// Creates the tables on first use.
+    public func open() async throws {
+        try await store.transaction { sql in
+            for statement in Self.schema { try await sql.raw(SQLQueryString(statement)).run() }
+        }
+    }
+
+    static let schema = [
+        """
+        CREATE TABLE IF NOT EXISTS packages (id TEXT PRIMARY KEY, component_type TEXT NOT NULL, name TEXT NOT NULL,
+            spiffe_id TEXT NOT NULL, token_hash TEXT UNIQUE, expires_at INTEGER NOT NULL, selectors TEXT NOT NULL,
+            state TEXT NOT NULL, redeemed_at INTEGER, revoked_at INTEGER)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS issued (serial TEXT PRIMARY KEY, package_id TEXT NOT NULL, spiffe_id TEXT NOT NULL,
+            issued_at INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked_at INTEGER)
+        """,
+        "CREATE INDEX IF NOT EXISTS issued_by_package ON issued (package_id)",
+        """
+        CREATE TABLE IF NOT EXISTS outbox (package_id TEXT PRIMARY KEY, spiffe_id TEXT NOT NULL, source_address TEXT NOT NULL,
+            activated_at INTEGER NOT NULL, serial TEXT NOT NULL)
+        """,
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    ]
+
+    // MARK: The package stream
+
+    public func cursor() async throws -> Int64 {
+        try await store.read { sql in
+            try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
+        }
+    }
+
+    /// Stores a pending package and the cursor it came with. A package already held keeps its local state
+    /// (a resumed stream re-sends packages the poller has redeemed or seen revoked).
+    public func receive(_ package: CachedPackage, cursor: Int64) async throws {
+        try await store.transaction { sql in
+            try await sql.raw("""
+                INSERT INTO packages (id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state)
+                VALUES (\(bind: package.id), \(bind: package.componentType), \(bind: package.name), \(bind: package.spiffeID),
+                        \(bind: package.tokenHash), \(bind: package.expiresAt), \(bind: package.selectors), 'pending')
+                ON CONFLICT (id) DO NOTHING
+                """).run()
+            try await Self.setCursor(cursor, in: sql)
+        }
+    }
+
+    /// Applies a revocation (or expiry): the package is dropped from redemption, its SVIDs are denied renewal.
+    public func revoke(packageID: String, spiffeID: String, serials: [String], cursor: Int64, at now: Int64) async throws {
+        try await store.transaction { sql in
+            try await sql.raw("""
+                INSERT INTO packages (id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, revoked_at)
+                VALUES (\(bind: packageID), '', '', \(bind: spiffeID), NULL, 0, '[]', 'revoked', \(bind: now))
+                ON CONFLICT (id) DO UPDATE SET state = 'revoked', revoked_at = \(bind: now), token_hash = NULL
+                """).run()
+            try await sql.raw("UPDATE issued SET revoked_at = \(bind: now) WHERE package_id = \(bind: packageID) AND revoked_at IS NULL").run()
+            for serial in serials {
+                try await sql.raw("UPDATE issued SET revoked_at = \(bind: now) WHERE serial = \(bind: serial) AND revoked_at IS NULL").run()
+            }
+            try await Self.setCursor(cursor, in: sql)
+        }
+    }
+
+    static func setCursor(_ cursor: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("""
+            INSERT INTO meta (key, value) VALUES ('cursor', \(bind: cursor))
+            ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)
+            """).run()
+    }
+
+    // MARK: Redemption and renewal
+
+    public func package(tokenHash: String) async throws -> CachedPackage? {
+        try await store.read { [decoder] sql in
+            try await sql.raw("SELECT * FROM packages WHERE token_hash = \(bind: tokenHash)").first(decoding: CachedPackage.self, with: decoder)
+        }
+    }
+
+    public func package(id: String) async throws -> CachedPackage? {
+        try await store.read { [decoder] sql in
+            try await sql.raw("SELECT * FROM packages WHERE id = \(bind: id)").first(decoding: CachedPackage.self, with: decoder)
+        }
+    }
+
+    /// Redeems a token: one conditional update on the single writer, with the issued SVID and the outbox row in
+    /// the same transaction. Returns the package, or nil when the token is unknown, spent, revoked or expired.
+    public func redeem(tokenHash: String, at now: Int64, serial: String, notAfter: Int64, from address: String) async throws -> CachedPackage? {
+        try await store.transaction { [decoder] sql in
+            guard let package = try await sql.raw("""
+                UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: now)
+                WHERE token_hash = \(bind: tokenHash) AND state = 'pending' AND expires_at > \(bind: now)
+                RETURNING *
+                """).first(decoding: CachedPackage.self, with: decoder)
+            else { return nil }
+            try await Self.insertIssued(serial: serial, package: package, at: now, notAfter: notAfter, in: sql)
+            try await sql.raw("""
+                INSERT INTO outbox (package_id, spiffe_id, source_address, activated_at, serial)
+                VALUES (\(bind: package.id), \(bind: package.spiffeID), \(bind: address), \(bind: now), \(bind: serial))
+                """).run()
+            return package
+        }
+    }
+
+    public func issued(serial: String) async throws -> IssuedSVID? {
+        try await store.read { [decoder] sql in
+            try await sql.raw("SELECT serial, package_id, spiffe_id, not_after, revoked_at FROM issued WHERE serial = \(bind: serial)")
+                .first(decoding: IssuedSVID.self, with: decoder)
+        }
+    }
+
+    /// Records a renewed SVID, unless the package was revoked meanwhile (then false).
+    public func recordRenewal(serial: String, of previous: IssuedSVID, at now: Int64, notAfter: Int64) async throws -> Bool {
+        try await store.transaction { [decoder] sql in
+            guard let package = try await sql.raw("SELECT * FROM packages WHERE id = \(bind: previous.packageID) AND state = 'redeemed'")
+                .first(decoding: CachedPackage.self, with: decoder)
+            else { return false }
+            try await Self.insertIssued(serial: serial, package: package, at: now, notAfter: notAfter, in: sql)
+            return true
+        }
+    }
+
+    static func insertIssued(serial: String, package: CachedPackage, at now: Int64, notAfter: Int64, in sql: any SQLDatabase) async throws {
+        try await sql.raw("""
+            INSERT INTO issued (serial, package_id, spiffe_id, issued_at, not_after)
+            VALUES (\(bind: serial), \(bind: package.id), \(bind: package.spiffeID), \(bind: now), \(bind: notAfter))
+            """).run()
+    }
+
+    // MARK: The outbox
+
+    public func outbox(limit: Int) async throws -> [PendingActivation] {
+        try await store.read { [decoder] sql in
+            try await sql.raw("SELECT * FROM outbox ORDER BY activated_at LIMIT \(unsafeRaw: "\(limit)")")
+                .all(decoding: PendingActivation.self, with: decoder)
+        }
+    }
+
+    /// Removes delivered (or refused-for-good) activations.
+    public func removeFromOutbox(_ packageIDs: [String]) async throws {
+        guard !packageIDs.isEmpty else { return }
+        try await store.transaction { sql in
+            for id in packageIDs { try await sql.raw("DELETE FROM outbox WHERE package_id = \(bind: id)").run() }
+        }
+    }
+
+    // MARK: Status
+
+    /// Counts for `muster-poller status`: packages by state, SVIDs issued, activations queued, the cursor.
+    public func summary() async throws -> [String: Int64] {
+        try await store.read { sql in
+            var counts: [String: Int64] = [:]
+            for row in try await sql.raw("SELECT state, COUNT(*) AS n FROM packages GROUP BY state").all() {
+                counts["packages_" + (try row.decode(column: "state", as: String.self))] = try row.decode(column: "n", as: Int64.self)
+            }
+            counts["issued"] = try await sql.raw("SELECT COUNT(*) AS n FROM issued").first(decodingColumn: "n", as: Int64.self) ?? 0
+            counts["outbox"] = try await sql.raw("SELECT COUNT(*) AS n FROM outbox").first(decodingColumn: "n", as: Int64.self) ?? 0
+            counts["cursor"] = try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
+            return counts
+        }
+    }
+}
