@@ -55,7 +55,11 @@ public struct AgentState: Sendable {
         (try read(svidPath), try read(keyPath), try read(bundlePath))
     }
 
-    public func leaf() throws -> Certificate { try Certificate(pemEncoded: try read(svidPath)) }
+    /// The SVID itself: the first certificate of `svid.pem`.
+    public func leaf() throws -> Certificate {
+        guard let first = try PEMDocument.parseMultiple(pemString: try read(svidPath)).first else { throw AgentError("\(svidPath) holds no certificate") }
+        return try Certificate(pemDocument: first)
+    }
 
     /// Writes a new identity as one directory (the previous one, if any, replaced in two renames).
     func store(chain: [Certificate], key: P256.Signing.PrivateKey, roots: [Certificate], config: Config) throws {

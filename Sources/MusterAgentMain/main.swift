@@ -73,10 +73,14 @@ struct AgentCommand: AsyncParsableCommand {
 }
 
 do {
-    var command = try AgentCommand.parseAsRoot()
-    if var command = command as? AsyncParsableCommand {
-        try await command.run()
-    } else {
+    let command = try AgentCommand.parseAsRoot()
+    switch command {
+    case let install as AgentCommand.Install: try await install.run()
+    case let join as AgentCommand.Join: try await join.run()
+    case let run as AgentCommand.Run: try await run.run()
+    case let status as AgentCommand.Status: try await status.run()
+    default:
+        var command = command
         try command.run()
     }
 } catch let error as InstallError {

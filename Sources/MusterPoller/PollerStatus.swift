@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MusterGRPC
 import MusterIdentity
 import MusterProto
@@ -26,6 +27,7 @@ public struct PollerStatus: Sendable {
             return status
         }
         status.lines.append("attested:  yes; SVID until \(svid.notValidAfter.formatted(.iso8601)), CA until \(ca.notValidAfter.formatted(.iso8601))")
+        status.lines += await cacheLines(state: state)
         do {
             let coreID = try MusterIDs.core(trustDomain: manifest.trustDomain)
             let channel = try GRPCChannel(target: manifest.connect, security: .tls(ClientTLS(
@@ -41,5 +43,22 @@ public struct PollerStatus: Sendable {
             status.lines.append("core:      unreachable (\(error))")
         }
         return status
+    }
+
+    /// What the durable cache holds (read beside a running poller: SQLite's WAL lets readers in).
+    static func cacheLines(state: PollerState) async -> [String] {
+        guard FileManager.default.fileExists(atPath: state.cachePath) else { return ["packages:  none cached yet"] }
+        let cache = PollerCache(path: state.cachePath, logger: Logger(label: "muster.poller.status"))
+        defer { Task { await cache.close() } }
+        do {
+            let counts = try await cache.summary()
+            let n = { (key: String) in counts[key] ?? 0 }
+            return [
+                "packages:  \(n("packages_pending")) pending, \(n("packages_redeemed")) redeemed, \(n("packages_revoked")) revoked",
+                "issued:    \(n("issued")) agent SVIDs; outbox: \(n("outbox")) activations waiting for Core; stream cursor \(n("cursor"))",
+            ]
+        } catch {
+            return ["packages:  cannot read \(state.cachePath): \(error)"]
+        }
     }
 }
