@@ -114,13 +114,19 @@ extension Store {
             try? await connection.close()
             throw error
         }
-        return PooledConnection(sql: sql, close: { try? await connection.close() }, isClosed: { connection.isClosed })
+        return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })
+    }
+
+    /// Closes outside the caller's task: a cancelled caller (a call ended by shutdown) must still close its
+    /// connection, and SQLiteNIO asserts that every connection is closed before it is freed.
+    static func closeUncancelled(_ close: @escaping @Sendable () async throws -> Void) async {
+        await Task { try? await close() }.value
     }
 
     static func openPostgres(configuration: PostgresConnection.Configuration, logger: Logger) async throws -> PooledConnection {
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         let sql = connection.sql(queryLogLevel: nil)
-        return PooledConnection(sql: sql, close: { try? await connection.close() }, isClosed: { connection.isClosed })
+        return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })
     }
 
     /// Maps driver errors to store codes: constraint violations are conflicts; anything that is not an answer
