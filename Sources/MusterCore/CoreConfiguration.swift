@@ -18,7 +18,10 @@ public struct CoreConfiguration: Sendable {
     /// Package creations allowed per token per minute.
     public var createRatePerMinute: Int
     public var reaperInterval: TimeInterval
+    /// Lifetime of the SVIDs Core issues (its own serving SVID and pollers').
     public var leafTTL: TimeInterval
+    /// Lifetime of a poller's downstream CA.
+    public var pollerCATTL: TimeInterval
     public var databaseConnections: Int
 
     public init(
@@ -26,7 +29,7 @@ public struct CoreConfiguration: Sendable {
         advertise: String? = nil, database: DatabaseLocation? = nil, trustDomain: String = "muster.local",
         natsURL: String? = nil, tokenKeyFile: String? = nil, tokenKeyBase64: String? = nil,
         createRatePerMinute: Int = 10, reaperInterval: TimeInterval = 5, leafTTL: TimeInterval = 3600,
-        databaseConnections: Int = 8
+        pollerCATTL: TimeInterval = 24 * 3600, databaseConnections: Int = 8
     ) {
         self.dataDirectory = dataDirectory
         self.httpListen = httpListen
@@ -40,6 +43,7 @@ public struct CoreConfiguration: Sendable {
         self.createRatePerMinute = createRatePerMinute
         self.reaperInterval = reaperInterval
         self.leafTTL = leafTTL
+        self.pollerCATTL = pollerCATTL
         self.databaseConnections = databaseConnections
     }
 

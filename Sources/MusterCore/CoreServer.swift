@@ -44,7 +44,7 @@ public enum CoreServer {
         let metrics = CoreMetrics()
         let hub = EventHub(store: store)
         let packages = PackageService(store: store, sealer: sealer, identity: identity, events: hub, metrics: metrics, logger: logger,
-                                      leafTTL: configuration.leafTTL)
+                                      leafTTL: configuration.leafTTL, pollerCATTL: configuration.pollerCATTL)
         let api = CoreAPI(packages: packages, hub: hub, metrics: metrics, limiter: RateLimiter(perMinute: configuration.createRatePerMinute),
                           identity: identity, logger: logger)
         let (host, port) = try HostPort.parse(configuration.httpListen)

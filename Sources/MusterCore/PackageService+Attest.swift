@@ -51,7 +51,7 @@ extension PackageService {
         }
         let authority = identity.authority
         let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
-        let ca = try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: caKey, lifetime: 24 * 3600)
+        let ca = try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: caKey, lifetime: pollerCATTL)
 
         let won = try await store.redeem(
             tokenHash: hash, componentType: .poller, at: now, fromIP: ip, spiffeID: spiffeID.description,

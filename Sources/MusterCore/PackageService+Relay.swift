@@ -101,7 +101,7 @@ extension PackageService {
         }
         let authority = identity.authority
         let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
-        let ca = try caKey.map { try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: $0, lifetime: 24 * 3600) }
+        let ca = try caKey.map { try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: $0, lifetime: pollerCATTL) }
         var issued = [IssuedCertificate(serial: "\(svid.serialNumber)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter))]
         if let ca { issued.append(IssuedCertificate(serial: "\(ca.serialNumber)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))) }
         let now = Clock.nowMillis()

@@ -39,10 +39,13 @@ public struct PackageService: Sendable {
     let logger: Logger
     /// Lifetime of the leaf SVIDs Core issues (pollers').
     let leafTTL: TimeInterval
+    /// Lifetime of the downstream CAs Core issues to pollers.
+    let pollerCATTL: TimeInterval
 
     public init(store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics, logger: Logger,
-                leafTTL: TimeInterval = 3600) {
+                leafTTL: TimeInterval = 3600, pollerCATTL: TimeInterval = 24 * 3600) {
         self.leafTTL = leafTTL
+        self.pollerCATTL = pollerCATTL
         self.store = store
         self.sealer = sealer
         self.identity = identity

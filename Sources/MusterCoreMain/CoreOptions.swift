@@ -5,7 +5,7 @@ import MusterStore
 
 /// Flags shared by `serve` and `token create`; each falls back to `MUSTER_*`, then the config file, then a default.
 struct CoreOptions: ParsableArguments {
-    @Option(name: .customLong("config"), help: "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, reaper_interval)")
+    @Option(name: .customLong("config"), help: "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, reaper_interval, svid_ttl, poller_ca_ttl)")
     var configFile: String?
     @Option(name: .customLong("data-dir"), help: "Data directory (CA, token key, SQLite database, admin.token). Env MUSTER_DATA_DIR")
     var dataDirectory: String?
@@ -29,6 +29,10 @@ struct CoreOptions: ParsableArguments {
     var createRateLimit: Int?
     @Option(name: .customLong("reaper-interval"), help: "Seconds between expiry sweeps (default 5). Env MUSTER_REAPER_INTERVAL")
     var reaperInterval: Double?
+    @Option(name: .customLong("svid-ttl"), help: "Lifetime in seconds of the SVIDs Core issues: its own and pollers' (30–86400, default 3600). Env MUSTER_SVID_TTL")
+    var svidTTL: Int?
+    @Option(name: .customLong("poller-ca-ttl"), help: "Lifetime in seconds of pollers' downstream CAs (60–604800, default 86400). Env MUSTER_POLLER_CA_TTL")
+    var pollerCATTL: Int?
 
     func resolve() throws -> CoreConfiguration {
         let environment = ProcessInfo.processInfo.environment
@@ -39,7 +43,7 @@ struct CoreOptions: ParsableArguments {
                 throw ValidationError("config file \(path) is not a JSON object")
             }
             let known: Set<String> = ["data_dir", "http_listen", "grpc_listen", "advertise", "database", "trust_domain", "nats",
-                                      "token_key_file", "create_rate_limit", "reaper_interval"]
+                                      "token_key_file", "create_rate_limit", "reaper_interval", "svid_ttl", "poller_ca_ttl"]
             if let unknown = object.keys.first(where: { !known.contains($0) }) { throw ValidationError("config file \(path): unknown key '\(unknown)'") }
             file = object
         }
@@ -60,6 +64,15 @@ struct CoreOptions: ParsableArguments {
             guard let value = Double(text), value > 0 else { throw ValidationError("reaper interval must be a positive number of seconds") }
             return value
         } ?? 5
+        func seconds(_ flag: Int?, _ env: String, _ key: String, _ range: ClosedRange<Int>, default value: Int) throws -> TimeInterval {
+            guard let text = pick(flag.map(String.init), env, key) else { return TimeInterval(value) }
+            guard let number = Int(text), range.contains(number) else {
+                throw ValidationError("--\(key.replacingOccurrences(of: "_", with: "-")) must be \(range.lowerBound)–\(range.upperBound) seconds")
+            }
+            return TimeInterval(number)
+        }
+        let svidTTL = try seconds(self.svidTTL, "MUSTER_SVID_TTL", "svid_ttl", 30...86_400, default: 3600)
+        let caTTL = try seconds(self.pollerCATTL, "MUSTER_POLLER_CA_TTL", "poller_ca_ttl", 60...604_800, default: 86_400)
         let grpcListen = pick(self.grpcListen, "MUSTER_GRPC_LISTEN", "grpc_listen") ?? "0.0.0.0:50051"
         let httpListen = pick(self.httpListen, "MUSTER_HTTP_LISTEN", "http_listen") ?? "127.0.0.1:8080"
         for (name, value) in [("--http-listen", httpListen), ("--grpc-listen", grpcListen)] {
@@ -74,7 +87,7 @@ struct CoreOptions: ParsableArguments {
             natsURL: pick(nats, "MUSTER_NATS", "nats"),
             tokenKeyFile: pick(tokenKeyFile, "MUSTER_TOKEN_KEY_FILE", "token_key_file"),
             tokenKeyBase64: environment["MUSTER_TOKEN_KEY"],
-            createRatePerMinute: rate, reaperInterval: reaper
+            createRatePerMinute: rate, reaperInterval: reaper, leafTTL: svidTTL, pollerCATTL: caTTL
         )
     }
 }

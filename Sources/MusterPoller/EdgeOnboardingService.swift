@@ -117,7 +117,7 @@ public struct EdgeOnboardingService: GRPCService {
     func issue(_ spiffeID: SPIFFEID, key: Certificate.PublicKey) throws -> (certificate: Certificate, chain: [Certificate]) {
         let authority = identity.authority
         let remaining = authority.certificate.notValidAfter.timeIntervalSinceNow
-        guard remaining > 60 else {
+        guard remaining > 10 else {
             throw RPCError(code: .unavailable, message: "the poller's CA has expired and Core has not renewed it yet; retry later")
         }
         let leaf = try authority.issueLeaf(spiffeID: spiffeID, publicKey: key, lifetime: min(svidTTL, remaining))
