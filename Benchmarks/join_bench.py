@@ -1,0 +1,174 @@
+"""Agent join benchmark: N agents join one poller at concurrency C over TLS (a new connection per agent, as
+distinct machines would), beside the ceiling `openssl speed ecdsap256` gives on the same machine in the same run.
+
+Usage: python3 Benchmarks/join_bench.py --bin-dir DIR [--agents 2000] [--concurrency 32]
+DIR holds release builds of muster-core and muster-poller. Keys and CSRs are made before the clock starts;
+the poller's CPU time is read from /proc so its cost per join can be set beside the crypto ceiling.
+"""
+import argparse
+import io
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, process, what):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        assert process.poll() is None, f"{what} exited {process.returncode}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not start")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def openssl_ceiling(seconds):
+    out = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "ecdsap256"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"256 bits ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)", out)
+    sign, verify = float(match.group(1)), float(match.group(2))
+    # A join costs the poller about two signatures (the TLS handshake, the SVID) and two verifications (the CSR, and
+    # the ECDHE share's check in the handshake); this is the single-core rate if nothing else cost anything.
+    return sign, verify, 1 / (2 / sign + 2 / verify)
+
+
+class Core:
+    def __init__(self, bin_dir, work):
+        self.data = os.path.join(work, "core")
+        self.http, self.grpc = free_port(), free_port()
+        self.log = open(os.path.join(work, "core.log"), "w")
+        self.process = subprocess.Popen([f"{bin_dir}/muster-core", "serve", "--data-dir", self.data, "--http-listen", f"127.0.0.1:{self.http}",
+                                         "--grpc-listen", f"127.0.0.1:{self.grpc}", "--create-rate-limit", "100000000"],
+                                        stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "MUSTER_LOG_LEVEL": "warning"})
+        wait_port(self.http, self.process, "muster-core")
+        while not os.path.exists(f"{self.data}/admin.token"):
+            time.sleep(0.05)
+        self.token = open(f"{self.data}/admin.token").read().strip()
+
+    def call(self, method, path, body=None):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.read()
+
+    def package(self, body):
+        created = json.loads(self.call("POST", "/api/edge-packages", body))
+        archive = self.call("GET", f"/api/edge-packages/{created['id']}/download")
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            token = tar.extractfile("join-token").read().decode().strip()
+        return created, archive, token
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--agents", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="muster-join-bench-")
+    core = Core(args.bin_dir, work)
+    poller = None
+    try:
+        _, archive, _ = core.package({"name": "bench", "component_type": "poller"})
+        open(f"{work}/poller.tar.gz", "wb").write(archive)
+        subprocess.run([f"{args.bin_dir}/muster-poller", "install", "--package", f"{work}/poller.tar.gz", "--dir", f"{work}/poller"], check=True)
+        port = free_port()
+        poller_log = open(f"{work}/poller.log", "w")
+        poller = subprocess.Popen([f"{args.bin_dir}/muster-poller", "run", "--dir", f"{work}/poller", "--listen", f"127.0.0.1:{port}"],
+                                  stdout=poller_log, stderr=subprocess.STDOUT, env={**os.environ, "MUSTER_LOG_LEVEL": "warning"})
+        wait_port(port, poller, "muster-poller")
+
+        started = time.time()
+        with ThreadPoolExecutor(8) as pool:
+            tokens = list(pool.map(lambda i: core.package({"name": f"agent-{i}", "component_type": "agent", "poller_id": "bench",
+                                                           "ttl_seconds": 3600})[2], range(args.agents)))
+        print(f"created and downloaded {args.agents} agent packages in {time.time() - started:.1f} s", file=sys.stderr)
+        status = lambda: subprocess.run([f"{args.bin_dir}/muster-poller", "status", "--dir", f"{work}/poller"], capture_output=True, text=True).stdout
+        deadline = time.time() + 300
+        while f"packages:  {args.agents} pending" not in status():
+            assert time.time() < deadline, "the poller did not cache every package"
+            time.sleep(0.5)
+
+        sys.path.insert(0, os.environ["MUSTER_PROTO_STUBS"])
+        from muster.onboarding.v1 import onboarding_pb2 as pb, onboarding_pb2_grpc as rpc
+        from cryptography.hazmat.primitives import serialization
+        requests = []
+        for token in tokens:
+            key = ec.generate_private_key(ec.SECP256R1())
+            csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])).sign(key, hashes.SHA256())
+            requests.append(pb.JoinRequest(join_token=token, csr=csr.public_bytes(serialization.Encoding.DER)))
+        bundle = open(f"{work}/poller/identity/bundle.pem", "rb").read()
+        credentials = grpc.ssl_channel_credentials(root_certificates=bundle)
+        latencies, failures = [], []
+        lock = threading.Lock()
+
+        def join(request):
+            begin = time.perf_counter()
+            try:
+                with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                    rpc.EdgeOnboardingStub(channel).Join(request, timeout=60)
+                with lock:
+                    latencies.append(time.perf_counter() - begin)
+            except grpc.RpcError as error:
+                with lock:
+                    failures.append(error.code())
+
+        cpu_before = cpu_seconds(poller.pid)
+        begin = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(join, requests))
+        wall = time.perf_counter() - begin
+        poller_cpu = cpu_seconds(poller.pid) - cpu_before
+        assert not failures, f"{len(failures)} joins failed: {set(failures)}"
+        sign, verify, ceiling = openssl_ceiling(5)
+        latencies.sort()
+        rate = args.agents / wall
+        result = {
+            "agents": args.agents, "concurrency": args.concurrency, "wall_s": round(wall, 2), "joins_per_s": round(rate, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 2), "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "poller_cpu_ms_per_join": round(poller_cpu / args.agents * 1000, 3),
+            "openssl_sign_per_s": sign, "openssl_verify_per_s": verify, "ceiling_joins_per_s": round(ceiling, 1),
+            "joins_per_s_vs_ceiling_pct": round(100 * rate / ceiling, 1),
+            "poller_cpu_vs_ceiling_pct": round(100 * (1 / ceiling) / (poller_cpu / args.agents), 1),
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        if poller is not None:
+            poller.send_signal(signal.SIGTERM)
+            poller.wait(timeout=30)
+        core.process.send_signal(signal.SIGTERM)
+        core.process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
