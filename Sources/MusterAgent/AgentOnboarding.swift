@@ -56,7 +56,7 @@ public enum AgentOnboarding {
         do {
             response = try await channel.unary("/muster.onboarding.v1.EdgeOnboarding/Join", request, options: CallOptions(timeout: timeout))
         } catch let error as RPCError {
-            throw AgentError("the poller refused the join: \(error.message) (\(error.code))")
+            throw AgentError("the poller refused the join: \(error.message) (\(error.code))", retryable: error.code == .unauthenticated || error.code == .unavailable)
         }
         let roots = try response.bundle.map { try Certificate(derEncoded: Array($0)) }
         guard roots.contains(where: { CAPin.of($0) == pin }) else { throw AgentError("the poller's bundle does not hold the pinned CA") }

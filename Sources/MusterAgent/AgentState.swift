@@ -98,13 +98,16 @@ public struct AgentState: Sendable {
     }
 }
 
-/// An agent failure: one line for the installer. `revoked` marks an identity its poller refuses to renew.
+/// An agent failure: one line for the installer. `revoked` marks an identity its poller refuses to renew;
+/// `retryable` a join refused with the generic token answer or not answered at all (worth another try).
 public struct AgentError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let revoked: Bool
+    public let retryable: Bool
     public var description: String { message }
-    public init(_ message: String, revoked: Bool = false) {
+    public init(_ message: String, revoked: Bool = false, retryable: Bool = false) {
         self.message = message
         self.revoked = revoked
+        self.retryable = retryable
     }
 }

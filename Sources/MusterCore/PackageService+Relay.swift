@@ -55,31 +55,53 @@ extension PackageService {
         switch record.status {
         case .activated:
             return true
-        case .revoked, .expired:
-            try await store.audit(AuditRecord(
-                at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
-                outcome: "late", reason: "the poller redeemed the token before it learned the package was \(record.status.rawValue)",
-                details: ["serial": activation.serial, "activated_from_ip": source]
-            ))
-            return true
-        case .created, .delivered:
-            let audit = AuditRecord(at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
-                                    details: ["serial": activation.serial, "activated_from_ip": source, "via": "poller"])
+        case .expired where activation.activatedAt < record.expiresAt:
+            // Redeemed at the poller in time, reported after Core's reaper expired it (Core was away): the
+            // expiry was wrong, so the package takes the activation it really had.
             do {
-                _ = try await transition(
-                    id: record.id, from: [.created, .delivered], event: "package.activated", at: now, audit: audit,
-                    set: ["status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(at),
-                          "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(record.spiffeID),
-                          "token_ciphertext": SQLLiteral.null]
-                )
+                try await activate(record, activation, at: at, source: source, actor: actor, ip: ip, now: now, from: [.expired],
+                                   also: ["expired_at": SQLLiteral.null, "active_spiffe_id": SQLBind(record.spiffeID)], note: ["corrects": "expiry"])
+            } catch let error as APIError where error.code == .conflict {
+                // A newer live package holds the identity now: keep the expiry, record the late activation.
+                return try await late(record, activation, actor: actor, ip: ip, source: source, now: now)
+            }
+            return true
+        case .revoked, .expired:
+            return try await late(record, activation, actor: actor, ip: ip, source: source, now: now)
+        case .created, .delivered:
+            do {
+                try await activate(record, activation, at: at, source: source, actor: actor, ip: ip, now: now, from: [.created, .delivered],
+                                   also: ["token_ciphertext": SQLLiteral.null], note: [:])
             } catch let error as APIError where error.code == .conflict {
                 // Moved meanwhile (a concurrent report, a revocation): read it again and answer from that.
                 return try await self.record(activation, poller: poller, from: ip, now: now)
             }
-            metrics.redemptions.increment()
-            logger.notice("agent activated via poller", metadata: ["package": "\(record.id)", "spiffe_id": "\(record.spiffeID)", "poller": "\(poller)"])
             return true
         }
+    }
+
+    /// Moves the package to Activated with what the poller saw: one transaction, one audit row, one event.
+    private func activate(_ record: PackageRecord, _ activation: ReportedActivation, at: Int64, source: String, actor: String, ip: String,
+                          now: Int64, from states: [PackageStatus], also: [String: any SQLExpression], note: [String: String]) async throws {
+        let details = ["serial": activation.serial, "activated_from_ip": source, "via": "poller"].merging(note) { $1 }
+        let audit = AuditRecord(at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
+                                details: details)
+        let set: [String: any SQLExpression] = ["status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(at),
+                                                "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(record.spiffeID)]
+        _ = try await transition(id: record.id, from: states, event: "package.activated", at: now, audit: audit, set: set.merging(also) { $1 })
+        metrics.redemptions.increment()
+        logger.notice("agent activated via poller", metadata: ["package": "\(record.id)", "spiffe_id": "\(record.spiffeID)", "actor": "\(actor)"])
+    }
+
+    /// A report for a package revoked (or rightly expired) before it arrived: accepted so the poller forgets
+    /// it, audited with outcome `late`, nothing else changed.
+    private func late(_ record: PackageRecord, _ activation: ReportedActivation, actor: String, ip: String, source: String, now: Int64) async throws -> Bool {
+        try await store.audit(AuditRecord(
+            at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
+            outcome: "late", reason: "the poller redeemed the token before it learned the package was \(record.status.rawValue)",
+            details: ["serial": activation.serial, "activated_from_ip": source]
+        ))
+        return true
     }
 
     /// Renews a poller's SVID (and its downstream CA when a CA CSR comes too) for the identity Core holds;

@@ -40,7 +40,7 @@ extension PackageService {
     }
 
     /// The poller's packages from `cursor` on: with cursor 0 a snapshot of its pending agent/checker packages
-    /// first; then every later creation, revocation or expiry among them, in event order. A pending package
+    /// first; then every later creation or revocation among them, in event order. A pending package
     /// moves Created → Delivered (via poller) as it is sent. `send` gets each change with its cursor.
     public func watch(poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void) async throws {
         var cursor = cursor
@@ -54,7 +54,9 @@ extension PackageService {
         while !Task.isCancelled {
             for event in try await events.next(after: cursor) {
                 cursor = event.id ?? cursor
-                guard ["package.created", "package.revoked", "package.expired"].contains(event.type),
+                // Expiry is not sent: the poller expires packages by their own expiry time, and a token it redeemed
+                // before that time (perhaps while Core was away) must not be undone by Core's reaper.
+                guard ["package.created", "package.revoked"].contains(event.type),
                       let record = try await store.package(id: event.subject)
                 else { continue }
                 if record.componentType == .poller, record.name == name, event.type == "package.revoked" {

@@ -84,9 +84,9 @@ class Poller:
         return subprocess.run([POLLER, "status", "--dir", str(self.directory)], capture_output=True, text=True, timeout=30)
 
 
-def agent_package(core, name, poller="edge-1", component_type="agent", archive_dir=None):
+def agent_package(core, name, poller="edge-1", component_type="agent", archive_dir=None, **fields):
     """Creates an agent/checker package for `poller`, downloads it; returns (package, archive path or None, token)."""
-    package = core.create(name, component_type, poller_id=poller).json()
+    package = core.create(name, component_type, poller_id=poller, **fields).json()
     body = core.api("GET", f"/api/edge-packages/{package['id']}/download").body
     files = open_archive(body)
     token = files["join-token"][1].decode().strip()

@@ -4,6 +4,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -139,3 +140,38 @@ def test_renewal_over_mtls_and_who_may_renew(sqlite_core, poller, onboarding):
         assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED
         bundle = stub.GetBundle(pb.GetBundleRequest(), timeout=10)
         assert bundle.trust_domain == "blackbox.test" and len(bundle.bundle) == 1
+
+
+def test_install_waits_for_a_package_its_poller_has_not_pulled_yet(sqlite_core, poller, tmp_path):
+    core = sqlite_core
+    assert poller.stop() == 0
+    package, archive, _ = agent_package(core, "early", archive_dir=tmp_path)
+    installer = subprocess.Popen([AGENT, "install", "--package", str(archive), "--dir", str(tmp_path / "agent")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    assert installer.poll() is None, installer.communicate()
+    poller.start()
+    out, err = installer.communicate(timeout=60)
+    assert installer.returncode == 0, err
+    assert "agent/early" in out
+    wait_for(lambda: status_of(core, package["id"]) == "activated", what="activation at Core")
+
+
+def test_agent_refuses_a_poller_the_pin_does_not_vouch_for(sqlite_core, poller, tmp_path, onboarding):
+    core = sqlite_core
+    package, _, token = agent_package(core, "pinned")
+    wait_cached(core, package["id"])
+    wrong = subprocess.run([AGENT, "join", "--poller", poller.address, "--token", token, "--ca-pin", "sha256:" + "00" * 32,
+                            "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and token not in wrong.stderr
+    assert not (tmp_path / "agent" / "identity").exists()
+    assert "join refused" not in poller.logs(), "the token reached a poller the pin did not vouch for"
+    bad = subprocess.run([AGENT, "join", "--poller", "no-port", "--token", token, "--ca-pin", "sha256:" + "00" * 32,
+                          "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "--poller must be host:port" in bad.stderr
+    usage = subprocess.run([AGENT, "join", "--poller", poller.address, "--token", token, "--ca-pin", "x", "--type", "robot",
+                            "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+    # None of that spent the token.
+    _, response = join(onboarding, poller, token)
+    assert response.spiffe_id.endswith("/agent/pinned")

@@ -1,11 +1,13 @@
 """The relay under revocation, a Core outage, poller restarts and kill -9: real processes throughout."""
 import signal
+from datetime import datetime
 import threading
 import time
 
 import grpc
 import pytest
 
+from conftest import Core
 from relay import Poller, agent_package, join, pem_chain, renew, status_of, wait_cached, wait_for
 
 
@@ -138,3 +140,30 @@ def test_kill_9_during_joins_never_redeems_a_token_twice(sqlite_core, poller, on
     assert len(won) <= redeemed <= len(packages)
     wait_for(lambda: len(core.api("GET", "/api/edge-packages?status=activated&type=agent&limit=100").json()["items"]) == redeemed,
              timeout=30, what="every local redemption reported to Core")
+
+
+def test_a_join_during_an_outage_outlives_the_expiry_cores_reaper_saw(tmp_path, onboarding):
+    """Redeemed at the poller within its TTL while Core was down; Core's reaper expired it meanwhile. The report
+    corrects the expiry, and the poller never treats Core's expiry as a revocation."""
+    core = Core(extra=["--create-rate-limit", "1000", "--reaper-interval", "1"])
+    poller = Poller(core, tmp_path / "poller")
+    try:
+        package, _, token = agent_package(core, "slow-report", ttl_seconds=60)
+        wait_cached(core, package["id"])
+        assert core.stop() == 0
+        key, joined = join(onboarding, poller, token)
+        assert poller.stop() == 0
+        expires = datetime.fromisoformat(package["expires_at"].replace("Z", "+00:00")).timestamp()
+        time.sleep(max(0, expires - time.time()) + 1.5)
+        core.start()
+        wait_for(lambda: status_of(core, package["id"]) == "expired", what="Core's reaper expiring the package")
+        poller.start()
+        wait_for(lambda: status_of(core, package["id"]) == "activated", timeout=30, what="the late report correcting the expiry")
+        shown = core.api("GET", f"/api/edge-packages/{package['id']}").json()
+        assert shown["expired_at"] is None and shown["activated_from_ip"] == "127.0.0.1"
+        rows = core.api("GET", f"/api/audit?target_id={package['id']}&action=package.activate").json()["items"]
+        assert [(r["outcome"], r["details"].get("corrects")) for r in rows] == [("ok", "expiry")]
+        renew(onboarding, poller, key, pem_chain(joined.svid_chain))  # still renewable: the expiry never reached the poller
+    finally:
+        poller.stop()
+        core.stop()
