@@ -94,6 +94,7 @@ def main():
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--agents", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--perf", help="record the poller with `perf record -g` during the joins into this file")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="muster-join-bench-")
     core = Core(args.bin_dir, work)
@@ -143,13 +144,33 @@ def main():
                 with lock:
                     failures.append(error.code())
 
+        profiler = None
+        if args.perf:
+            profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(poller.pid), "-o", args.perf],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         cpu_before = cpu_seconds(poller.pid)
         begin = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(join, requests))
         wall = time.perf_counter() - begin
         poller_cpu = cpu_seconds(poller.pid) - cpu_before
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         assert not failures, f"{len(failures)} joins failed: {set(failures)}"
+
+        # The transport alone, same shape: a new TLS connection per call, GetBundle (no crypto, no store).
+        def bundle_call(_):
+            with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                rpc.EdgeOnboardingStub(channel).GetBundle(pb.GetBundleRequest(), timeout=60)
+
+        cpu_before = cpu_seconds(poller.pid)
+        begin = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(bundle_call, range(args.agents)))
+        transport_wall = time.perf_counter() - begin
+        transport_cpu = cpu_seconds(poller.pid) - cpu_before
         sign, verify, ceiling = openssl_ceiling(5)
         latencies.sort()
         rate = args.agents / wall
@@ -160,6 +181,8 @@ def main():
             "openssl_sign_per_s": sign, "openssl_verify_per_s": verify, "ceiling_joins_per_s": round(ceiling, 1),
             "joins_per_s_vs_ceiling_pct": round(100 * rate / ceiling, 1),
             "poller_cpu_vs_ceiling_pct": round(100 * (1 / ceiling) / (poller_cpu / args.agents), 1),
+            "transport_only_calls_per_s": round(args.agents / transport_wall, 1),
+            "transport_only_poller_cpu_ms_per_call": round(transport_cpu / args.agents * 1000, 3),
         }
         print(json.dumps(result, indent=2))
     finally:

@@ -3,8 +3,16 @@ import Foundation
 /// The two text encodings of bytes Muster uses: lowercase hex (hashes, pins) and unpadded base64url (tokens, JWKs).
 public enum ByteEncoding {
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        var digits: [UInt8] = []
+        digits.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            digits.append(hexDigits[Int(byte >> 4)])
+            digits.append(hexDigits[Int(byte & 0x0f)])
+        }
+        return String(decoding: digits, as: UTF8.self)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// The bytes of a hex string, or nil if it is not an even run of hex digits.
     public static func bytes(hex: String) -> [UInt8]? {

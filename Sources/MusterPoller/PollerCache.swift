@@ -88,7 +88,8 @@ public final class PollerCache: Sendable {
         """
         CREATE TABLE IF NOT EXISTS packages (id TEXT PRIMARY KEY, component_type TEXT NOT NULL, name TEXT NOT NULL,
             spiffe_id TEXT NOT NULL, token_hash TEXT UNIQUE, expires_at INTEGER NOT NULL, selectors TEXT NOT NULL,
-            state TEXT NOT NULL, redeemed_at INTEGER, revoked_at INTEGER)
+            state TEXT NOT NULL, redeemed_at INTEGER, revoked_at INTEGER,
+            redeemed_serial TEXT, redeemed_not_after INTEGER, redeemed_from TEXT)
         """,
         """
         CREATE TABLE IF NOT EXISTS issued (serial TEXT PRIMARY KEY, package_id TEXT NOT NULL, spiffe_id TEXT NOT NULL,
@@ -100,6 +101,18 @@ public final class PollerCache: Sendable {
             activated_at INTEGER NOT NULL, serial TEXT NOT NULL)
         """,
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        // A redemption is one UPDATE; this trigger records its SVID and queues its activation inside that same
+        // statement, so the three commit together (or not at all) with no transaction round trips.
+        """
+        CREATE TRIGGER IF NOT EXISTS redemption_records AFTER UPDATE OF state ON packages
+        WHEN OLD.state = 'pending' AND NEW.state = 'redeemed'
+        BEGIN
+            INSERT INTO issued (serial, package_id, spiffe_id, issued_at, not_after)
+                VALUES (NEW.redeemed_serial, NEW.id, NEW.spiffe_id, NEW.redeemed_at, NEW.redeemed_not_after);
+            INSERT INTO outbox (package_id, spiffe_id, source_address, activated_at, serial)
+                VALUES (NEW.id, NEW.spiffe_id, NEW.redeemed_from, NEW.redeemed_at, NEW.redeemed_serial);
+        END
+        """,
     ]
 
     // MARK: The package stream
@@ -161,22 +174,17 @@ public final class PollerCache: Sendable {
         }
     }
 
-    /// Redeems a token: one conditional update on the single writer, with the issued SVID and the outbox row in
-    /// the same transaction. Returns the package, or nil when the token is unknown, spent, revoked or expired.
+    /// Redeems a token: one conditional UPDATE on the single writer connection, whose trigger records the issued
+    /// SVID and queues the activation in the same atomic statement. Returns the package, or nil when the token
+    /// is unknown, spent, revoked or expired.
     public func redeem(tokenHash: String, at now: Int64, serial: String, notAfter: Int64, from address: String) async throws -> CachedPackage? {
-        try await store.transaction { [decoder] sql in
-            guard let package = try await sql.raw("""
-                UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: now)
-                WHERE token_hash = \(bind: tokenHash) AND state = 'pending' AND expires_at > \(bind: now)
-                RETURNING *
-                """).first(decoding: CachedPackage.self, with: decoder)
-            else { return nil }
-            try await Self.insertIssued(serial: serial, package: package, at: now, notAfter: notAfter, in: sql)
+        try await store.write { [decoder] sql in
             try await sql.raw("""
-                INSERT INTO outbox (package_id, spiffe_id, source_address, activated_at, serial)
-                VALUES (\(bind: package.id), \(bind: package.spiffeID), \(bind: address), \(bind: now), \(bind: serial))
-                """).run()
-            return package
+                UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: now), redeemed_serial = \(bind: serial),
+                    redeemed_not_after = \(bind: notAfter), redeemed_from = \(bind: address)
+                WHERE token_hash = \(bind: tokenHash) AND state = 'pending' AND expires_at > \(bind: now)
+                RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
+                """).first(decoding: CachedPackage.self, with: decoder)
         }
     }
 
@@ -187,22 +195,16 @@ public final class PollerCache: Sendable {
         }
     }
 
-    /// Records a renewed SVID, unless the package was revoked meanwhile (then false).
+    /// Records a renewed SVID, unless the package was revoked meanwhile (then false): one INSERT … SELECT.
     public func recordRenewal(serial: String, of previous: IssuedSVID, at now: Int64, notAfter: Int64) async throws -> Bool {
-        try await store.transaction { [decoder] sql in
-            guard let package = try await sql.raw("SELECT * FROM packages WHERE id = \(bind: previous.packageID) AND state = 'redeemed'")
-                .first(decoding: CachedPackage.self, with: decoder)
-            else { return false }
-            try await Self.insertIssued(serial: serial, package: package, at: now, notAfter: notAfter, in: sql)
-            return true
+        try await store.write { sql in
+            try await sql.raw("""
+                INSERT INTO issued (serial, package_id, spiffe_id, issued_at, not_after)
+                SELECT \(bind: serial), id, spiffe_id, \(bind: now), \(bind: notAfter) FROM packages
+                WHERE id = \(bind: previous.packageID) AND state = 'redeemed'
+                RETURNING serial
+                """).first() != nil
         }
-    }
-
-    static func insertIssued(serial: String, package: CachedPackage, at now: Int64, notAfter: Int64, in sql: any SQLDatabase) async throws {
-        try await sql.raw("""
-            INSERT INTO issued (serial, package_id, spiffe_id, issued_at, not_after)
-            VALUES (\(bind: serial), \(bind: package.id), \(bind: package.spiffeID), \(bind: now), \(bind: notAfter))
-            """).run()
     }
 
     // MARK: The outbox

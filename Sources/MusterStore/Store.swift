@@ -66,6 +66,12 @@ public final class Store: Sendable {
         }
     }
 
+    /// Runs one statement batch on the writer connection without an explicit transaction: for a single
+    /// statement that is atomic by itself (SQLite's autocommit), without the BEGIN/COMMIT round trips.
+    public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withConnection(from: writers) { try await body($0) }
+    }
+
     /// Checks the database answers (for `/readyz`).
     public func ping() async throws {
         try await read { try await $0.raw("SELECT 1").run() }
