@@ -20,6 +20,7 @@ public struct AgentRunner: Sendable {
 
     public func run() async throws {
         var backoff = Backoff(cap: 30)
+        state.recoverInterruptedRenewal()
         let config = try state.config()
         logger.notice("agent running", metadata: ["spiffe_id": "\(config.spiffeID)", "poller": "\(config.poller)"])
         while !Task.isCancelled {

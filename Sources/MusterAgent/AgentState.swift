@@ -37,9 +37,11 @@ public struct AgentState: Sendable {
     }
 
     public var hasIdentity: Bool {
-        SecureFile.restorePrevious(of: identityDirectory)
-        return FileManager.default.fileExists(atPath: configPath)
+        FileManager.default.fileExists(atPath: configPath) || FileManager.default.fileExists(atPath: identityDirectory + ".previous/agent.json")
     }
+
+    /// Puts back the previous identity if a renewal stopped between its two renames; `run` calls it at start.
+    public func recoverInterruptedRenewal() { SecureFile.restorePrevious(of: identityDirectory) }
 
     public func config() throws -> Config {
         guard hasIdentity, let data = FileManager.default.contents(atPath: configPath) else {

@@ -19,9 +19,12 @@ public struct PollerState: Sendable {
     public var bundlePath: String { identityDirectory + "/bundle.pem" }
 
     public var isAttested: Bool {
-        SecureFile.restorePrevious(of: identityDirectory)
-        return FileManager.default.fileExists(atPath: identityDirectory)
+        FileManager.default.fileExists(atPath: identityDirectory) || FileManager.default.fileExists(atPath: identityDirectory + ".previous")
     }
+
+    /// Puts back the previous identity if a renewal stopped between its two renames. Only the running poller
+    /// calls this (at start), so a concurrent `status` never races a renewal in progress.
+    public func recoverInterruptedRenewal() { SecureFile.restorePrevious(of: identityDirectory) }
     /// The durable package cache, stream cursor, issued SVIDs and activation outbox.
     public var cachePath: String { directory + "/cache.db" }
 

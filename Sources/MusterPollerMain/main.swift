@@ -40,6 +40,7 @@ struct PollerCommand: AsyncParsableCommand {
             logger.logLevel = ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
             let state = PollerState(directory: dir)
             let advertised = advertise ?? listen.replacingOccurrences(of: "0.0.0.0:", with: "127.0.0.1:")
+            state.recoverInterruptedRenewal()
             if !state.isAttested {
                 let id = try await PollerAttestation.attest(state: state, advertise: advertised)
                 logger.notice("attested to Core", metadata: ["spiffe_id": "\(id)"])

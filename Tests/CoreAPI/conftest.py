@@ -39,6 +39,19 @@ def new_postgres_database():
     return PG_URL.rsplit("/", 1)[0] + "/" + name
 
 
+def stop_process(process, log, sig=signal.SIGTERM):
+    """Signals a test's server process, waits (killing it after 20 s), closes its log; returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log.close()
+    return process.returncode
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status, self.headers, self.body = status, headers, body
@@ -84,15 +97,7 @@ class Core:
         SECRETS.add(self.admin)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
+        return stop_process(self.process, self.log, sig)
 
     def request(self, method, path, token=None, body=None, raw=None, headers=None, timeout=30):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import BIN_DIR, LOG_DIR, SECRETS, free_port, open_archive
+from conftest import BIN_DIR, LOG_DIR, SECRETS, free_port, open_archive, stop_process
 
 POLLER = str(BIN_DIR / "muster-poller")
 AGENT = str(BIN_DIR / "muster-agent")
@@ -63,15 +63,7 @@ class Poller:
         raise AssertionError("muster-poller did not start serving")
 
     def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
+        return stop_process(self.process, self.log, sig)
 
     def logs(self):
         return self.log_path.read_text(errors="replace")
