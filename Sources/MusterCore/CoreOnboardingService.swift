@@ -75,8 +75,10 @@ public struct CoreOnboardingService: GRPCService {
         let policy = PackageService.pollerPolicy(trustDomain: packages.identity.trustDomain)
         router.unary("/muster.onboarding.v1.CoreOnboarding/ReportActivations", Muster_Onboarding_V1_ReportActivationsRequest.self,
                      policy: policy) { request, context in
-            guard request.activations.count <= PackageService.maxActivationsPerReport else {
-                throw RPCError(code: .invalidArgument, message: "at most \(PackageService.maxActivationsPerReport) activations per report")
+            guard request.activations.count <= PackageService.maxActivationsPerReport,
+                  request.refusals.count <= PackageService.maxActivationsPerReport
+            else {
+                throw RPCError(code: .invalidArgument, message: "at most \(PackageService.maxActivationsPerReport) activations and refusals per report")
             }
             // An empty report is the poller's heartbeat: it only refreshes its last contact.
             let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
@@ -84,9 +86,13 @@ public struct CoreOnboardingService: GRPCService {
                 ReportedActivation(packageID: $0.packageID, spiffeID: $0.spiffeID, sourceAddress: $0.sourceAddress,
                                    activatedAt: $0.activatedAtUnixMs, serial: $0.serial)
             }
+            let refusals = request.refusals.map {
+                ReportedRefusal(packageID: $0.packageID, reason: $0.reason, sourceAddress: $0.sourceAddress, at: $0.atUnixMs)
+            }
             var response = Muster_Onboarding_V1_ReportActivationsResponse()
             response.accepted = try await Self.unavailableOnStoreFailure {
-                try await packages.reportActivations(activations, poller: poller, from: context.peerIP)
+                try await packages.auditRefusals(refusals, poller: poller)
+                return try await packages.reportActivations(activations, poller: poller, from: context.peerIP)
             }
             return response
         }

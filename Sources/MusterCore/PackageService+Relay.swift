@@ -22,8 +22,41 @@ public struct ReportedActivation: Sendable {
     }
 }
 
+/// A join a poller refused, as it reports it for the audit log.
+public struct ReportedRefusal: Sendable {
+    public var packageID: String
+    public var reason: String
+    public var sourceAddress: String
+    public var at: Int64
+
+    public init(packageID: String, reason: String, sourceAddress: String, at: Int64) {
+        self.packageID = packageID
+        self.reason = reason
+        self.sourceAddress = sourceAddress
+        self.at = at
+    }
+}
+
 extension PackageService {
-    /// Most activations one report may carry.
+    /// Writes the joins a poller refused into the audit log (outcome `denied`, the agent's address as the poller
+    /// saw it, the real reason). A package id that is not this poller's is not attached to the row.
+    public func auditRefusals(_ refusals: [ReportedRefusal], poller: String) async throws {
+        let now = Clock.nowMillis()
+        for refusal in refusals {
+            var target: String?
+            if !refusal.packageID.isEmpty, let record = try await store.package(id: refusal.packageID), record.pollerName == poller {
+                target = record.id
+            }
+            metrics.refusedRedemptions.increment()
+            try await store.audit(AuditRecord(
+                at: now, actor: "poller:\(poller)", sourceIP: String(refusal.sourceAddress.prefix(64)), action: "package.activate",
+                targetType: "package", targetID: target, outcome: "denied", reason: String(refusal.reason.prefix(200)),
+                details: ["via": "poller", "refused_at": Timestamp.text(min(max(refusal.at, 0), now))]
+            ))
+        }
+    }
+
+    /// Most activations (and refusals) one report may carry.
     public static let maxActivationsPerReport = 500
 
     /// Records activations a poller reports. Idempotent: a package already Activated with the same identity is

@@ -44,14 +44,14 @@ public struct EdgeOnboardingService: GRPCService {
 
     func join(_ request: Muster_Onboarding_V1_JoinRequest, from address: String) async throws -> Muster_Onboarding_V1_JoinResponse {
         let now = Self.nowMillis()
-        guard let token = try? JoinToken(parsing: request.joinToken) else { throw refuse("malformed token", package: nil, from: address) }
+        guard let token = try? JoinToken(parsing: request.joinToken) else { throw await refuse("malformed token", package: nil, from: address) }
         let key = try Self.publicKey(fromCSR: request.csr)
         let hash = ByteEncoding.hex(token.hash)
         // Refuse spent, revoked, expired and unknown tokens before signing: a replay costs a lookup.
         let held = try await store { try await cache.package(tokenHash: hash) }
-        if let reason = Self.refusal(of: held, at: now) { throw refuse(reason, package: held?.id, from: address) }
+        if let reason = Self.refusal(of: held, at: now) { throw await refuse(reason, package: held?.id, from: address) }
         guard let held, let spiffeID = try? SPIFFEID(parsing: held.spiffeID), spiffeID.isWithin(identity.spiffeID) else {
-            throw refuse("the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
+            throw await refuse("the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
         }
         let leaf = try issue(spiffeID, key: key)
         let redeemed = try await store {
@@ -60,7 +60,7 @@ public struct EdgeOnboardingService: GRPCService {
         }
         guard redeemed != nil else {
             let reason = Self.refusal(of: try await store { try await cache.package(tokenHash: hash) }, at: now) ?? "lost a race to another join"
-            throw refuse(reason, package: held.id, from: address)
+            throw await refuse(reason, package: held.id, from: address)
         }
         outbox.ring()
         logger.notice("agent joined", metadata: ["package": "\(held.id)", "spiffe_id": "\(spiffeID)", "from": "\(address)",
@@ -124,8 +124,15 @@ public struct EdgeOnboardingService: GRPCService {
         return (leaf, authority.presentedChain(for: leaf))
     }
 
-    func refuse(_ reason: String, package: String?, from address: String) -> RPCError {
+    /// Logs a refused join and queues it for Core's audit log; the caller gets the one generic answer.
+    func refuse(_ reason: String, package: String?, from address: String) async -> RPCError {
         logger.warning("join refused", metadata: ["reason": "\(reason)", "package": "\(package ?? "-")", "from": "\(address)"])
+        do {
+            try await cache.queueRefusal(packageID: package, reason: reason, from: address, at: Self.nowMillis())
+            outbox.ring()
+        } catch {
+            logger.error("cannot queue a refused join for Core", metadata: ["error": "\(error)"])
+        }
         return Self.refusedToken
     }
 

@@ -46,6 +46,21 @@ public struct PendingActivation: Codable, Sendable, Equatable {
     }
 }
 
+/// A refused join waiting in the outbox for Core's audit log.
+public struct QueuedRefusal: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var packageID: String
+    public var reason: String
+    public var sourceAddress: String
+    public var at: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id, reason, at
+        case packageID = "package_id"
+        case sourceAddress = "source_address"
+    }
+}
+
 /// A certificate the poller issued to an agent, as Renew looks it up.
 public struct IssuedSVID: Codable, Sendable, Equatable {
     public var serial: String
@@ -101,6 +116,10 @@ public final class PollerCache: Sendable {
             activated_at INTEGER NOT NULL, serial TEXT NOT NULL)
         """,
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY AUTOINCREMENT, package_id TEXT NOT NULL, reason TEXT NOT NULL,
+            source_address TEXT NOT NULL, at INTEGER NOT NULL)
+        """,
         // A redemption is one UPDATE; this trigger records its SVID and queues its activation inside that same
         // statement, so the three commit together (or not at all) with no transaction round trips.
         """
@@ -216,6 +235,31 @@ public final class PollerCache: Sendable {
         }
     }
 
+    /// Most refusals kept for Core; beyond this (a flood of bad tokens while Core is away) new ones are only logged.
+    public static let maxQueuedRefusals = 10_000
+
+    /// Queues a refused join for Core's audit log, unless the queue is full.
+    public func queueRefusal(packageID: String?, reason: String, from address: String, at now: Int64) async throws {
+        try await store.write { sql in
+            try await sql.raw("""
+                INSERT INTO refusals (package_id, reason, source_address, at)
+                SELECT \(bind: packageID ?? ""), \(bind: reason), \(bind: address), \(bind: now)
+                WHERE (SELECT COUNT(*) FROM refusals) < \(bind: Self.maxQueuedRefusals)
+                """).run()
+        }
+    }
+
+    public func refusals(limit: Int) async throws -> [QueuedRefusal] {
+        try await store.read { [decoder] sql in
+            try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(decoding: QueuedRefusal.self, with: decoder)
+        }
+    }
+
+    /// Removes refusals Core has audited (every id up to `last`).
+    public func removeRefusals(through last: Int64) async throws {
+        try await store.write { sql in try await sql.raw("DELETE FROM refusals WHERE id <= \(bind: last)").run() }
+    }
+
     /// Removes delivered (or refused-for-good) activations.
     public func removeFromOutbox(_ packageIDs: [String]) async throws {
         guard !packageIDs.isEmpty else { return }
@@ -235,6 +279,7 @@ public final class PollerCache: Sendable {
             }
             counts["issued"] = try await sql.raw("SELECT COUNT(*) AS n FROM issued").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["outbox"] = try await sql.raw("SELECT COUNT(*) AS n FROM outbox").first(decodingColumn: "n", as: Int64.self) ?? 0
+            counts["refusals"] = try await sql.raw("SELECT COUNT(*) AS n FROM refusals").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["cursor"] = try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
             return counts
         }

@@ -56,6 +56,7 @@ public struct PollerStatus: Sendable {
             return [
                 "packages:  \(n("packages_pending")) pending, \(n("packages_redeemed")) redeemed, \(n("packages_revoked")) revoked",
                 "issued:    \(n("issued")) agent SVIDs; outbox: \(n("outbox")) activations waiting for Core; stream cursor \(n("cursor"))",
+                "refusals:  \(n("refusals")) refused joins waiting for Core's audit log",
             ]
         } catch {
             return ["packages:  cannot read \(state.cachePath): \(error)"]

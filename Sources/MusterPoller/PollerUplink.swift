@@ -108,12 +108,22 @@ public struct PollerUplink: Sendable {
         }
     }
 
-    /// Sends the outbox in batches until it is empty (an empty outbox sends one empty report: the heartbeat).
+    /// Sends the outbox (activations, and refused joins for Core's audit log) in batches until it is empty; an
+    /// empty outbox sends one empty report, the heartbeat.
     func flush() async throws {
         let channel = try channel()
         repeat {
             let batch = try await cache.outbox(limit: 100)
+            let refusals = try await cache.refusals(limit: 100)
             var request = Muster_Onboarding_V1_ReportActivationsRequest()
+            request.refusals = refusals.map { item in
+                var refusal = Muster_Onboarding_V1_JoinRefusal()
+                refusal.packageID = item.packageID
+                refusal.reason = item.reason
+                refusal.sourceAddress = item.sourceAddress
+                refusal.atUnixMs = item.at
+                return refusal
+            }
             request.activations = batch.map { item in
                 var activation = Muster_Onboarding_V1_Activation()
                 activation.packageID = item.packageID
@@ -131,8 +141,9 @@ public struct PollerUplink: Sendable {
             }
             // Accepted and refused-for-good both leave the outbox; a failed call leaves everything in it.
             try await cache.removeFromOutbox(batch.map(\.packageID))
+            if let last = refusals.last?.id { try await cache.removeRefusals(through: last) }
             if !batch.isEmpty { logger.info("activations reported to Core", metadata: ["count": "\(accepted.count)"]) }
-            if batch.count < 100 { return }
+            if batch.count < 100 && refusals.count < 100 { return }
         } while !Task.isCancelled
     }
 

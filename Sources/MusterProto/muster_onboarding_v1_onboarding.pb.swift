@@ -198,6 +198,31 @@ public nonisolated struct Muster_Onboarding_V1_ReportActivationsRequest: Sendabl
 
   public var activations: [Muster_Onboarding_V1_Activation] = []
 
+  /// Joins the poller refused since its last report, for Core's audit log (the wire told the agent only
+  /// "not accepted"; this carries the real reason). Delivered at least once.
+  public var refusals: [Muster_Onboarding_V1_JoinRefusal] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_JoinRefusal: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty when the token matched no package the poller holds
+  public var packageID: String = String()
+
+  /// e.g. "token already used", "package revoked", "unknown token"
+  public var reason: String = String()
+
+  /// the agent's address as the poller saw it
+  public var sourceAddress: String = String()
+
+  public var atUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -695,7 +720,7 @@ nonisolated extension Muster_Onboarding_V1_Revocation: SwiftProtobuf.Message, Sw
 
 nonisolated extension Muster_Onboarding_V1_ReportActivationsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReportActivationsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}activations\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}activations\0\u{1}refusals\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -704,6 +729,7 @@ nonisolated extension Muster_Onboarding_V1_ReportActivationsRequest: SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.activations) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.refusals) }()
       default: break
       }
     }
@@ -713,11 +739,60 @@ nonisolated extension Muster_Onboarding_V1_ReportActivationsRequest: SwiftProtob
     if !self.activations.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.activations, fieldNumber: 1)
     }
+    if !self.refusals.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.refusals, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Muster_Onboarding_V1_ReportActivationsRequest, rhs: Muster_Onboarding_V1_ReportActivationsRequest) -> Bool {
     if lhs.activations != rhs.activations {return false}
+    if lhs.refusals != rhs.refusals {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_JoinRefusal: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JoinRefusal"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}package_id\0\u{1}reason\0\u{3}source_address\0\u{3}at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.packageID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sourceAddress) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.packageID.isEmpty {
+      try visitor.visitSingularStringField(value: self.packageID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    if !self.sourceAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceAddress, fieldNumber: 3)
+    }
+    if self.atUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atUnixMs, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_JoinRefusal, rhs: Muster_Onboarding_V1_JoinRefusal) -> Bool {
+    if lhs.packageID != rhs.packageID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.sourceAddress != rhs.sourceAddress {return false}
+    if lhs.atUnixMs != rhs.atUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -96,6 +96,15 @@ def test_join_command_checker_and_token_reuse(sqlite_core, poller, tmp_path, onb
         answers.add((refused.value.code(), refused.value.details()))
     assert answers == {(grpc.StatusCode.UNAUTHENTICATED, "join token not accepted (unknown, already used, expired or revoked)")}
 
+    # Core's audit log keeps the real reasons, reported by the poller with the agent's address.
+    def denied():
+        rows = core.api("GET", "/api/audit?action=package.activate&outcome=denied&actor=poller:edge-1").json()["items"]
+        return rows if len(rows) >= 4 else None
+    rows = wait_for(denied, what="refused joins audited at Core")
+    assert sorted((r["target_id"] == package["id"], r["reason"]) for r in rows) == [
+        (False, "malformed token"), (False, "malformed token"), (False, "malformed token"), (True, "token already used")], rows
+    assert all(r["source_ip"] == "127.0.0.1" for r in rows)
+
 
 def test_bad_csr_is_refused_without_spending_the_token(sqlite_core, poller, onboarding):
     core = sqlite_core
