@@ -3,81 +3,6 @@ import Logging
 import MusterStore
 import SQLKit
 
-/// A package the poller holds for an agent or checker on its segment.
-public struct CachedPackage: Codable, Sendable, Equatable {
-    public var id: String
-    public var componentType: String
-    public var name: String
-    public var spiffeID: String
-    /// Hex SHA-256 of the join token; nil for a revocation that arrived before the package.
-    public var tokenHash: String?
-    public var expiresAt: Int64
-    public var selectors: String
-    /// `pending`, `redeemed` or `revoked`.
-    public var state: String
-    public var redeemedAt: Int64?
-    public var revokedAt: Int64?
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, selectors, state
-        case componentType = "component_type"
-        case spiffeID = "spiffe_id"
-        case tokenHash = "token_hash"
-        case expiresAt = "expires_at"
-        case redeemedAt = "redeemed_at"
-        case revokedAt = "revoked_at"
-    }
-}
-
-/// An activation waiting in the outbox for Core.
-public struct PendingActivation: Codable, Sendable, Equatable {
-    public var packageID: String
-    public var spiffeID: String
-    public var sourceAddress: String
-    public var activatedAt: Int64
-    public var serial: String
-
-    enum CodingKeys: String, CodingKey {
-        case serial
-        case packageID = "package_id"
-        case spiffeID = "spiffe_id"
-        case sourceAddress = "source_address"
-        case activatedAt = "activated_at"
-    }
-}
-
-/// A refused join waiting in the outbox for Core's audit log.
-public struct QueuedRefusal: Codable, Sendable, Equatable {
-    public var id: Int64
-    public var packageID: String
-    public var reason: String
-    public var sourceAddress: String
-    public var at: Int64
-
-    enum CodingKeys: String, CodingKey {
-        case id, reason, at
-        case packageID = "package_id"
-        case sourceAddress = "source_address"
-    }
-}
-
-/// A certificate the poller issued to an agent, as Renew looks it up.
-public struct IssuedSVID: Codable, Sendable, Equatable {
-    public var serial: String
-    public var packageID: String
-    public var spiffeID: String
-    public var notAfter: Int64
-    public var revokedAt: Int64?
-
-    enum CodingKeys: String, CodingKey {
-        case serial
-        case packageID = "package_id"
-        case spiffeID = "spiffe_id"
-        case notAfter = "not_after"
-        case revokedAt = "revoked_at"
-    }
-}
-
 /// The poller's durable local store (`DIR/cache.db`, SQLite, WAL, synchronous=FULL): the packages Core
 /// streamed to it, the stream cursor, the SVIDs it issued and the activation outbox. A redemption, its
 /// certificate record and its outbox row commit in one transaction, so a crash never redeems a token twice
@@ -134,8 +59,6 @@ public final class PollerCache: Sendable {
         """,
     ]
 
-    // MARK: The package stream
-
     public func cursor() async throws -> Int64 {
         try await store.read { sql in
             try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
@@ -178,97 +101,6 @@ public final class PollerCache: Sendable {
             ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)
             """).run()
     }
-
-    // MARK: Redemption and renewal
-
-    public func package(tokenHash: String) async throws -> CachedPackage? {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM packages WHERE token_hash = \(bind: tokenHash)").first(decoding: CachedPackage.self, with: decoder)
-        }
-    }
-
-    public func package(id: String) async throws -> CachedPackage? {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM packages WHERE id = \(bind: id)").first(decoding: CachedPackage.self, with: decoder)
-        }
-    }
-
-    /// Redeems a token: one conditional UPDATE on the single writer connection, whose trigger records the issued
-    /// SVID and queues the activation in the same atomic statement. Returns the package, or nil when the token
-    /// is unknown, spent, revoked or expired.
-    public func redeem(tokenHash: String, at now: Int64, serial: String, notAfter: Int64, from address: String) async throws -> CachedPackage? {
-        try await store.write { [decoder] sql in
-            try await sql.raw("""
-                UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: now), redeemed_serial = \(bind: serial),
-                    redeemed_not_after = \(bind: notAfter), redeemed_from = \(bind: address)
-                WHERE token_hash = \(bind: tokenHash) AND state = 'pending' AND expires_at > \(bind: now)
-                RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
-                """).first(decoding: CachedPackage.self, with: decoder)
-        }
-    }
-
-    public func issued(serial: String) async throws -> IssuedSVID? {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT serial, package_id, spiffe_id, not_after, revoked_at FROM issued WHERE serial = \(bind: serial)")
-                .first(decoding: IssuedSVID.self, with: decoder)
-        }
-    }
-
-    /// Records a renewed SVID, unless the package was revoked meanwhile (then false): one INSERT … SELECT.
-    public func recordRenewal(serial: String, of previous: IssuedSVID, at now: Int64, notAfter: Int64) async throws -> Bool {
-        try await store.write { sql in
-            try await sql.raw("""
-                INSERT INTO issued (serial, package_id, spiffe_id, issued_at, not_after)
-                SELECT \(bind: serial), id, spiffe_id, \(bind: now), \(bind: notAfter) FROM packages
-                WHERE id = \(bind: previous.packageID) AND state = 'redeemed'
-                RETURNING serial
-                """).first() != nil
-        }
-    }
-
-    // MARK: The outbox
-
-    public func outbox(limit: Int) async throws -> [PendingActivation] {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM outbox ORDER BY activated_at LIMIT \(unsafeRaw: "\(limit)")")
-                .all(decoding: PendingActivation.self, with: decoder)
-        }
-    }
-
-    /// Most refusals kept for Core; beyond this (a flood of bad tokens while Core is away) new ones are only logged.
-    public static let maxQueuedRefusals = 10_000
-
-    /// Queues a refused join for Core's audit log, unless the queue is full.
-    public func queueRefusal(packageID: String?, reason: String, from address: String, at now: Int64) async throws {
-        try await store.write { sql in
-            try await sql.raw("""
-                INSERT INTO refusals (package_id, reason, source_address, at)
-                SELECT \(bind: packageID ?? ""), \(bind: reason), \(bind: address), \(bind: now)
-                WHERE (SELECT COUNT(*) FROM refusals) < \(bind: Self.maxQueuedRefusals)
-                """).run()
-        }
-    }
-
-    public func refusals(limit: Int) async throws -> [QueuedRefusal] {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(decoding: QueuedRefusal.self, with: decoder)
-        }
-    }
-
-    /// Removes refusals Core has audited (every id up to `last`).
-    public func removeRefusals(through last: Int64) async throws {
-        try await store.write { sql in try await sql.raw("DELETE FROM refusals WHERE id <= \(bind: last)").run() }
-    }
-
-    /// Removes delivered (or refused-for-good) activations.
-    public func removeFromOutbox(_ packageIDs: [String]) async throws {
-        guard !packageIDs.isEmpty else { return }
-        try await store.transaction { sql in
-            for id in packageIDs { try await sql.raw("DELETE FROM outbox WHERE package_id = \(bind: id)").run() }
-        }
-    }
-
-    // MARK: Status
 
     /// Counts for `muster-poller status`: packages by state, SVIDs issued, activations queued, the cursor.
     public func summary() async throws -> [String: Int64] {

@@ -49,17 +49,20 @@ public struct PollerStatus: Sendable {
     static func cacheLines(state: PollerState) async -> [String] {
         guard FileManager.default.fileExists(atPath: state.cachePath) else { return ["packages:  none cached yet"] }
         let cache = PollerCache(path: state.cachePath, logger: Logger(label: "muster.poller.status"))
-        defer { Task { await cache.close() } }
+        let lines: [String]
         do {
             let counts = try await cache.summary()
             let n = { (key: String) in counts[key] ?? 0 }
-            return [
+            lines = [
                 "packages:  \(n("packages_pending")) pending, \(n("packages_redeemed")) redeemed, \(n("packages_revoked")) revoked",
                 "issued:    \(n("issued")) agent SVIDs; outbox: \(n("outbox")) activations waiting for Core; stream cursor \(n("cursor"))",
                 "refusals:  \(n("refusals")) refused joins waiting for Core's audit log",
             ]
         } catch {
-            return ["packages:  cannot read \(state.cachePath): \(error)"]
+            lines = ["packages:  cannot read \(state.cachePath): \(error)"]
         }
+        // Closed before returning: SQLiteNIO insists every connection is closed before it is freed.
+        await cache.close()
+        return lines
     }
 }

@@ -16,12 +16,4 @@ extension Store {
             try await Store.append(audit: audit, event: nil, in: sql, isPostgres: isPostgres)
         }
     }
-
-    /// Serials of the certificates issued for a package, for the revocation pushed to its poller.
-    public func issuedSerials(packageID: String) async throws -> [String] {
-        try await read { sql in
-            try await sql.select().column("serial").from("issued_identities").where("package_id", .equal, packageID)
-                .orderBy("issued_at").all(decodingColumn: "serial", as: String.self)
-        }
-    }
 }

@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+import MusterEdge
+import MusterGRPC
+import MusterIdentity
+import MusterProto
+import X509
+
+extension PollerUplink {
+    public func outboxLoop() async {
+        var backoff = Backoff()
+        var lastReport = ContinuousClock.now - heartbeat
+        while !Task.isCancelled {
+            let due = outbox.take() || ContinuousClock.now - lastReport >= heartbeat
+            guard due else {
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            do {
+                try await flush()
+                lastReport = .now
+                backoff.reset()
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cannot report activations to Core; kept in the outbox", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: backoff.next())
+                outbox.ring()
+            }
+        }
+    }
+
+    /// Sends the outbox (activations, and refused joins for Core's audit log) in batches until it is empty; an
+    /// empty outbox sends one empty report, the heartbeat.
+    func flush() async throws {
+        let channel = try channel()
+        repeat {
+            let batch = try await cache.outbox(limit: 100)
+            let refusals = try await cache.refusals(limit: 100)
+            var request = Muster_Onboarding_V1_ReportActivationsRequest()
+            request.refusals = refusals.map { item in
+                var refusal = Muster_Onboarding_V1_JoinRefusal()
+                refusal.packageID = item.packageID
+                refusal.reason = item.reason
+                refusal.sourceAddress = item.sourceAddress
+                refusal.atUnixMs = item.at
+                return refusal
+            }
+            request.activations = batch.map { item in
+                var activation = Muster_Onboarding_V1_Activation()
+                activation.packageID = item.packageID
+                activation.spiffeID = item.spiffeID
+                activation.sourceAddress = item.sourceAddress
+                activation.activatedAtUnixMs = item.activatedAt
+                activation.serial = item.serial
+                return activation
+            }
+            let response = try await channel.unary("/muster.onboarding.v1.CoreOnboarding/ReportActivations", request,
+                                                   as: Muster_Onboarding_V1_ReportActivationsResponse.self, options: CallOptions(timeout: .seconds(15)))
+            let accepted = Set(response.accepted)
+            for item in batch where !accepted.contains(item.packageID) {
+                logger.error("Core refused an activation for good (see Core's audit log); dropped", metadata: ["package": "\(item.packageID)"])
+            }
+            // Accepted and refused-for-good both leave the outbox; a failed call leaves everything in it.
+            try await cache.removeFromOutbox(batch.map(\.packageID))
+            if let last = refusals.last?.id { try await cache.removeRefusals(through: last) }
+            if !batch.isEmpty { logger.info("activations reported to Core", metadata: ["count": "\(accepted.count)"]) }
+            if batch.count < 100 && refusals.count < 100 { return }
+        } while !Task.isCancelled
+    }
+}

@@ -1,0 +1,55 @@
+import Crypto
+import Foundation
+import MusterEdge
+import MusterGRPC
+import MusterIdentity
+import MusterProto
+import X509
+
+extension PollerUplink {
+    public func renewLoop() async {
+        var backoff = Backoff(cap: 60)
+        while !Task.isCancelled {
+            let wait = Self.halfLife(of: identity.svid).timeIntervalSinceNow
+            if wait > 0 {
+                try? await Task.sleep(for: .seconds(min(wait, 300)))
+                continue
+            }
+            do {
+                try await renew()
+                backoff.reset()
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cannot renew the poller's SVID; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    /// Renews the SVID, and the CA too once it is past its own half-life; fresh keys, only CSRs leave.
+    func renew() async throws {
+        let svidKey = P256.Signing.PrivateKey()
+        let renewCA = Self.halfLife(of: identity.authority.certificate) <= Date()
+        let caKey = renewCA ? P256.Signing.PrivateKey() : nil
+        var request = Muster_Onboarding_V1_RenewPollerRequest()
+        request.svidCsr = Data(try PollerAttestation.csr(key: svidKey, ca: false))
+        if let caKey { request.caCsr = Data(try PollerAttestation.csr(key: caKey, ca: true)) }
+        let response = try await channel().unary("/muster.onboarding.v1.CoreOnboarding/RenewPoller", request,
+                                                 as: Muster_Onboarding_V1_RenewPollerResponse.self, options: CallOptions(timeout: .seconds(30)))
+        let roots = try response.bundle.map { try Certificate(derEncoded: Array($0)) }
+        let svidChain = try response.svidChain.map { try Certificate(derEncoded: Array($0)) }
+        let caChain = try response.caChain.map { try Certificate(derEncoded: Array($0)) }
+        let issued = try await SVIDVerifier(trustDomain: identity.trustDomain, roots: roots).verify(chain: svidChain)
+        guard issued == identity.spiffeID, svidChain.first?.publicKey == Certificate.PublicKey(svidKey.publicKey),
+              caKey == nil || caChain.first?.publicKey == caKey.map({ Certificate.PublicKey($0.publicKey) })
+        else { throw PollerError("Core answered the renewal with certificates for another identity or key") }
+        try identity.replace(svidChain: svidChain, svidKey: svidKey, ca: caKey.map { (caChain, $0) }, roots: roots)
+        logger.notice("renewed the poller's SVID\(caKey == nil ? "" : " and CA")", metadata: [
+            "svid_until": "\(svidChain[0].notValidAfter.formatted(.iso8601))",
+        ])
+    }
+
+    static func halfLife(of certificate: Certificate) -> Date {
+        certificate.notValidBefore.addingTimeInterval(certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore) / 2)
+    }
+}
