@@ -2,11 +2,13 @@
 # The bridge benchmark: unary 64-byte echo over mTLS at concurrency 1, 4 and 16,
 # against Muster's Swift server, a C++ server on the same libgrpc, and
 # grpc-swift-2, all driven by the same C++ load client in one run.
-# Prints a Markdown table (QPS, p50, p99). Not part of CI.
-# Usage: scripts/bench-grpc.sh [MEASURE_SECONDS]
+# Prints a Markdown table (QPS, p50, p99), then a second one for a new connection per call
+# (calls/s and server CPU per call, Python grpcio client). Not part of CI.
+# Usage: scripts/bench-grpc.sh [MEASURE_SECONDS] [handshake]   ("handshake": only the second table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 measure="${1:-8}"
+only="${2:-}"
 warmup=2
 work=.build-bench
 mkdir -p "$work/cpp"
@@ -33,8 +35,10 @@ done
 echo "building Muster's demo server (release)…" >&2
 swift build -c release --product muster-grpc-demo >&2
 muster_bin="$(swift build -c release --show-bin-path)/muster-grpc-demo"
-echo "building the grpc-swift-2 server (release)…" >&2
-(cd Benchmarks/GRPCSwift2Echo && swift build -c release --scratch-path ../../$work/gs2 >&2)
+if [[ "$only" != handshake ]]; then
+    echo "building the grpc-swift-2 server (release)…" >&2
+    (cd Benchmarks/GRPCSwift2Echo && swift build -c release --scratch-path ../../$work/gs2 >&2)
+fi
 gs2_bin="$work/gs2/release/GRPCSwift2Echo"
 
 pki="$work/pki"
@@ -56,7 +60,7 @@ port=$(free_port); start_server muster "$port"; kill "$server_pid"; wait "$serve
 
 echo "| server | concurrency | QPS | p50 (µs) | p99 (µs) | errors |"
 echo "|---|---:|---:|---:|---:|---:|"
-for concurrency in 1 4 16; do
+for concurrency in $([[ "$only" == handshake ]] || echo 1 4 16); do
     for server in muster c++ grpc-swift-2; do
         port=$(free_port)
         start_server "$server" "$port"
@@ -66,4 +70,22 @@ for concurrency in 1 4 16; do
         python3 -c 'import json, sys; r = json.loads(sys.argv[3]); print("| %s | %s | %.0f | %.0f | %.0f | %d |" % (sys.argv[1], sys.argv[2], r["qps"], r["p50_us"], r["p99_us"], r["errors"]))' \
             "$server" "$concurrency" "$result"
     done
+done
+
+# Connection setup: every call on a new mTLS connection (agents that each join once), Python grpcio client,
+# the server's CPU time per call from /proc. Shows what the bridge adds to gRPC core's handshake path.
+stubs="$work/py"
+mkdir -p "$stubs"
+python3 -m grpc_tools.protoc -I Protos --python_out="$stubs" --grpc_python_out="$stubs" muster/testing/v1/echo.proto
+echo
+echo "| server | new connection per call: calls/s | server CPU per call (ms) | errors |"
+echo "|---|---:|---:|---:|"
+for server in muster c++; do
+    port=$(free_port)
+    start_server "$server" "$port"
+    result=$(PYTHONPATH="$stubs" python3 Benchmarks/handshake_client.py "127.0.0.1:$port" "$pki/bundle.pem" \
+        "$pki/client/svid.pem" "$pki/client/svid.key" "$server_pid" 2000 32)
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+    python3 -c 'import json, sys; r = json.loads(sys.argv[2]); print("| %s | %.0f | %.3f | %d |" % (sys.argv[1], r["calls_per_s"], r["server_cpu_ms_per_call"], r["errors"]))' \
+        "$server" "$result"
 done
