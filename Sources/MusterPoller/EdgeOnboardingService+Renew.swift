@@ -8,6 +8,7 @@ import X509
 extension EdgeOnboardingService {
     func renew(_ request: Muster_Onboarding_V1_RenewRequest, peer: PeerIdentity?, from address: String) async throws -> Muster_Onboarding_V1_RenewResponse {
         guard let peer else { throw RPCError.needsAgentSVID }
+        guard !standing.isRevoked else { throw PollerStanding.refusal }
         let serial = "\(peer.leaf.serialNumber)"
         guard let issued = try await store({ try await cache.issued(serial: serial) }), issued.spiffeID == peer.spiffeID.description else {
             logger.warning("renewal refused", metadata: ["spiffe_id": "\(peer.spiffeID)", "serial": "\(serial)", "reason": "not issued by this poller"])

@@ -13,16 +13,18 @@ public struct EdgeOnboardingService: GRPCService {
     let identity: PollerIdentity
     let cache: PollerCache
     let outbox: OutboxSignal
+    let standing: PollerStanding
     let svidTTL: TimeInterval
     let logger: Logger
 
     /// The one answer for every refused token; the poller's log keeps the real reason.
     static let refusedToken = RPCError(code: .unauthenticated, message: "join token not accepted (unknown, already used, expired or revoked)")
 
-    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, svidTTL: TimeInterval, logger: Logger) {
+    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, svidTTL: TimeInterval, logger: Logger) {
         self.identity = identity
         self.cache = cache
         self.outbox = outbox
+        self.standing = standing
         self.svidTTL = svidTTL
         self.logger = logger
     }
@@ -43,6 +45,7 @@ public struct EdgeOnboardingService: GRPCService {
     }
 
     func join(_ request: Muster_Onboarding_V1_JoinRequest, from address: String) async throws -> Muster_Onboarding_V1_JoinResponse {
+        guard !standing.isRevoked else { throw PollerStanding.refusal }
         let now = Self.nowMillis()
         guard let token = try? JoinToken(parsing: request.joinToken) else { throw await refuse("malformed token", package: nil, from: address) }
         let key = try Self.publicKey(fromCSR: request.csr)

@@ -59,6 +59,19 @@ public final class PollerCache: Sendable {
         """,
     ]
 
+    /// When Core refused this poller as revoked, if it has (kept across restarts: revocation is final).
+    public func revokedByCore() async throws -> Int64? {
+        try await store.read { sql in
+            try await sql.raw("SELECT value FROM meta WHERE key = 'revoked_by_core'").first(decodingColumn: "value", as: Int64.self)
+        }
+    }
+
+    public func markRevokedByCore(at now: Int64) async throws {
+        try await store.write { sql in
+            try await sql.raw("INSERT INTO meta (key, value) VALUES ('revoked_by_core', \(bind: now)) ON CONFLICT (key) DO NOTHING").run()
+        }
+    }
+
     public func cursor() async throws -> Int64 {
         try await store.read { sql in
             try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
@@ -111,6 +124,9 @@ public final class PollerCache: Sendable {
             }
             counts["issued"] = try await sql.raw("SELECT COUNT(*) AS n FROM issued").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["outbox"] = try await sql.raw("SELECT COUNT(*) AS n FROM outbox").first(decodingColumn: "n", as: Int64.self) ?? 0
+            if let revoked = try await sql.raw("SELECT value FROM meta WHERE key = 'revoked_by_core'").first(decodingColumn: "value", as: Int64.self) {
+                counts["revoked_by_core"] = revoked
+            }
             counts["refusals"] = try await sql.raw("SELECT COUNT(*) AS n FROM refusals").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["cursor"] = try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
             return counts

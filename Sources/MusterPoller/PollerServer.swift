@@ -25,12 +25,17 @@ public struct PollerServer: Sendable {
         let outbox = OutboxSignal()
         let health = HealthService()
         health.setStatus(.serving, for: "muster.onboarding.v1.EdgeOnboarding")
-        let edge = EdgeOnboardingService(identity: identity, cache: cache, outbox: outbox, svidTTL: agentSVIDTTL, logger: logger)
+        let standing = PollerStanding(health: health)
+        if let revoked = try? await cache.revokedByCore() {
+            standing.markRevoked()
+            logger.critical("Core revoked this poller; it does not onboard agents", metadata: ["revoked_at": "\(revoked)"])
+        }
+        let edge = EdgeOnboardingService(identity: identity, cache: cache, outbox: outbox, standing: standing, svidTTL: agentSVIDTTL, logger: logger)
         let server = try GRPCServer(
             configuration: .init(listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional)),
             services: [health, edge], logger: logger
         )
-        let uplink = PollerUplink(identity: identity, cache: cache, outbox: outbox, core: manifest.connect, logger: logger)
+        let uplink = PollerUplink(identity: identity, cache: cache, outbox: outbox, standing: standing, core: manifest.connect, logger: logger)
         return PollerServer(server: server, uplink: uplink, cache: cache, health: health)
     }
 

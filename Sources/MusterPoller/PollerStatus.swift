@@ -53,7 +53,8 @@ public struct PollerStatus: Sendable {
         do {
             let counts = try await cache.summary()
             let n = { (key: String) in counts[key] ?? 0 }
-            lines = [
+            let revoked = counts["revoked_by_core"].map { Date(timeIntervalSince1970: TimeInterval($0) / 1000).formatted(.iso8601) }
+            lines = (revoked.map { ["standing:  REVOKED by Core (refused at \($0)); this poller no longer onboards agents"] } ?? []) + [
                 "packages:  \(n("packages_pending")) pending, \(n("packages_redeemed")) redeemed, \(n("packages_revoked")) revoked",
                 "issued:    \(n("issued")) agent SVIDs; outbox: \(n("outbox")) activations waiting for Core; stream cursor \(n("cursor"))",
                 "refusals:  \(n("refusals")) refused joins waiting for Core's audit log",

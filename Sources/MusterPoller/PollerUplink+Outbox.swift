@@ -10,7 +10,7 @@ extension PollerUplink {
     public func outboxLoop() async {
         var backoff = Backoff()
         var lastReport = ContinuousClock.now - heartbeat
-        while !Task.isCancelled {
+        while !Task.isCancelled, !standing.isRevoked {
             let due = outbox.take() || ContinuousClock.now - lastReport >= heartbeat
             guard due else {
                 try? await Task.sleep(for: .milliseconds(100))
@@ -22,6 +22,7 @@ extension PollerUplink {
                 backoff.reset()
             } catch {
                 if Task.isCancelled { return }
+                if await refusedAsRevoked(error) { return }
                 logger.warning("cannot report activations to Core; kept in the outbox", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff.next())
                 outbox.ring()

@@ -9,7 +9,7 @@ import X509
 extension PollerUplink {
     public func renewLoop() async {
         var backoff = Backoff(cap: 60)
-        while !Task.isCancelled {
+        while !Task.isCancelled, !standing.isRevoked {
             let wait = Self.halfLife(of: identity.svid).timeIntervalSinceNow
             if wait > 0 {
                 try? await Task.sleep(for: .seconds(min(wait, 300)))
@@ -20,6 +20,7 @@ extension PollerUplink {
                 backoff.reset()
             } catch {
                 if Task.isCancelled { return }
+                if await refusedAsRevoked(error) { return }
                 logger.warning("cannot renew the poller's SVID; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff.next())
             }

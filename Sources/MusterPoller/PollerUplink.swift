@@ -14,15 +14,18 @@ public struct PollerUplink: Sendable {
     let identity: PollerIdentity
     let cache: PollerCache
     let outbox: OutboxSignal
+    let standing: PollerStanding
     let core: String
     let logger: Logger
     /// How often an idle outbox sends an empty report (Core's "last contact").
     let heartbeat: Duration
 
-    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, core: String, logger: Logger, heartbeat: Duration = .seconds(30)) {
+    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, core: String, logger: Logger,
+                heartbeat: Duration = .seconds(30)) {
         self.identity = identity
         self.cache = cache
         self.outbox = outbox
+        self.standing = standing
         self.core = core
         self.logger = logger
         self.heartbeat = heartbeat
@@ -38,7 +41,7 @@ public struct PollerUplink: Sendable {
 
     public func watchLoop() async {
         var backoff = Backoff()
-        while !Task.isCancelled {
+        while !Task.isCancelled, !standing.isRevoked {
             do {
                 let cursor = try await cache.cursor()
                 var request = Muster_Onboarding_V1_WatchPackagesRequest()
@@ -54,10 +57,26 @@ public struct PollerUplink: Sendable {
                 logger.warning("Core ended the package stream")
             } catch {
                 if Task.isCancelled { return }
+                if await refusedAsRevoked(error) { return }
                 logger.warning("package stream from Core lost", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: backoff.next())
         }
+    }
+
+    /// Core answers PERMISSION_DENIED to a poller it no longer holds as active (revoked): the poller records
+    /// that for good and stops onboarding. True when `error` was that answer.
+    func refusedAsRevoked(_ error: any Error) async -> Bool {
+        guard let error = error as? RPCError, error.code == .permissionDenied else { return false }
+        if standing.markRevoked() {
+            logger.critical("Core refused this poller as revoked; it stops onboarding agents", metadata: ["reason": "\(error.message)"])
+            do {
+                try await cache.markRevokedByCore(at: Int64(Date().timeIntervalSince1970 * 1000))
+            } catch {
+                logger.error("cannot record the revocation in the cache", metadata: ["error": "\(error)"])
+            }
+        }
+        return true
     }
 
     func apply(_ update: Muster_Onboarding_V1_PackageUpdate) async throws {

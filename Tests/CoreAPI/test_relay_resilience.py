@@ -167,3 +167,25 @@ def test_a_join_during_an_outage_outlives_the_expiry_cores_reaper_saw(tmp_path, 
     finally:
         poller.stop()
         core.stop()
+
+
+def test_a_poller_revoked_at_core_stops_onboarding(sqlite_core, poller, onboarding):
+    core = sqlite_core
+    joined_package, _, joined_token = agent_package(core, "before-poller-revoked")
+    waiting, _, waiting_token = agent_package(core, "still-waiting")
+    wait_cached(core, joined_package["id"])
+    wait_cached(core, waiting["id"])
+    key, joined = join(onboarding, poller, joined_token)
+
+    assert core.api("POST", f"/api/edge-packages/{poller.package_id}/revoke", {"reason": "host lost"}).status == 200
+    wait_for(lambda: "REVOKED by Core" in poller.status().stdout, what="the poller learning it was revoked")
+    stopped = (grpc.StatusCode.FAILED_PRECONDITION, "this poller was revoked by Core and no longer onboards agents")
+    assert refused_code(lambda: join(onboarding, poller, waiting_token)) == stopped
+    assert refused_code(lambda: renew(onboarding, poller, key, pem_chain(joined.svid_chain))) == stopped
+    assert "refused this poller as revoked" in poller.logs()
+
+    # Revocation is final: a restarted poller still refuses, without asking Core again.
+    assert poller.stop() == 0
+    poller.start()
+    assert refused_code(lambda: join(onboarding, poller, waiting_token)) == stopped
+    assert status_of(core, waiting["id"]) == "delivered"
