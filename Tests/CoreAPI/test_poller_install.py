@@ -135,3 +135,24 @@ def test_a_package_for_another_component_or_with_a_foreign_bundle_is_refused(sql
     assert result.returncode == 1 and "it is for component type agent" in result.stderr
     assert install(tmp_path / "missing.tar.gz", tmp_path / "state").returncode == 1
     assert subprocess.run([POLLER, "install"], capture_output=True).returncode == 2
+
+
+AGENT = str(BIN_DIR / "muster-agent")
+
+
+@pytest.mark.parametrize("case", ["dot-dot", "absolute", "symlink then write through it", "hardlink", "duplicate name"])
+def test_muster_agent_install_refuses_hostile_archives_the_same_way(sqlite_core, tmp_path, case):
+    sqlite_core.create("edge-1", "poller")
+    agent = sqlite_core.create("a1").json()
+    body = sqlite_core.api("GET", f"/api/edge-packages/{agent['id']}/download").body
+    open_archive(body)
+    base = tmp_path / "agent.tar.gz"
+    base.write_bytes(body)
+    add, fragment = CASES[case]
+    path = evil(tmp_path, base, add)
+    target = tmp_path / "agent-state"
+    result = subprocess.run([AGENT, "install", "--package", str(path), "--dir", str(target), "--poller", "127.0.0.1:9"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and fragment in result.stderr and len(result.stderr.splitlines()) == 1, (case, result.stderr)
+    assert not (tmp_path / "escaped").exists() and not pathlib.Path("/tmp/escaped").exists()
+    assert not (target / "package").exists() and not (target / "identity").exists()
