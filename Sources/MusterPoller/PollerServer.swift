@@ -51,12 +51,13 @@ public struct PollerServer: Sendable {
             }
             source.resume()
         }
+        // The link's loops may end on their own (a poller revoked by Core stops them); serving ends only on a
+        // signal, and then the loops are cancelled.
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await server.serve() }
             group.addTask { await uplink.watchLoop() }
             group.addTask { await uplink.outboxLoop() }
             group.addTask { await uplink.renewLoop() }
-            await group.next()
+            await server.serve()
             group.cancelAll()
         }
         for source in sources { source.cancel() }
