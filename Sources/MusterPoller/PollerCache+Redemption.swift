@@ -1,7 +1,8 @@
 import Foundation
+import MusterStore
 import SQLKit
 
-/// Joins and renewals against the cache: each a single atomic statement on the writer connection.
+/// Joins and renewals against the cache: a redemption is one statement (committed in groups), a renewal one statement.
 extension PollerCache {
     public func package(tokenHash: String) async throws -> CachedPackage? {
         try await store.read { [decoder] sql in
@@ -15,17 +16,27 @@ extension PollerCache {
         }
     }
 
-    /// Redeems a token: one conditional UPDATE on the single writer connection, whose trigger records the issued
-    /// SVID and queues the activation in the same atomic statement. Returns the package, or nil when the token
-    /// is unknown, spent, revoked or expired.
+    /// Redeems a token: one conditional UPDATE whose trigger records the issued SVID and queues the activation in
+    /// the same statement. Joins arriving together share one transaction and one durable commit (group commit);
+    /// each still gets its own verdict. Returns the package, or nil when the token is unknown, spent, revoked
+    /// or expired.
     public func redeem(tokenHash: String, at now: Int64, serial: String, notAfter: Int64, from address: String) async throws -> CachedPackage? {
-        try await store.write { [decoder] sql in
-            try await sql.raw("""
-                UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: now), redeemed_serial = \(bind: serial),
-                    redeemed_not_after = \(bind: notAfter), redeemed_from = \(bind: address)
-                WHERE token_hash = \(bind: tokenHash) AND state = 'pending' AND expires_at > \(bind: now)
-                RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
-                """).first(decoding: CachedPackage.self, with: decoder)
+        try await redemptions.redeem(Redemption(tokenHash: tokenHash, at: now, serial: serial, notAfter: notAfter, address: address))
+    }
+
+    /// The redemptions of one group commit, in order; nil where a token did not redeem.
+    static func commit(_ batch: [Redemption], store: Store, decoder: SQLRowDecoder) async throws -> [CachedPackage?] {
+        try await store.transaction { sql in
+            var results: [CachedPackage?] = []
+            for item in batch {
+                results.append(try await sql.raw("""
+                    UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: item.at), redeemed_serial = \(bind: item.serial),
+                        redeemed_not_after = \(bind: item.notAfter), redeemed_from = \(bind: item.address)
+                    WHERE token_hash = \(bind: item.tokenHash) AND state = 'pending' AND expires_at > \(bind: item.at)
+                    RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
+                    """).first(decoding: CachedPackage.self, with: decoder))
+            }
+            return results
         }
     }
 

@@ -9,10 +9,17 @@ import SQLKit
 /// and never loses an activation.
 public final class PollerCache: Sendable {
     let store: Store
-    let decoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
+    let decoder = PollerCache.rowDecoder
+    static let rowDecoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
+
+    /// Redemptions committed in groups (see `GroupCommit`).
+    let redemptions: GroupCommit
 
     public init(path: String, logger: Logger) {
-        store = Store(location: .sqlite(path: path), connections: 4, logger: logger)
+        let store = Store(location: .sqlite(path: path), connections: 4, logger: logger)
+        let decoder = PollerCache.rowDecoder
+        self.store = store
+        redemptions = GroupCommit { batch in try await PollerCache.commit(batch, store: store, decoder: decoder) }
     }
 
     public func close() async { await store.shutdown() }
