@@ -15,7 +15,7 @@ public struct PollerAttestation: Sendable {
 extension PackageService {
     /// The one answer for every refused token, so the wire does not tell unknown from used, expired or
     /// revoked; the audit row keeps the real reason.
-    static let refusedToken = RPCError(code: .unauthenticated, message: "join token not accepted (unknown, already used, expired or revoked)")
+    static let refusedToken = RPCError(code: .unauthenticated, message: JoinToken.refusal)
 
     /// Redeems a poller package's join token for the poller's SVID and downstream CA. The CSRs are checked
     /// and both certificates issued before the token is spent, so a bad request never burns it; the

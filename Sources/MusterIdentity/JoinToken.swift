@@ -7,6 +7,9 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
     public static let prefix = "mjt_"
     public static let defaultTTL: TimeInterval = 15 * 60
     public static let maximumTTL: TimeInterval = 24 * 3600
+    /// The one answer every refused token gets on the wire, from Core and from pollers alike: it does not tell
+    /// unknown from used, expired or revoked (the audit log keeps the real reason).
+    public static let refusal = "join token not accepted (unknown, already used, expired or revoked)"
     static let secretBytes = 24
 
     /// The clear token. Reveal it once (package download, join command) and nowhere else.

@@ -18,7 +18,7 @@ public struct EdgeOnboardingService: GRPCService {
     let logger: Logger
 
     /// The one answer for every refused token; the poller's log keeps the real reason.
-    static let refusedToken = RPCError(code: .unauthenticated, message: "join token not accepted (unknown, already used, expired or revoked)")
+    static let refusedToken = RPCError(code: .unauthenticated, message: JoinToken.refusal)
 
     public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, svidTTL: TimeInterval, logger: Logger) {
         self.identity = identity
