@@ -164,20 +164,42 @@ extension Store {
                 guard let current else { throw StoreError(.notFound, "no package with id \(id)") }
                 throw StoreError(.conflict, "package \(id) is \(current); this needs it to be \(allowed.map(\.rawValue).joined(separator: " or "))")
             }
-            if updated.status == .revoked { try await Store.cascadeRevocation(of: updated, in: sql) }
             try await Store.append(audit: audit, event: event(updated), in: sql, isPostgres: isPostgres)
+            if updated.status == .revoked {
+                try await Store.cascadeRevocation(of: updated, audit: audit, event: event, in: sql, isPostgres: isPostgres)
+            }
             return updated
         }
     }
 
-    /// In the revoking transaction: the package's issued certificates are marked revoked, and a revoked
-    /// poller package marks its poller revoked.
-    static func cascadeRevocation(of package: PackageRecord, in sql: any SQLDatabase) async throws {
-        try await sql.update("issued_identities").set("revoked_at", to: package.revokedAt ?? Clock.nowMillis())
+    /// In the revoking transaction: the package's issued certificates are marked revoked; a revoked poller
+    /// package marks its poller revoked and revokes every live agent and checker package it serves (their SVIDs
+    /// come from its CA), each with its own audit row (`reason`: the poller) and `package.revoked` event.
+    static func cascadeRevocation(
+        of package: PackageRecord, audit: AuditRecord, event: @Sendable (PackageRecord) -> EventRecord,
+        in sql: any SQLDatabase, isPostgres: Bool
+    ) async throws {
+        let now = package.revokedAt ?? Clock.nowMillis()
+        try await sql.update("issued_identities").set("revoked_at", to: now)
             .where("package_id", .equal, package.id).where(SQLIdentifier("revoked_at"), .is, SQLLiteral.null).run()
-        if package.componentType == .poller {
-            try await sql.update("pollers").set("status", to: "revoked")
-                .where("name", .equal, package.name).where("package_id", .equal, package.id).run()
+        guard package.componentType == .poller else { return }
+        try await sql.update("pollers").set("status", to: "revoked")
+            .where("name", .equal, package.name).where("package_id", .equal, package.id).run()
+        let reason = "its poller \(package.name) was revoked"
+        let served = try await sql.update("packages")
+            .set("status", to: PackageStatus.revoked.rawValue).set("revoked_at", to: now)
+            .set("revoked_by", to: package.revokedBy.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
+            .set("revoke_reason", to: reason)
+            .set("active_spiffe_id", to: SQLLiteral.null).set("token_ciphertext", to: SQLLiteral.null).set("entry_id", to: SQLLiteral.null)
+            .where("poller_name", .equal, package.name)
+            .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue, PackageStatus.activated.rawValue])
+            .returning(SQLLiteral.all)
+            .all(decoding: PackageRecord.self, with: rowDecoder)
+        for agent in served {
+            var row = audit
+            row.targetID = agent.id
+            row.reason = reason
+            try await Store.append(audit: row, event: event(agent), in: sql, isPostgres: isPostgres)
         }
     }
 

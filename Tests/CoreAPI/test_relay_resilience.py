@@ -188,4 +188,9 @@ def test_a_poller_revoked_at_core_stops_onboarding(sqlite_core, poller, onboardi
     assert poller.stop() == 0
     poller.start()
     assert refused_code(lambda: join(onboarding, poller, waiting_token)) == stopped
-    assert status_of(core, waiting["id"]) == "delivered"
+    # At Core, the poller's agent packages were revoked with it, each with its own audit row.
+    for package in (joined_package, waiting):
+        shown = core.api("GET", f"/api/edge-packages/{package['id']}").json()
+        assert shown["status"] == "revoked" and shown["revoke_reason"] == "its poller edge-1 was revoked"
+        rows = core.api("GET", f"/api/audit?target_id={package['id']}&action=package.revoke").json()["items"]
+        assert [(r["actor"], r["reason"]) for r in rows] == [("token:admin", "its poller edge-1 was revoked")]

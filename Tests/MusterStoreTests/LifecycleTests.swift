@@ -49,6 +49,28 @@ struct LifecycleTests {
         await h.store.shutdown()
     }
 
+    @Test("revoking a poller revokes its live agents' and checkers' packages in the same transaction, each audited", arguments: Backend.available)
+    func pollerRevocationCascades(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        let poller = try await h.poller()
+        let first = try await h.agent("a1")
+        let second = try await h.agent("a2")
+        _ = try await h.packages.revoke(id: second.id, reason: "earlier", by: h.admin)
+        _ = try await h.packages.revoke(id: poller.id, reason: "host lost", by: h.admin)
+
+        let cascaded = try await h.packages.get(id: first.id)
+        #expect(cascaded.status == "revoked" && cascaded.revokeReason == "its poller edge-1 was revoked" && cascaded.revokedBy == "token:test")
+        #expect(try await h.packages.get(id: second.id).revokeReason == "earlier", "an already revoked package keeps its own reason")
+        let rows = try await h.store.auditLog(AuditFilter(targetID: first.id)).items
+        #expect(rows.map(\.action) == ["package.revoke", "package.create"] && rows[0].reason == "its poller edge-1 was revoked")
+        let events = try await h.store.events(after: 0, limit: 100).filter { $0.type == "package.revoked" }.map(\.subject)
+        #expect(events == [second.id, poller.id, first.id])
+        // The agent's name is free again under a new poller package of the same name.
+        _ = try await h.poller()
+        #expect(try await h.agent("a1").status == "created")
+        await h.store.shutdown()
+    }
+
     @Test("two live packages cannot hold one SPIFFE ID; after revocation the name is free again", arguments: Backend.available)
     func uniqueIdentity(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
