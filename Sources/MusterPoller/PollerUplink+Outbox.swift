@@ -23,6 +23,7 @@ extension PollerUplink {
             } catch {
                 if Task.isCancelled { return }
                 if await refusedAsRevoked(error) { return }
+                dropChannel()
                 logger.warning("cannot report activations to Core; kept in the outbox", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff.next())
                 outbox.ring()

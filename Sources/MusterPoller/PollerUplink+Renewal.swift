@@ -21,6 +21,7 @@ extension PollerUplink {
             } catch {
                 if Task.isCancelled { return }
                 if await refusedAsRevoked(error) { return }
+                dropChannel()
                 logger.warning("cannot renew the poller's SVID; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff.next())
             }

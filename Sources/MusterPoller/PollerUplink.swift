@@ -19,6 +19,7 @@ public struct PollerUplink: Sendable {
     let logger: Logger
     /// How often an idle outbox sends an empty report (Core's "last contact").
     let heartbeat: Duration
+    private let channels = LockedValue<(serial: String, channel: GRPCChannel)?>(nil)
 
     public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, core: String, logger: Logger,
                 heartbeat: Duration = .seconds(30)) {
@@ -31,13 +32,22 @@ public struct PollerUplink: Sendable {
         self.heartbeat = heartbeat
     }
 
-    /// A channel with the poller's current SVID (a renewal takes effect on the next channel).
+    /// The channel to Core for the poller's current SVID: kept while the SVID stays the same (gRPC core
+    /// reconnects it as needed), replaced after a renewal so new connections present the new SVID.
     func channel() throws -> GRPCChannel {
+        let serial = "\(identity.svid.serialNumber)"
+        if let cached = channels.withLock({ $0 }), cached.serial == serial { return cached.channel }
         let coreID = try MusterIDs.core(trustDomain: identity.trustDomain)
-        return try GRPCChannel(target: core, security: .tls(ClientTLS(
+        let channel = try GRPCChannel(target: core, security: .tls(ClientTLS(
             trust: .bundle(rootsPEM: try PEM.encode(identity.roots)), serverPolicy: .exactly(coreID), identity: try identity.clientIdentity
         )))
+        channels.withLock { $0 = (serial, channel) }
+        return channel
     }
+
+    /// Forgets the channel after a failed call, so the next attempt connects afresh on our own backoff rather
+    /// than gRPC core's reconnect backoff (which grows to two minutes).
+    func dropChannel() { channels.withLock { $0 = nil } }
 
     public func watchLoop() async {
         var backoff = Backoff()
@@ -58,6 +68,7 @@ public struct PollerUplink: Sendable {
             } catch {
                 if Task.isCancelled { return }
                 if await refusedAsRevoked(error) { return }
+                dropChannel()
                 logger.warning("package stream from Core lost", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: backoff.next())
