@@ -25,7 +25,7 @@ struct PollerCommand: AsyncParsableCommand {
     }
 
     struct Run: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Attest to Core once (the token is single-use), then serve with the poller's SVID.")
+        static let configuration = CommandConfiguration(abstract: "Attest to Core once (the token is single-use), then relay: cache agent packages, onboard agents, report to Core.")
         @Option(help: "State directory") var dir: String = "/var/lib/muster-poller"
         @Option(help: "Address to serve agents on") var listen: String = "0.0.0.0:50052"
         @Option(help: "host:port agents dial (default: --listen, 0.0.0.0 → 127.0.0.1)") var advertise: String?
