@@ -44,9 +44,9 @@ public enum AgentOnboarding {
     public static func join(_ join: JoinRequest, state: AgentState, timeout: Duration = .seconds(30)) async throws -> SPIFFEID {
         let pin: String
         do { pin = try CAPin.parse(join.caPin) } catch { throw AgentError("--ca-pin: \(error.message)") }
-        guard let colon = join.poller.lastIndex(of: ":"), colon != join.poller.startIndex,
-              let port = Int(join.poller[join.poller.index(after: colon)...]), (1...65535).contains(port)
-        else { throw AgentError("--poller must be host:port, got '\(join.poller)'") }
+        guard let address = try? HostPort.parse(join.poller), !address.host.isEmpty, address.port > 0 else {
+            throw AgentError("--poller must be host:port, got '\(join.poller)'")
+        }
         let key = P256.Signing.PrivateKey()
         var request = Muster_Onboarding_V1_JoinRequest()
         request.joinToken = join.token
@@ -58,14 +58,11 @@ public enum AgentOnboarding {
         } catch let error as RPCError {
             throw AgentError("the poller refused the join: \(error.message) (\(error.code))", retryable: error.code == .unauthenticated || error.code == .unavailable)
         }
-        let roots = try response.bundle.map { try Certificate(derEncoded: Array($0)) }
-        guard roots.contains(where: { CAPin.of($0) == pin }) else { throw AgentError("the poller's bundle does not hold the pinned CA") }
-        let chain = try response.svidChain.map { try Certificate(derEncoded: Array($0)) }
-        let id = try await verify(chain: chain, roots: roots, key: key)
+        let (id, chain, roots) = try await accept(chain: response.svidChain, bundle: response.bundle, pin: pin, key: key)
         if let expected = join.expectedID, expected != id.description {
             throw AgentError("the poller issued \(id), but the package is for \(expected)")
         }
-        let pollerID = try SPIFFEID(parsing: "spiffe://\(id.trustDomain)/" + id.segments.prefix(3).joined(separator: "/"))
+        let pollerID = try MusterIDs.poller(trustDomain: id.trustDomain, name: String(id.segments[2]))
         try state.store(chain: chain, key: key, roots: roots, config: .init(
             poller: join.poller, spiffeID: id.description, pollerID: pollerID.description, trustDomain: id.trustDomain, caPin: pin
         ))
@@ -93,16 +90,22 @@ public enum AgentOnboarding {
         } catch let error as RPCError {
             throw AgentError("the poller refused the renewal: \(error.message) (\(error.code))", revoked: error.code == .permissionDenied)
         }
-        let roots = try response.bundle.map { try Certificate(derEncoded: Array($0)) }
-        guard roots.contains(where: { CAPin.of($0) == config.caPin }) else { throw AgentError("the poller's bundle no longer holds the pinned CA") }
-        let chain = try response.svidChain.map { try Certificate(derEncoded: Array($0)) }
-        let id = try await verify(chain: chain, roots: roots, key: key)
+        let (id, chain, roots) = try await accept(chain: response.svidChain, bundle: response.bundle, pin: config.caPin, key: key)
         guard id.description == config.spiffeID else { throw AgentError("the poller renewed \(config.spiffeID) as \(id)") }
         try state.store(chain: chain, key: key, roots: roots, config: config)
         return chain[0]
     }
 
-    /// The chain must verify to the bundle under Muster's path rule, carry an agent or checker ID, and hold our key.
+    /// What a poller answered to a join or renewal: the bundle must hold the pinned root, and the chain must verify
+    /// to it under Muster's path rule, carry an agent or checker ID and be over our key.
+    static func accept(chain der: [Data], bundle: [Data], pin: String, key: P256.Signing.PrivateKey) async throws
+        -> (id: SPIFFEID, chain: [Certificate], roots: [Certificate]) {
+        let roots = try Certificate.list(derEncoded: bundle)
+        guard roots.contains(where: { CAPin.of($0) == pin }) else { throw AgentError("the poller's bundle does not hold the pinned CA") }
+        let chain = try Certificate.list(derEncoded: der)
+        return (try await verify(chain: chain, roots: roots, key: key), chain, roots)
+    }
+
     static func verify(chain: [Certificate], roots: [Certificate], key: P256.Signing.PrivateKey) async throws -> SPIFFEID {
         guard let leaf = chain.first else { throw AgentError("the poller answered without a certificate") }
         let claimed = try SVIDVerifier.checkLeaf(leaf)

@@ -1,4 +1,5 @@
 import Foundation
+import MusterIdentity
 import MusterStore
 
 /// Everything `muster-core serve` is told: flags, `MUSTER_*` variables or a config file, in that order of precedence.
@@ -51,25 +52,6 @@ public struct CoreConfiguration: Sendable {
     static func defaultAdvertise(grpcListen: String) -> String {
         guard let (host, port) = try? HostPort.parse(grpcListen) else { return grpcListen }
         return (host == "0.0.0.0" || host == "::" || host.isEmpty) ? "127.0.0.1:\(port)" : grpcListen
-    }
-}
-
-/// A parsed `host:port` (IPv6 in brackets).
-public enum HostPort {
-    public static func parse(_ text: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw CoreError(.invalidConfiguration, "'\(text)' is not host:port")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
-    }
-
-    /// The SANs a serving SVID carries for an advertised host: an IP address SAN for a literal address,
-    /// a DNS SAN for a name.
-    public static func subjectAltNames(host: String) -> (dnsNames: [String], ipAddresses: [String]) {
-        let isIP = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
-        return isIP ? ([], [host]) : ([host], [])
     }
 }
 

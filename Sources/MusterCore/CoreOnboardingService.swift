@@ -24,9 +24,9 @@ public struct CoreOnboardingService: GRPCService {
                 var response = Muster_Onboarding_V1_AttestPollerResponse()
                 response.spiffeID = result.package.spiffeID
                 response.trustDomain = packages.identity.trustDomain
-                response.svidChain = try result.svidChain.map(Self.der)
-                response.caChain = try result.caChain.map(Self.der)
-                response.bundle = try packages.identity.bundle.roots.map(Self.der)
+                response.svidChain = try result.svidChain.map { try $0.derData() }
+                response.caChain = try result.caChain.map { try $0.derData() }
+                response.bundle = try packages.identity.bundle.roots.map { try $0.derData() }
                 return response
             } catch let error as RPCError {
                 throw error
@@ -102,9 +102,9 @@ public struct CoreOnboardingService: GRPCService {
                 try await packages.renewPoller(poller, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr), from: context.peerIP)
             }
             var response = Muster_Onboarding_V1_RenewPollerResponse()
-            response.svidChain = try renewed.svid.map(Self.der)
-            response.caChain = try renewed.ca.map(Self.der)
-            response.bundle = try packages.identity.bundle.roots.map(Self.der)
+            response.svidChain = try renewed.svid.map { try $0.derData() }
+            response.caChain = try renewed.ca.map { try $0.derData() }
+            response.bundle = try packages.identity.bundle.roots.map { try $0.derData() }
             return response
         }
     }
@@ -120,9 +120,4 @@ public struct CoreOnboardingService: GRPCService {
         }
     }
 
-    static func der(_ certificate: Certificate) throws -> Data {
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        return Data(serializer.serializedBytes)
-    }
 }

@@ -35,10 +35,10 @@ extension PackageService {
         }
         var dnsNames: [String] = [], ipAddresses: [String] = []
         if !advertise.isEmpty {
-            guard let host = try? HostPort.parse(advertise).host, !host.isEmpty else {
+            guard let names = HostPort.subjectAltNames(advertise: advertise) else {
                 throw RPCError(code: .invalidArgument, message: "advertise_address must be host:port")
             }
-            (dnsNames, ipAddresses) = HostPort.subjectAltNames(host: host)
+            (dnsNames, ipAddresses) = names
         }
         let hash = Self.hex(token.hash)
         // Refuse spent, expired and foreign tokens before signing anything: replays cost a lookup, not two signatures.

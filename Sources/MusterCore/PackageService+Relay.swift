@@ -150,10 +150,7 @@ extension PackageService {
         guard let poller = try await store.poller(named: name), let spiffeID = try? SPIFFEID(parsing: poller.spiffeID) else {
             throw RPCError(code: .permissionDenied, message: "poller \(name) is not known")
         }
-        var (dnsNames, ipAddresses): ([String], [String]) = ([], [])
-        if let advertise = poller.advertiseAddress, let host = try? HostPort.parse(advertise).host, !host.isEmpty {
-            (dnsNames, ipAddresses) = HostPort.subjectAltNames(host: host)
-        }
+        let (dnsNames, ipAddresses) = poller.advertiseAddress.flatMap(HostPort.subjectAltNames(advertise:)) ?? ([], [])
         let authority = identity.authority
         let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
         let ca = try caKey.map { try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: $0, lifetime: pollerCATTL) }

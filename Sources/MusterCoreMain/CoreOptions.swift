@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MusterCore
+import MusterIdentity
 import MusterStore
 
 /// Flags shared by `serve` and `token create`; each falls back to `MUSTER_*`, then the config file, then a default.

@@ -22,6 +22,7 @@ public struct IdentityError: Error, Hashable, Sendable, CustomStringConvertible 
         public static let tokenMalformed = Code(name: "tokenMalformed")
         public static let entryNotFound = Code(name: "entryNotFound")
         public static let storage = Code(name: "storage")
+        public static let badAddress = Code(name: "badAddress")
     }
 
     public let code: Code

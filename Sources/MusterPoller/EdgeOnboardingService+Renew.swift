@@ -2,6 +2,7 @@ import Foundation
 import MusterGRPC
 import MusterIdentity
 import MusterProto
+import MusterStore
 import X509
 
 /// Renewal: an agent or checker of this poller, over mTLS with the SVID it holds, for a fresh key.
@@ -21,14 +22,14 @@ extension EdgeOnboardingService {
         let key = try Self.publicKey(fromCSR: request.csr)
         let leaf = try issue(peer.spiffeID, key: key)
         let recorded = try await store {
-            try await cache.recordRenewal(serial: "\(leaf.certificate.serialNumber)", of: issued, at: Self.nowMillis(),
-                                          notAfter: Self.millis(leaf.certificate.notValidAfter))
+            try await cache.recordRenewal(serial: "\(leaf.certificate.serialNumber)", of: issued, at: Clock.nowMillis(),
+                                          notAfter: Clock.millis(leaf.certificate.notValidAfter))
         }
         guard recorded else { throw RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is revoked") }
         logger.info("agent renewed", metadata: ["spiffe_id": "\(peer.spiffeID)", "from": "\(address)", "serial": "\(leaf.certificate.serialNumber)"])
         var response = Muster_Onboarding_V1_RenewResponse()
-        response.svidChain = try leaf.chain.map(Self.der)
-        response.bundle = try identity.roots.map(Self.der)
+        response.svidChain = try leaf.chain.map { try $0.derData() }
+        response.bundle = try identity.roots.map { try $0.derData() }
         return response
     }
 

@@ -3,6 +3,7 @@ import Logging
 import MusterGRPC
 import MusterIdentity
 import MusterProto
+import MusterStore
 import SwiftASN1
 import X509
 
@@ -39,14 +40,14 @@ public struct EdgeOnboardingService: GRPCService {
         router.unary("/muster.onboarding.v1.EdgeOnboarding/GetBundle", Muster_Onboarding_V1_GetBundleRequest.self) { _, _ in
             var response = Muster_Onboarding_V1_GetBundleResponse()
             response.trustDomain = identity.trustDomain
-            response.bundle = try identity.roots.map(Self.der)
+            response.bundle = try identity.roots.map { try $0.derData() }
             return response
         }
     }
 
     func join(_ request: Muster_Onboarding_V1_JoinRequest, from address: String) async throws -> Muster_Onboarding_V1_JoinResponse {
         guard !standing.isRevoked else { throw PollerStanding.refusal }
-        let now = Self.nowMillis()
+        let now = Clock.nowMillis()
         guard let token = try? JoinToken(parsing: request.joinToken) else { throw await refuse("malformed token", package: nil, from: address) }
         let key = try Self.publicKey(fromCSR: request.csr)
         let hash = ByteEncoding.hex(token.hash)
@@ -59,7 +60,7 @@ public struct EdgeOnboardingService: GRPCService {
         let leaf = try issue(spiffeID, key: key)
         let redeemed = try await store {
             try await cache.redeem(tokenHash: hash, at: now, serial: "\(leaf.certificate.serialNumber)",
-                                   notAfter: Self.millis(leaf.certificate.notValidAfter), from: address)
+                                   notAfter: Clock.millis(leaf.certificate.notValidAfter), from: address)
         }
         guard redeemed != nil else {
             let reason = Self.refusal(of: try await store { try await cache.package(tokenHash: hash) }, at: now) ?? "lost a race to another join"
@@ -70,8 +71,8 @@ public struct EdgeOnboardingService: GRPCService {
                                                  "serial": "\(leaf.certificate.serialNumber)"])
         var response = Muster_Onboarding_V1_JoinResponse()
         response.spiffeID = spiffeID.description
-        response.svidChain = try leaf.chain.map(Self.der)
-        response.bundle = try identity.roots.map(Self.der)
+        response.svidChain = try leaf.chain.map { try $0.derData() }
+        response.bundle = try identity.roots.map { try $0.derData() }
         return response
     }
 
@@ -90,7 +91,7 @@ public struct EdgeOnboardingService: GRPCService {
     func refuse(_ reason: String, package: String?, from address: String) async -> RPCError {
         logger.warning("join refused", metadata: ["reason": "\(reason)", "package": "\(package ?? "-")", "from": "\(address)"])
         do {
-            try await cache.queueRefusal(packageID: package, reason: reason, from: address, at: Self.nowMillis())
+            try await cache.queueRefusal(packageID: package, reason: reason, from: address, at: Clock.nowMillis())
             outbox.ring()
         } catch {
             logger.error("cannot queue a refused join for Core", metadata: ["error": "\(error)"])
@@ -126,14 +127,7 @@ public struct EdgeOnboardingService: GRPCService {
         }
     }
 
-    static func der(_ certificate: Certificate) throws -> Data {
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        return Data(serializer.serializedBytes)
-    }
 
-    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
-    static func millis(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970 * 1000) }
 }
 
 extension RPCError {

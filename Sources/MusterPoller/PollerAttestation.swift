@@ -33,25 +33,33 @@ public enum PollerAttestation {
         } catch let error as RPCError {
             throw PollerError("Core refused the attestation: \(error.message) (\(error.code))")
         }
-        let roots = try response.bundle.map { try Certificate(derEncoded: Array($0)) }
-        guard roots.contains(where: { CAPin.of($0) == manifest.caPin }) else {
+        let issued = try await accept(svidChain: response.svidChain, caChain: response.caChain, bundle: response.bundle,
+                                      for: expected, svidKey: svidKey, caKey: caKey)
+        guard issued.roots.contains(where: { CAPin.of($0) == manifest.caPin }) else {
             throw PollerError("Core's bundle does not hold the CA the package pins")
         }
-        let svidChain = try response.svidChain.map { try Certificate(derEncoded: Array($0)) }
-        let caChain = try response.caChain.map { try Certificate(derEncoded: Array($0)) }
-        let verifier = SVIDVerifier(trustDomain: manifest.trustDomain, roots: roots)
-        let issued = try await verifier.verify(chain: svidChain)
-        guard issued == expected, svidChain.first?.publicKey == Certificate.PublicKey(svidKey.publicKey),
-              caChain.first?.publicKey == Certificate.PublicKey(caKey.publicKey)
+        try state.storeIdentity(
+            svidChainPEM: try PEM.encode(issued.svid), svidKeyPEM: try PEM.encode(Certificate.PrivateKey(svidKey)),
+            caChainPEM: try PEM.encode(issued.ca), caKeyPEM: try PEM.encode(Certificate.PrivateKey(caKey)),
+            bundlePEM: try PEM.encode(issued.roots)
+        )
+        return expected
+    }
+
+    /// Checks what Core issued (at attestation or renewal): the SVID verifies to the bundle for exactly `id`,
+    /// and each certificate is over the key made here (the CA only when one was asked for).
+    static func accept(svidChain: [Data], caChain: [Data], bundle: [Data], for id: SPIFFEID, svidKey: P256.Signing.PrivateKey,
+                       caKey: P256.Signing.PrivateKey?) async throws -> (svid: [Certificate], ca: [Certificate], roots: [Certificate]) {
+        let roots = try Certificate.list(derEncoded: bundle)
+        let svid = try Certificate.list(derEncoded: svidChain)
+        let ca = try Certificate.list(derEncoded: caChain)
+        let issued = try await SVIDVerifier(trustDomain: id.trustDomain, roots: roots).verify(chain: svid)
+        guard issued == id, svid.first?.publicKey == Certificate.PublicKey(svidKey.publicKey),
+              caKey.map({ ca.first?.publicKey == Certificate.PublicKey($0.publicKey) }) ?? true
         else {
             throw PollerError("Core answered with certificates for another identity or key")
         }
-        try state.storeIdentity(
-            svidChainPEM: try PEM.encode(svidChain), svidKeyPEM: try PEM.encode(Certificate.PrivateKey(svidKey)),
-            caChainPEM: try PEM.encode(caChain), caKeyPEM: try PEM.encode(Certificate.PrivateKey(caKey)),
-            bundlePEM: try PEM.encode(roots)
-        )
-        return issued
+        return (svid, ca, roots)
     }
 
     static func csr(key: P256.Signing.PrivateKey, ca: Bool) throws -> [UInt8] {

@@ -4,9 +4,9 @@ import SQLKit
 /// What waits for Core: activations (exactly once, by package) and refused joins (at least once, for the audit log).
 extension PollerCache {
     public func outbox(limit: Int) async throws -> [PendingActivation] {
-        try await store.read { [decoder] sql in
+        try await store.read { sql in
             try await sql.raw("SELECT * FROM outbox ORDER BY activated_at LIMIT \(unsafeRaw: "\(limit)")")
-                .all(decoding: PendingActivation.self, with: decoder)
+                .all(decoding: PendingActivation.self, with: Self.decoder)
         }
     }
 
@@ -25,8 +25,8 @@ extension PollerCache {
     }
 
     public func refusals(limit: Int) async throws -> [QueuedRefusal] {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(decoding: QueuedRefusal.self, with: decoder)
+        try await store.read { sql in
+            try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(decoding: QueuedRefusal.self, with: Self.decoder)
         }
     }
 

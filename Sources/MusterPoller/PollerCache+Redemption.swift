@@ -5,14 +5,8 @@ import SQLKit
 /// Joins and renewals against the cache: a redemption is one statement (committed in groups), a renewal one statement.
 extension PollerCache {
     public func package(tokenHash: String) async throws -> CachedPackage? {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM packages WHERE token_hash = \(bind: tokenHash)").first(decoding: CachedPackage.self, with: decoder)
-        }
-    }
-
-    public func package(id: String) async throws -> CachedPackage? {
-        try await store.read { [decoder] sql in
-            try await sql.raw("SELECT * FROM packages WHERE id = \(bind: id)").first(decoding: CachedPackage.self, with: decoder)
+        try await store.read { sql in
+            try await sql.raw("SELECT * FROM packages WHERE token_hash = \(bind: tokenHash)").first(decoding: CachedPackage.self, with: Self.decoder)
         }
     }
 
@@ -25,7 +19,7 @@ extension PollerCache {
     }
 
     /// The redemptions of one group commit, in order; nil where a token did not redeem.
-    static func commit(_ batch: [Redemption], store: Store, decoder: SQLRowDecoder) async throws -> [CachedPackage?] {
+    static func commit(_ batch: [Redemption], store: Store) async throws -> [CachedPackage?] {
         try await store.transaction { sql in
             var results: [CachedPackage?] = []
             for item in batch {
@@ -34,16 +28,16 @@ extension PollerCache {
                         redeemed_not_after = \(bind: item.notAfter), redeemed_from = \(bind: item.address)
                     WHERE token_hash = \(bind: item.tokenHash) AND state = 'pending' AND expires_at > \(bind: item.at)
                     RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
-                    """).first(decoding: CachedPackage.self, with: decoder))
+                    """).first(decoding: CachedPackage.self, with: Self.decoder))
             }
             return results
         }
     }
 
     public func issued(serial: String) async throws -> IssuedSVID? {
-        try await store.read { [decoder] sql in
+        try await store.read { sql in
             try await sql.raw("SELECT serial, package_id, spiffe_id, not_after, revoked_at FROM issued WHERE serial = \(bind: serial)")
-                .first(decoding: IssuedSVID.self, with: decoder)
+                .first(decoding: IssuedSVID.self, with: Self.decoder)
         }
     }
 

@@ -4,22 +4,21 @@ import MusterStore
 import SQLKit
 
 /// The poller's durable local store (`DIR/cache.db`, SQLite, WAL, synchronous=FULL): the packages Core
-/// streamed to it, the stream cursor, the SVIDs it issued and the activation outbox. A redemption, its
-/// certificate record and its outbox row commit in one transaction, so a crash never redeems a token twice
-/// and never loses an activation.
+/// streamed to it, the stream cursor, the SVIDs it issued, the activation outbox and the refused joins. A
+/// redemption, its certificate record and its outbox row commit together, so a crash never redeems a token
+/// twice and never loses an activation.
 public final class PollerCache: Sendable {
     let store: Store
-    let decoder = PollerCache.rowDecoder
-    static let rowDecoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
+    /// Rows decode by the records' own CodingKeys (snake_case column names).
+    static let decoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
 
     /// Redemptions committed in groups (see `GroupCommit`).
     let redemptions: GroupCommit
 
     public init(path: String, logger: Logger) {
         let store = Store(location: .sqlite(path: path), connections: 4, logger: logger)
-        let decoder = PollerCache.rowDecoder
         self.store = store
-        redemptions = GroupCommit { batch in try await PollerCache.commit(batch, store: store, decoder: decoder) }
+        redemptions = GroupCommit { batch in try await PollerCache.commit(batch, store: store) }
     }
 
     public func close() async { await store.shutdown() }
@@ -68,9 +67,7 @@ public final class PollerCache: Sendable {
 
     /// When Core refused this poller as revoked, if it has (kept across restarts: revocation is final).
     public func revokedByCore() async throws -> Int64? {
-        try await store.read { sql in
-            try await sql.raw("SELECT value FROM meta WHERE key = 'revoked_by_core'").first(decodingColumn: "value", as: Int64.self)
-        }
+        try await store.read { sql in try await Self.meta("revoked_by_core", in: sql) }
     }
 
     public func markRevokedByCore(at now: Int64) async throws {
@@ -80,9 +77,11 @@ public final class PollerCache: Sendable {
     }
 
     public func cursor() async throws -> Int64 {
-        try await store.read { sql in
-            try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
-        }
+        try await store.read { sql in try await Self.meta("cursor", in: sql) ?? 0 }
+    }
+
+    static func meta(_ key: String, in sql: any SQLDatabase) async throws -> Int64? {
+        try await sql.raw("SELECT value FROM meta WHERE key = \(bind: key)").first(decodingColumn: "value", as: Int64.self)
     }
 
     /// Stores a pending package and the cursor it came with. A package already held keeps its local state
@@ -99,7 +98,7 @@ public final class PollerCache: Sendable {
         }
     }
 
-    /// Applies a revocation (or expiry): the package is dropped from redemption, its SVIDs are denied renewal.
+    /// Applies a revocation: the package is dropped from redemption, its SVIDs are denied renewal.
     public func revoke(packageID: String, spiffeID: String, serials: [String], cursor: Int64, at now: Int64) async throws {
         try await store.transaction { sql in
             try await sql.raw("""
@@ -131,11 +130,9 @@ public final class PollerCache: Sendable {
             }
             counts["issued"] = try await sql.raw("SELECT COUNT(*) AS n FROM issued").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["outbox"] = try await sql.raw("SELECT COUNT(*) AS n FROM outbox").first(decodingColumn: "n", as: Int64.self) ?? 0
-            if let revoked = try await sql.raw("SELECT value FROM meta WHERE key = 'revoked_by_core'").first(decodingColumn: "value", as: Int64.self) {
-                counts["revoked_by_core"] = revoked
-            }
+            counts["revoked_by_core"] = try await Self.meta("revoked_by_core", in: sql)
             counts["refusals"] = try await sql.raw("SELECT COUNT(*) AS n FROM refusals").first(decodingColumn: "n", as: Int64.self) ?? 0
-            counts["cursor"] = try await sql.raw("SELECT value FROM meta WHERE key = 'cursor'").first(decodingColumn: "value", as: Int64.self) ?? 0
+            counts["cursor"] = try await Self.meta("cursor", in: sql) ?? 0
             return counts
         }
     }

@@ -38,16 +38,11 @@ extension PollerUplink {
         if let caKey { request.caCsr = Data(try PollerAttestation.csr(key: caKey, ca: true)) }
         let response = try await channel().unary("/muster.onboarding.v1.CoreOnboarding/RenewPoller", request,
                                                  as: Muster_Onboarding_V1_RenewPollerResponse.self, options: CallOptions(timeout: .seconds(30)))
-        let roots = try response.bundle.map { try Certificate(derEncoded: Array($0)) }
-        let svidChain = try response.svidChain.map { try Certificate(derEncoded: Array($0)) }
-        let caChain = try response.caChain.map { try Certificate(derEncoded: Array($0)) }
-        let issued = try await SVIDVerifier(trustDomain: identity.trustDomain, roots: roots).verify(chain: svidChain)
-        guard issued == identity.spiffeID, svidChain.first?.publicKey == Certificate.PublicKey(svidKey.publicKey),
-              caKey == nil || caChain.first?.publicKey == caKey.map({ Certificate.PublicKey($0.publicKey) })
-        else { throw PollerError("Core answered the renewal with certificates for another identity or key") }
-        try identity.replace(svidChain: svidChain, svidKey: svidKey, ca: caKey.map { (caChain, $0) }, roots: roots)
+        let issued = try await PollerAttestation.accept(svidChain: response.svidChain, caChain: response.caChain, bundle: response.bundle,
+                                                        for: identity.spiffeID, svidKey: svidKey, caKey: caKey)
+        try identity.replace(svidChain: issued.svid, svidKey: svidKey, ca: caKey.map { (issued.ca, $0) }, roots: issued.roots)
         logger.notice("renewed the poller's SVID\(caKey == nil ? "" : " and CA")", metadata: [
-            "svid_until": "\(svidChain[0].notValidAfter.formatted(.iso8601))",
+            "svid_until": "\(issued.svid[0].notValidAfter.formatted(.iso8601))",
         ])
     }
 

@@ -5,6 +5,7 @@ import MusterEdge
 import MusterGRPC
 import MusterIdentity
 import MusterProto
+import MusterStore
 import X509
 
 /// The poller's link to Core over mTLS with its SVID: the package stream into the cache, the activation
@@ -82,7 +83,7 @@ public struct PollerUplink: Sendable {
         if standing.markRevoked() {
             logger.critical("Core refused this poller as revoked; it stops onboarding agents", metadata: ["reason": "\(error.message)"])
             do {
-                try await cache.markRevokedByCore(at: Int64(Date().timeIntervalSince1970 * 1000))
+                try await cache.markRevokedByCore(at: Clock.nowMillis())
             } catch {
                 logger.error("cannot record the revocation in the cache", metadata: ["error": "\(error)"])
             }
@@ -105,7 +106,7 @@ public struct PollerUplink: Sendable {
             logger.info("package cached", metadata: ["package": "\(package.id)", "spiffe_id": "\(package.spiffeID)"])
         case .revoked(let revocation):
             try await cache.revoke(packageID: revocation.packageID, spiffeID: revocation.spiffeID, serials: revocation.serials,
-                                   cursor: update.cursor, at: Int64(Date().timeIntervalSince1970 * 1000))
+                                   cursor: update.cursor, at: Clock.nowMillis())
             logger.notice("package revoked by Core", metadata: ["package": "\(revocation.packageID)", "spiffe_id": "\(revocation.spiffeID)"])
         case nil:
             break

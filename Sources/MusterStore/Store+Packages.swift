@@ -225,13 +225,7 @@ extension Store {
                 .first(decoding: PackageRecord.self, with: rowDecoder)
             guard let won else { return nil }
             // In the same transaction: the certificates handed out, and the poller now active.
-            for certificate in issued {
-                try await sql.insert(into: "issued_identities")
-                    .columns("serial", "spiffe_id", "package_id", "kind", "issued_at", "not_after")
-                    .values(SQLBind(certificate.serial), SQLBind(won.spiffeID), SQLBind(won.id), SQLBind(certificate.kind),
-                            SQLBind(now), SQLBind(certificate.notAfter))
-                    .run()
-            }
+            try await Store.insertIssued(issued, spiffeID: won.spiffeID, packageID: won.id, at: now, in: sql)
             if won.componentType == .poller {
                 var update = sql.update("pollers").set("status", to: "active").set("last_contact_at", to: now)
                     .set("last_contact_from", to: fromIP.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)

@@ -117,7 +117,7 @@ extension Store {
                 try await sql.raw(SQLQueryString(pragma)).run()
             }
         } catch {
-            try? await connection.close()
+            await closeUncancelled { try await connection.close() }
             throw error
         }
         return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })

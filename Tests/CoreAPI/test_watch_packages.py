@@ -1,5 +1,6 @@
 """CoreOnboarding.WatchPackages from grpcio with the attested poller's SVID: snapshot, live pending packages,
-revocations, Delivered via poller; a cert forged with the poller's own CA and a missing cert are refused."""
+revocations, Delivered via poller; a cert forged with the poller's own CA and a missing cert are refused.
+Also ReportActivations straight from grpcio: idempotent, foreign packages refused, an empty report is the heartbeat."""
 import datetime
 import hashlib
 import queue
@@ -8,6 +9,7 @@ import subprocess
 import threading
 
 import grpc
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -109,3 +111,46 @@ def test_watch_refuses_certificates_that_are_not_a_root_issued_poller_svid(sqlit
             raise AssertionError("an anonymous caller watched packages")
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_report_activations_is_idempotent_refuses_foreign_packages_and_is_the_heartbeat(sqlite_core, tmp_path, onboarding):
+    import time
+    pb2, pb2_grpc = onboarding
+    core = sqlite_core
+    identity = attested_poller(core, tmp_path)
+    mine = core.create("a1").json()
+    core.create("edge-2", "poller")
+    foreign = core.create("b1", poller_id="edge-2").json()
+    contact = lambda: core.api("GET", "/api/pollers").json()["items"][0]["last_contact_at"]
+    before = contact()
+    time.sleep(0.05)
+
+    def activation(package, spiffe_id=None):
+        return pb2.Activation(package_id=package["id"], spiffe_id=spiffe_id or package["spiffe_id"], source_address="10.1.2.3",
+                              activated_at_unix_ms=int(time.time() * 1000), serial="0a:0b")
+
+    with channel_with(core, identity) as channel:
+        stub = pb2_grpc.CoreOnboardingStub(channel)
+        assert list(stub.ReportActivations(pb2.ReportActivationsRequest(), timeout=10).accepted) == []
+        assert contact() > before, "an empty report did not refresh the poller's last contact"
+        report = pb2.ReportActivationsRequest(activations=[
+            activation(mine), activation(foreign), activation(mine, spiffe_id=foreign["spiffe_id"])])
+        assert list(stub.ReportActivations(report, timeout=10).accepted) == [mine["id"]]
+        # Sent again (the first answer lost): accepted again, recorded once.
+        assert list(stub.ReportActivations(report, timeout=10).accepted) == [mine["id"]]
+        with pytest.raises(grpc.RpcError) as too_many:
+            stub.ReportActivations(pb2.ReportActivationsRequest(activations=[activation(mine)] * 501), timeout=10)
+        assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    shown = core.api("GET", f"/api/edge-packages/{mine['id']}").json()
+    assert shown["status"] == "activated" and shown["activated_from_ip"] == "10.1.2.3"
+    assert core.api("GET", f"/api/edge-packages/{foreign['id']}").json()["status"] == "created"
+    rows = core.api("GET", "/api/audit?action=package.activate&actor=poller:edge-1").json()["items"]
+    rows = [r for r in rows if r["target_id"] in (mine["id"], foreign["id"])]  # not the poller's own attestation
+    assert sorted((r["target_id"], r["outcome"], r["reason"]) for r in rows) == sorted([
+        (mine["id"], "ok", None),
+        (foreign["id"], "denied", "the package is not assigned to this poller"),
+        (foreign["id"], "denied", "the package is not assigned to this poller"),
+        (mine["id"], "denied", "the reported SPIFFE ID is not the package's"),
+        (mine["id"], "denied", "the reported SPIFFE ID is not the package's"),
+    ])
