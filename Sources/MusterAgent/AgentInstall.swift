@@ -20,8 +20,9 @@ public enum AgentInstall {
         guard let poller = override ?? (manifest.connect.isEmpty ? nil : manifest.connect) else {
             throw AgentError("the package names no poller address (its poller had not attested when it was downloaded); pass --poller HOST:PORT")
         }
-        let request = AgentOnboarding.JoinRequest(poller: poller, token: token, caPin: manifest.caPin, expectedID: manifest.spiffeID,
-                                                  expectedType: manifest.type)
+        guard let pollerName = manifest.pollerID else { throw AgentError("the package names no poller (manifest poller_id)") }
+        let request = AgentOnboarding.JoinRequest(poller: poller, pollerID: pollerName, token: token, caPin: manifest.caPin,
+                                                  trustDomain: manifest.trustDomain, expectedID: manifest.spiffeID, expectedType: manifest.type)
         // A package fresh from Core may reach the installer before its poller has pulled it (the poller then does
         // not know the token yet, and has not spent it), or while the poller restarts: both are retried briefly.
         var attempt = 0

@@ -10,34 +10,54 @@ import X509
 /// certificate, only the CSR sent. First contact trusts the poller through the CA pin (never on first use);
 /// renewals use mTLS with the current SVID and the stored bundle.
 public enum AgentOnboarding {
-    /// What a join needs; `expected` (from a package manifest) is the exact ID the token must yield.
+    /// What a join needs: the poller's address and name (its exact ID is the only server accepted), the token,
+    /// the CA pin; `expectedID` (from a package manifest) is the exact ID the token must yield.
     public struct JoinRequest: Sendable {
         public var poller: String
+        /// The poller's name, or its full SPIFFE ID.
+        public var pollerID: String
         public var token: String
         public var caPin: String
+        /// The trust domain, when known (a package says it); else the one the pinned root's chain names.
+        public var trustDomain: String?
         public var expectedID: String?
         public var expectedType: String?
 
-        public init(poller: String, token: String, caPin: String, expectedID: String? = nil, expectedType: String? = nil) {
+        public init(poller: String, pollerID: String, token: String, caPin: String, trustDomain: String? = nil, expectedID: String? = nil,
+                    expectedType: String? = nil) {
             self.poller = poller
+            self.pollerID = pollerID
             self.token = token
             self.caPin = caPin
+            self.trustDomain = trustDomain
             self.expectedID = expectedID
             self.expectedType = expectedType
         }
     }
 
-    /// A server this agent accepts as its poller: a Muster poller SVID (`spiffe://TD/muster/poller/NAME`).
-    static func pollerPolicy(exactly id: SPIFFEID? = nil) -> PeerPolicy {
-        if let id { return .exactly(id) }
-        return PeerPolicy { peer in
+    /// The one server an agent accepts as its poller: exactly that poller's own SVID, signed by the root itself.
+    static func pollerPolicy(name: String, trustDomain: String?) -> PeerPolicy {
+        PeerPolicy { peer in
             guard let peer else { return RPCError(code: .unauthenticated, message: "the poller presented no certificate") }
-            let segments = peer.spiffeID.segments
-            guard segments.count == 3, segments[0] == "muster", segments[1] == "poller" else {
-                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not a Muster poller")
+            guard peer.musterID == .poller(name), trustDomain.map({ $0 == peer.spiffeID.trustDomain }) ?? true else {
+                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not poller \(name)")
             }
+            guard peer.isRootIssued else { return RPCError(code: .permissionDenied, message: "poller \(name)'s SVID must be issued by the root CA") }
             return nil
         }
+    }
+
+    /// The poller's name from `--poller-id` (a name or a full SPIFFE ID) and the trust domain the ID names, if any.
+    static func pollerName(_ text: String, trustDomain: String?) throws -> (name: String, trustDomain: String?) {
+        if text.hasPrefix("spiffe://") {
+            guard let id = try? SPIFFEID(parsing: text), case .poller(let name) = MusterID(id) else {
+                throw AgentError("--poller-id: '\(text)' is not a Muster poller ID (spiffe://TD/muster/poller/NAME)")
+            }
+            if let trustDomain, trustDomain != id.trustDomain { throw AgentError("--poller-id: \(id) is not in trust domain \(trustDomain)") }
+            return (name, id.trustDomain)
+        }
+        do { try MusterIDs.checkName(text) } catch { throw AgentError("--poller-id: \(error)") }
+        return (text, trustDomain)
     }
 
     /// Joins with a token; writes the identity; returns its SPIFFE ID.
@@ -51,7 +71,10 @@ public enum AgentOnboarding {
         var request = Muster_Onboarding_V1_JoinRequest()
         request.joinToken = join.token
         request.csr = Data(try CSRBuilder.make(key: key, label: "muster-agent"))
-        let channel = try GRPCChannel(target: join.poller, security: .tls(ClientTLS(trust: .pin(pin), serverPolicy: pollerPolicy())))
+        let poller = try pollerName(join.pollerID, trustDomain: join.trustDomain)
+        let channel = try GRPCChannel(target: join.poller, security: .tls(ClientTLS(
+            trust: .pin(pin), trustDomain: poller.trustDomain, serverPolicy: pollerPolicy(name: poller.name, trustDomain: poller.trustDomain)
+        )))
         let response: Muster_Onboarding_V1_JoinResponse
         do {
             response = try await channel.unary("/muster.onboarding.v1.EdgeOnboarding/Join", request, options: CallOptions(timeout: timeout))
@@ -62,12 +85,13 @@ public enum AgentOnboarding {
         if let expected = join.expectedID, expected != id.description {
             throw AgentError("the poller issued \(id), but the package is for \(expected)")
         }
-        let pollerID = try MusterIDs.poller(trustDomain: id.trustDomain, name: String(id.segments[2]))
+        guard MusterID(id)?.pollerName == poller.name else { throw AgentError("the poller issued \(id), which is not under poller \(poller.name)") }
+        let pollerID = try MusterIDs.poller(trustDomain: id.trustDomain, name: poller.name)
         try state.store(chain: chain, key: key, roots: roots, config: .init(
             poller: join.poller, spiffeID: id.description, pollerID: pollerID.description, trustDomain: id.trustDomain, caPin: pin
         ))
-        if let type = join.expectedType, id.segments[3] != type {
-            FileHandle.standardError.write(Data("muster-agent: note: joined as \(id.segments[3]) \(id), not as \(type); the package decides\n".utf8))
+        if let type = join.expectedType, let kind = MusterID(id)?.componentKind, kind != type {
+            FileHandle.standardError.write(Data("muster-agent: note: joined as \(kind) \(id), not as \(type); the package decides\n".utf8))
         }
         return id
     }
@@ -81,7 +105,7 @@ public enum AgentOnboarding {
         var request = Muster_Onboarding_V1_RenewRequest()
         request.csr = Data(try CSRBuilder.make(key: key, label: "muster-agent"))
         let channel = try GRPCChannel(target: config.poller, security: .tls(ClientTLS(
-            trust: .bundle(rootsPEM: current.bundlePEM), serverPolicy: pollerPolicy(exactly: try SPIFFEID(parsing: config.pollerID)),
+            trust: .bundle(rootsPEM: current.bundlePEM), server: try SPIFFEID(parsing: config.pollerID),
             identity: CertifiedKey(certificateChainPEM: current.chainPEM, privateKeyPEM: current.keyPEM)
         )))
         let response: Muster_Onboarding_V1_RenewResponse
@@ -96,12 +120,13 @@ public enum AgentOnboarding {
         return chain[0]
     }
 
-    /// What a poller answered to a join or renewal: the bundle must hold the pinned root, and the chain must verify
-    /// to it under Muster's path rule, carry an agent or checker ID and be over our key.
+    /// What a poller answered to a join or renewal: only the pinned root of the answer's bundle is kept (a bundle
+    /// is never taken on the poller's word), and the chain must verify to it under Muster's path rule, carry an
+    /// agent or checker ID and be over our key.
     static func accept(chain der: [Data], bundle: [Data], pin: String, key: P256.Signing.PrivateKey) async throws
         -> (id: SPIFFEID, chain: [Certificate], roots: [Certificate]) {
-        let roots = try Certificate.list(derEncoded: bundle)
-        guard roots.contains(where: { CAPin.of($0) == pin }) else { throw AgentError("the poller's bundle does not hold the pinned CA") }
+        let roots = try Certificate.list(derEncoded: bundle).filter { CAPin.of($0) == pin }
+        guard !roots.isEmpty else { throw AgentError("the poller's bundle does not hold the pinned CA") }
         let chain = try Certificate.list(derEncoded: der)
         return (try await verify(chain: chain, roots: roots, key: key), chain, roots)
     }
@@ -109,17 +134,16 @@ public enum AgentOnboarding {
     static func verify(chain: [Certificate], roots: [Certificate], key: P256.Signing.PrivateKey) async throws -> SPIFFEID {
         guard let leaf = chain.first else { throw AgentError("the poller answered without a certificate") }
         let claimed = try SVIDVerifier.checkLeaf(leaf)
-        let id: SPIFFEID
+        let verified: VerifiedSVID
         do {
-            id = try await SVIDVerifier(trustDomain: claimed.trustDomain, roots: roots).verify(chain: chain)
+            verified = try await SVIDVerifier(trustDomain: claimed.trustDomain, roots: roots).verify(chain: chain)
         } catch {
             throw AgentError("the SVID from the poller does not verify: \(error.message)")
         }
-        let segments = id.segments
-        guard segments.count == 5, segments[0] == "muster", segments[1] == "poller", ["agent", "checker"].contains(segments[3]) else {
-            throw AgentError("the poller issued \(id), which is not an agent or checker ID")
+        guard verified.musterID?.componentKind != nil, !verified.isRootIssued else {
+            throw AgentError("the poller issued \(verified.id), which is not an agent or checker ID under its CA")
         }
         guard leaf.publicKey == Certificate.PublicKey(key.publicKey) else { throw AgentError("the poller's certificate is not for this agent's key") }
-        return id
+        return verified.id
     }
 }

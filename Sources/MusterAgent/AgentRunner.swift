@@ -34,7 +34,7 @@ public struct AgentRunner: Sendable {
             do {
                 let renewed = try await AgentOnboarding.renew(state: state)
                 backoff.reset()
-                logger.notice("SVID renewed", metadata: ["until": "\(renewed.notValidAfter.formatted(.iso8601))", "serial": "\(renewed.serialNumber)"])
+                logger.notice("SVID renewed", metadata: ["until": "\(renewed.notValidAfter.formatted(.iso8601))", "serial": "\(renewed.serialText)"])
             } catch let error as AgentError where error.revoked {
                 logger.error("the poller refused this identity; stopping", metadata: ["reason": "\(error.message)"])
                 try? FileManager.default.moveItem(atPath: state.identityDirectory, toPath: state.identityDirectory + ".revoked-\(Int(Date().timeIntervalSince1970))")
@@ -55,11 +55,11 @@ public enum AgentStatus {
             return (["identity:  none in \(state.directory) (run muster-agent install or join)"], false)
         }
         var lines = ["identity:  \(config.spiffeID)",
-                     "svid:      serial \(leaf.serialNumber), until \(leaf.notValidAfter.formatted(.iso8601))\(leaf.notValidAfter <= Date() ? " (EXPIRED)" : "")",
+                     "svid:      serial \(leaf.serialText), until \(leaf.notValidAfter.formatted(.iso8601))\(leaf.notValidAfter <= Date() ? " (EXPIRED)" : "")",
                      "poller:    \(config.poller) (\(config.pollerID), pinned \(config.caPin))"]
         do {
             let channel = try GRPCChannel(target: config.poller, security: .tls(ClientTLS(
-                trust: .bundle(rootsPEM: identity.bundlePEM), serverPolicy: .exactly(try SPIFFEID(parsing: config.pollerID)),
+                trust: .bundle(rootsPEM: identity.bundlePEM), server: try SPIFFEID(parsing: config.pollerID),
                 identity: CertifiedKey(certificateChainPEM: identity.chainPEM, privateKeyPEM: identity.keyPEM))))
             let bundle = try await channel.unary("/muster.onboarding.v1.EdgeOnboarding/GetBundle", Muster_Onboarding_V1_GetBundleRequest(),
                                                  as: Muster_Onboarding_V1_GetBundleResponse.self, options: CallOptions(timeout: timeout))

@@ -27,20 +27,35 @@ struct AgentCommand: AsyncParsableCommand {
     struct Join: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Join a poller with a join token (the one-line join command).")
         @Option(help: "host:port of the poller") var poller: String
-        @Option(help: "The join token") var token: String
+        @Option(name: .customLong("poller-id"), help: "The poller's name (or full SPIFFE ID); no other server is accepted") var pollerID: String
+        @Option(name: .customLong("token-file"), help: "File holding the join token, or - for standard input") var tokenFile: String?
+        @Option(help: "The join token (visible to other users in the process list; prefer --token-file)") var token: String?
         @Option(name: .customLong("ca-pin"), help: "sha256:HEX pin of the trust domain's root CA") var caPin: String
         @Option(help: "agent or checker (the package decides; a mismatch is reported)") var type: String?
         @Option(help: "State directory") var dir: String = "/var/lib/muster-agent"
 
         func validate() throws {
             if let type, !["agent", "checker"].contains(type) { throw ValidationError("--type must be agent or checker") }
+            guard (tokenFile == nil) != (token == nil) else { throw ValidationError("give the join token with exactly one of --token-file and --token") }
         }
 
         func run() async throws {
             let state = AgentState(directory: dir)
             if state.hasIdentity { throw AgentError("\(dir) already holds an identity; use another --dir or remove \(dir)/identity") }
-            let id = try await AgentOnboarding.join(.init(poller: poller, token: token, caPin: caPin, expectedType: type), state: state)
+            let secret = try token ?? Self.readToken(from: tokenFile ?? "-")
+            let id = try await AgentOnboarding.join(.init(poller: poller, pollerID: pollerID, token: secret, caPin: caPin, expectedType: type),
+                                                    state: state)
             print("joined as \(id); identity in \(dir)/identity; next: muster-agent run --dir \(dir)")
+        }
+
+        /// The token from a file or standard input: its first line, trimmed; an empty one is refused.
+        static func readToken(from path: String) throws -> String {
+            let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
+            guard let data else { throw AgentError("--token-file: cannot read \(path)") }
+            let token = String(decoding: data.prefix(4096), as: UTF8.self).split(whereSeparator: \.isNewline).first
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard !token.isEmpty else { throw AgentError("--token-file: \(path == "-" ? "standard input" : path) holds no token") }
+            return token
         }
     }
 

@@ -83,9 +83,24 @@ struct PackageCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try global.client()
             let package = try await client.json("GET", "/api/edge-packages/\(id)") as? [String: Any] ?? [:]
-            let data = try await client.send(try client.request("GET", "/api/edge-packages/\(id)/download"))
             let path = output ?? "muster-\(Output.text(package["component_type"]))-\(Output.text(package["name"])).tar.gz"
-            guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            // Opened 0600 before the download (never with the default mode, not through a symlink), so a file
+            // that cannot be written fails before the one-time download spends the token.
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0, fchmod(fd, 0o600) == 0 else {
+                if fd >= 0 { close(fd) }
+                throw CLIError(code: .error, message: "cannot write \(path): \(String(cString: strerror(errno))); nothing was downloaded")
+            }
+            let data: Data
+            do {
+                data = try await client.send(try client.request("GET", "/api/edge-packages/\(id)/download"))
+            } catch {
+                close(fd)
+                unlink(path)
+                throw error
+            }
+            let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == data.count, fsync(fd) == 0, close(fd) == 0 else {
                 throw CLIError(code: .error, message: "cannot write \(path); the package is now marked delivered — revoke it and create a new one")
             }
             if global.json {

@@ -24,12 +24,20 @@ enum Output {
     static func text(_ value: Any?) -> String {
         switch value {
         case nil, is NSNull: return "-"
-        case let text as String: return text
+        case let text as String: return printable(text)
         case let list as [Any]: return list.map { text($0) }.joined(separator: ",")
         case let number as NSNumber: return number.stringValue
         case let map as [String: Any]: return map.keys.sorted().map { "\($0)=\(text(map[$0]))" }.joined(separator: ",")
         default: return "\(value!)"
         }
+    }
+
+    /// Text from Core with control characters (ESC, NUL, CR, …) shown as U+FFFD, so nothing stored can drive
+    /// the operator's terminal.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) ? "\u{FFFD}" : scalar
+        }))
     }
 
     /// One package, field per line, then its join command.

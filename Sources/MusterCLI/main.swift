@@ -50,7 +50,7 @@ do {
     }
     exitCode = .ok
 } catch let error as CLIError {
-    FileHandle.standardError.write(Data("muster: \(error.message)\n".utf8))
+    FileHandle.standardError.write(Data("muster: \(Output.printable(error.message))\n".utf8))
     exitCode = error.code
 } catch {
     let code = Muster.exitCode(for: error)

@@ -18,6 +18,8 @@ public struct CoreConfiguration: Sendable {
     public var tokenKeyBase64: String?
     /// Package creations allowed per token per minute.
     public var createRatePerMinute: Int
+    /// Audit rows per source and minute for refused callers (the rest are counted, see `RefusalAuditor`).
+    public var refusalAuditPerMinute: Int
     public var reaperInterval: TimeInterval
     /// Lifetime of the SVIDs Core issues (its own serving SVID and pollers').
     public var leafTTL: TimeInterval
@@ -29,7 +31,7 @@ public struct CoreConfiguration: Sendable {
         dataDirectory: String, httpListen: String = "127.0.0.1:8080", grpcListen: String = "0.0.0.0:50051",
         advertise: String? = nil, database: DatabaseLocation? = nil, trustDomain: String = "muster.local",
         natsURL: String? = nil, tokenKeyFile: String? = nil, tokenKeyBase64: String? = nil,
-        createRatePerMinute: Int = 10, reaperInterval: TimeInterval = 5, leafTTL: TimeInterval = 3600,
+        createRatePerMinute: Int = 10, refusalAuditPerMinute: Int = 30, reaperInterval: TimeInterval = 5, leafTTL: TimeInterval = 3600,
         pollerCATTL: TimeInterval = 24 * 3600, databaseConnections: Int = 8
     ) {
         self.dataDirectory = dataDirectory
@@ -42,6 +44,7 @@ public struct CoreConfiguration: Sendable {
         self.tokenKeyFile = tokenKeyFile
         self.tokenKeyBase64 = tokenKeyBase64
         self.createRatePerMinute = createRatePerMinute
+        self.refusalAuditPerMinute = refusalAuditPerMinute
         self.reaperInterval = reaperInterval
         self.leafTTL = leafTTL
         self.pollerCATTL = pollerCATTL

@@ -18,14 +18,15 @@ public struct CoreGRPC: Service, CustomStringConvertible {
     let logger: Logger
     public var description: String { "CoreGRPC(port \(server.port))" }
 
-    public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, services: [any GRPCService] = [], logger: Logger) throws {
+    public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, services: [any GRPCService] = [], logger: Logger,
+                refusals: (@Sendable (CallRefusal) -> Void)? = nil) throws {
         let health = HealthService()
         health.setStatus(.serving, for: "muster.onboarding.v1.CoreOnboarding")
-        let certificates = ServerCertificates(identity: try Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem())
-        self.server = try GRPCServer(
-            configuration: .init(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional)),
-            services: [health] + services, logger: logger
-        )
+        let certificates = ServerCertificates(identity: try Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem(),
+                                              trustDomain: identity.trustDomain)
+        var configuration = GRPCServer.Configuration(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional))
+        configuration.refusalObserver = refusals
+        self.server = try GRPCServer(configuration: configuration, services: [health] + services, logger: logger)
         self.certificates = certificates
         self.health = health
         self.identity = identity

@@ -32,6 +32,9 @@ public struct CoreOnboardingService: GRPCService {
                 throw error
             } catch let error as APIError where error.code == .unavailable {
                 throw RPCError(code: .unavailable, message: error.message)
+            } catch let error as IdentityError {
+                // The request itself cannot be served (e.g. a key the CA cannot certify): retrying will not help.
+                throw RPCError(code: .invalidArgument, message: "Core cannot issue for this request: \(error.message)")
             } catch {
                 // Redemption, certificate records and the poller's state commit together, so a failure
                 // here leaves the token unspent and the poller may retry.

@@ -43,8 +43,11 @@ public enum CoreServer {
         let (store, identity, sealer) = try await prepare(configuration, logger: logger)
         let metrics = CoreMetrics()
         let hub = EventHub(store: store)
+        let auditor = RefusalAuditor(store: store, logger: logger, burst: max(20, configuration.refusalAuditPerMinute),
+                                     perMinute: configuration.refusalAuditPerMinute,
+                                     globalPerMinute: max(600, configuration.refusalAuditPerMinute * 4))
         let packages = PackageService(store: store, sealer: sealer, identity: identity, events: hub, metrics: metrics, logger: logger,
-                                      leafTTL: configuration.leafTTL, pollerCATTL: configuration.pollerCATTL)
+                                      leafTTL: configuration.leafTTL, pollerCATTL: configuration.pollerCATTL, auditor: auditor)
         let api = CoreAPI(packages: packages, hub: hub, metrics: metrics, limiter: RateLimiter(perMinute: configuration.createRatePerMinute),
                           identity: identity, logger: logger)
         let (host, port) = try HostPort.parse(configuration.httpListen)
@@ -57,11 +60,12 @@ public enum CoreServer {
             logger: logger
         )
         let grpc = try CoreGRPC(listen: configuration.grpcListen, identity: identity, lifetime: configuration.leafTTL,
-                                services: [CoreOnboardingService(packages: packages)], logger: logger)
+                                services: [CoreOnboardingService(packages: packages)], logger: logger,
+                                refusals: { packages.auditRefusedCall($0) })
         logger.notice("gRPC listening", metadata: ["port": "\(grpc.server.port)", "advertise": "\(configuration.advertise)",
                                                    "trust_domain": "\(identity.trustDomain)", "ca_pin": "\(identity.caPin)",
                                                    "database": "\(configuration.database)"])
-        var services: [any Service] = [app, grpc, Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger)]
+        var services: [any Service] = [app, grpc, auditor, Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger)]
         if let nats = configuration.natsURL {
             _ = try NATSPublisher.parse(nats)
             let publisher = NATSPublisher(url: nats, hub: hub, metrics: metrics, logger: logger)

@@ -33,13 +33,8 @@ extension PackageService {
         } catch {
             throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
         }
-        var dnsNames: [String] = [], ipAddresses: [String] = []
-        if !advertise.isEmpty {
-            guard let names = HostPort.subjectAltNames(advertise: advertise) else {
-                throw RPCError(code: .invalidArgument, message: "advertise_address must be host:port")
-            }
-            (dnsNames, ipAddresses) = names
-        }
+        let advertised = try advertise.isEmpty ? nil : checkAdvertised(advertise)
+        let (dnsNames, ipAddresses) = advertised.map { HostPort.subjectAltNames(host: $0.host) } ?? ([], [])
         let hash = Self.hex(token.hash)
         // Refuse spent, expired and foreign tokens before signing anything: replays cost a lookup, not two signatures.
         let pending = try await store.packageByTokenHash(hash)
@@ -55,11 +50,11 @@ extension PackageService {
 
         let won = try await store.redeem(
             tokenHash: hash, componentType: .poller, at: now, fromIP: ip, spiffeID: spiffeID.description,
-            issued: [IssuedCertificate(serial: "\(svid.serialNumber)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter)),
-                     IssuedCertificate(serial: "\(ca.serialNumber)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))],
-            advertise: advertise.isEmpty ? nil : advertise,
+            issued: [IssuedCertificate(serial: "\(svid.serialText)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter)),
+                     IssuedCertificate(serial: "\(ca.serialText)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))],
+            advertise: advertised?.text,
             audit: { AuditRecord(at: now, actor: "poller:\($0.name)", sourceIP: ip, action: "package.activate", targetType: "package",
-                                 targetID: $0.id, details: ["svid_serial": "\(svid.serialNumber)", "ca_serial": "\(ca.serialNumber)"]) },
+                                 targetID: $0.id, details: ["svid_serial": "\(svid.serialText)", "ca_serial": "\(ca.serialText)"]) },
             event: { Self.event("package.activated", PackageView($0, joinCommand: nil), at: now) }
         )
         guard let won else {
@@ -73,10 +68,26 @@ extension PackageService {
         return PollerAttestation(package: won, svidChain: authority.presentedChain(for: svid), caChain: authority.presentedChain(for: ca))
     }
 
+    /// A poller's advertised address, checked before it goes into a root-signed certificate, join commands and
+    /// READMEs: a hostname or IP literal and a port, and never Core's own advertised host (unless loopback, which
+    /// names only the machine itself), so no poller gets a certificate that hostname-checking tools take for Core.
+    func checkAdvertised(_ text: String) throws(RPCError) -> (host: String, port: Int, text: String) {
+        let address: (host: String, port: Int, text: String)
+        do {
+            address = try HostPort.validateAdvertised(text)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "advertise_address: \(error.message)")
+        }
+        if let core = try? HostPort.parse(identity.advertise), core.host.lowercased() == address.host, !HostPort.isLoopback(address.host) {
+            throw RPCError(code: .invalidArgument, message: "advertise_address: \(address.host) is Core's own address")
+        }
+        return address
+    }
+
     private func refuse(reason: String, packageID: String?, ip: String, at now: Int64) async throws -> Never {
         metrics.refusedRedemptions.increment()
-        try? await store.audit(AuditRecord(at: now, actor: "anonymous", sourceIP: ip, action: "package.activate", targetType: "package",
-                                           targetID: packageID, outcome: "denied", reason: reason))
+        await auditor.record(AuditRecord(at: now, actor: "anonymous", sourceIP: ip, action: "package.activate", targetType: "package",
+                                         targetID: packageID, outcome: "denied", reason: reason), source: ip)
         throw Self.refusedToken
     }
 }

@@ -52,7 +52,8 @@ extension PackageService {
     }
 
     func archive(for record: PackageRecord, token: JoinToken) async throws -> [UInt8] {
-        let pollerAddress = try await record.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress } ?? nil
+        let pollerAddress = (try await record.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress } ?? nil)
+            .flatMap { try? HostPort.validateAdvertised($0).text }
         let connect = record.componentType == .poller ? identity.advertise : (pollerAddress ?? "")
         let manifest = PackageManifest(
             id: record.id, name: record.name, type: record.componentType.rawValue, trustDomain: identity.trustDomain,

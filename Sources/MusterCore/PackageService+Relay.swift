@@ -48,11 +48,12 @@ extension PackageService {
                 target = record.id
             }
             metrics.refusedRedemptions.increment()
-            try await store.audit(AuditRecord(
-                at: now, actor: "poller:\(poller)", sourceIP: String(refusal.sourceAddress.prefix(64)), action: "package.activate",
-                targetType: "package", targetID: target, outcome: "denied", reason: String(refusal.reason.prefix(200)),
+            // Budgeted per poller: a compromised poller cannot flood the audit log through its reports.
+            await auditor.record(AuditRecord(
+                at: now, actor: "poller:\(poller)", sourceIP: TextRules.printable(refusal.sourceAddress, limit: 64), action: "package.activate",
+                targetType: "package", targetID: target, outcome: "denied", reason: TextRules.printable(refusal.reason, limit: 200),
                 details: ["via": "poller", "refused_at": Timestamp.text(min(max(refusal.at, 0), now))]
-            ))
+            ), source: "poller:\(poller)")
         }
     }
 
@@ -150,15 +151,17 @@ extension PackageService {
         guard let poller = try await store.poller(named: name), let spiffeID = try? SPIFFEID(parsing: poller.spiffeID) else {
             throw RPCError(code: .permissionDenied, message: "poller \(name) is not known")
         }
-        let (dnsNames, ipAddresses) = poller.advertiseAddress.flatMap(HostPort.subjectAltNames(advertise:)) ?? ([], [])
+        // Checked again: a record written before the address rule must not put an unchecked name in a new SVID.
+        let advertised = poller.advertiseAddress.flatMap { try? checkAdvertised($0) }
+        let (dnsNames, ipAddresses) = advertised.map { HostPort.subjectAltNames(host: $0.host) } ?? ([], [])
         let authority = identity.authority
         let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
         let ca = try caKey.map { try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: $0, lifetime: pollerCATTL) }
-        var issued = [IssuedCertificate(serial: "\(svid.serialNumber)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter))]
-        if let ca { issued.append(IssuedCertificate(serial: "\(ca.serialNumber)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))) }
+        var issued = [IssuedCertificate(serial: "\(svid.serialText)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter))]
+        if let ca { issued.append(IssuedCertificate(serial: "\(ca.serialText)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))) }
         let now = Clock.nowMillis()
-        var details = ["svid_serial": "\(svid.serialNumber)"]
-        if let ca { details["ca_serial"] = "\(ca.serialNumber)" }
+        var details = ["svid_serial": "\(svid.serialText)"]
+        if let ca { details["ca_serial"] = "\(ca.serialText)" }
         try await store.recordIssued(issued, spiffeID: poller.spiffeID, packageID: poller.packageID, at: now, audit: AuditRecord(
             at: now, actor: "poller:\(name)", sourceIP: ip, action: "poller.renew", targetType: "poller", targetID: name, details: details
         ))

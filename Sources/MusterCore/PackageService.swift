@@ -41,9 +41,12 @@ public struct PackageService: Sendable {
     let leafTTL: TimeInterval
     /// Lifetime of the downstream CAs Core issues to pollers.
     let pollerCATTL: TimeInterval
+    /// Where refusals of unauthenticated or unverified callers are audited, under a budget per source.
+    public let auditor: RefusalAuditor
 
     public init(store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics, logger: Logger,
-                leafTTL: TimeInterval = 3600, pollerCATTL: TimeInterval = 24 * 3600) {
+                leafTTL: TimeInterval = 3600, pollerCATTL: TimeInterval = 24 * 3600, auditor: RefusalAuditor? = nil) {
+        self.auditor = auditor ?? RefusalAuditor(store: store, logger: logger)
         self.leafTTL = leafTTL
         self.pollerCATTL = pollerCATTL
         self.store = store
@@ -179,12 +182,18 @@ public struct PackageService: Sendable {
         return joinCommand(record, pollerAddress: try await store.poller(named: poller)?.advertiseAddress)
     }
 
-    /// The one-line join an installer runs beside the extracted package; the token stays in its file.
+    /// The one-line join an installer runs beside the extracted package; the token stays in its file, never in
+    /// the command line. Every value is checked to a safe character set and single-quoted; an address that
+    /// fails the advertised-address rule is not rendered at all.
     func joinCommand(_ record: PackageRecord, pollerAddress: String?) -> String? {
-        guard record.componentType != .poller else { return nil }
-        let address = pollerAddress ?? "POLLER_ADDRESS"
-        return "muster-agent join --poller \(address) --token \"$(cat join-token)\" --ca-pin \(identity.caPin)"
+        guard record.componentType != .poller, let poller = record.pollerName, (try? MusterIDs.checkName(poller)) != nil else { return nil }
+        let address = pollerAddress.flatMap { try? HostPort.validateAdvertised($0).text } ?? "POLLER_ADDRESS"
+        return "muster-agent join --poller \(Self.shellQuoted(address)) --poller-id \(Self.shellQuoted(poller)) --token-file join-token"
+            + " --ca-pin \(Self.shellQuoted(identity.caPin))"
     }
+
+    /// `text` in single quotes for a POSIX shell (a quote inside becomes `'\''`).
+    static func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// The outbox event for a package change; its payload is the package as the API shows it (no secret).
     static func event(_ type: String, _ view: PackageView, at now: Int64) -> EventRecord {

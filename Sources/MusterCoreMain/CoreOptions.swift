@@ -6,7 +6,7 @@ import MusterStore
 
 /// Flags shared by `serve` and `token create`; each falls back to `MUSTER_*`, then the config file, then a default.
 struct CoreOptions: ParsableArguments {
-    @Option(name: .customLong("config"), help: "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, reaper_interval, svid_ttl, poller_ca_ttl)")
+    @Option(name: .customLong("config"), help: "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, refusal_audit_rate, reaper_interval, svid_ttl, poller_ca_ttl)")
     var configFile: String?
     @Option(name: .customLong("data-dir"), help: "Data directory (CA, token key, SQLite database, admin.token). Env MUSTER_DATA_DIR")
     var dataDirectory: String?
@@ -28,6 +28,8 @@ struct CoreOptions: ParsableArguments {
     var tokenKeyFile: String?
     @Option(name: .customLong("create-rate-limit"), help: "Package creations per token per minute (default 10). Env MUSTER_CREATE_RATE_LIMIT")
     var createRateLimit: Int?
+    @Option(name: .customLong("refusal-audit-rate"), help: "Audit rows per minute for refused callers, per source address (burst: the same number, at least 20; the rest are counted in one audit.suppressed row; default 30). Env MUSTER_REFUSAL_AUDIT_RATE")
+    var refusalAuditRate: Int?
     @Option(name: .customLong("reaper-interval"), help: "Seconds between expiry sweeps (default 5). Env MUSTER_REAPER_INTERVAL")
     var reaperInterval: Double?
     @Option(name: .customLong("svid-ttl"), help: "Lifetime in seconds of the SVIDs Core issues: its own and pollers' (30–86400, default 3600). Env MUSTER_SVID_TTL")
@@ -44,7 +46,7 @@ struct CoreOptions: ParsableArguments {
                 throw ValidationError("config file \(path) is not a JSON object")
             }
             let known: Set<String> = ["data_dir", "http_listen", "grpc_listen", "advertise", "database", "trust_domain", "nats",
-                                      "token_key_file", "create_rate_limit", "reaper_interval", "svid_ttl", "poller_ca_ttl"]
+                                      "token_key_file", "create_rate_limit", "refusal_audit_rate", "reaper_interval", "svid_ttl", "poller_ca_ttl"]
             if let unknown = object.keys.first(where: { !known.contains($0) }) { throw ValidationError("config file \(path): unknown key '\(unknown)'") }
             file = object
         }
@@ -61,6 +63,10 @@ struct CoreOptions: ParsableArguments {
             guard let value = Int(text), value > 0 else { throw ValidationError("create rate limit must be a positive integer") }
             return value
         } ?? 10
+        let auditRate = try pick(refusalAuditRate.map(String.init), "MUSTER_REFUSAL_AUDIT_RATE", "refusal_audit_rate").map { text -> Int in
+            guard let value = Int(text), value > 0 else { throw ValidationError("refusal audit rate must be a positive integer") }
+            return value
+        } ?? 30
         let reaper = try pick(reaperInterval.map { String($0) }, "MUSTER_REAPER_INTERVAL", "reaper_interval").map { text -> Double in
             guard let value = Double(text), value > 0 else { throw ValidationError("reaper interval must be a positive number of seconds") }
             return value
@@ -88,7 +94,7 @@ struct CoreOptions: ParsableArguments {
             natsURL: pick(nats, "MUSTER_NATS", "nats"),
             tokenKeyFile: pick(tokenKeyFile, "MUSTER_TOKEN_KEY_FILE", "token_key_file"),
             tokenKeyBase64: environment["MUSTER_TOKEN_KEY"],
-            createRatePerMinute: rate, reaperInterval: reaper, leafTTL: svidTTL, pollerCATTL: caTTL
+            createRatePerMinute: rate, refusalAuditPerMinute: auditRate, reaperInterval: reaper, leafTTL: svidTTL, pollerCATTL: caTTL
         )
     }
 }

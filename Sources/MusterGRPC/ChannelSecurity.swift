@@ -1,4 +1,5 @@
 import CGRPCCore
+import Dispatch
 import Foundation
 import MusterIdentity
 import X509
@@ -7,22 +8,31 @@ import X509
 public enum ServerTrust: Sendable {
     /// The server's chain must verify against these PEM roots (the trust bundle).
     case bundle(rootsPEM: String)
-    /// First contact: a CA in the server's presented chain must have this `sha256:` SPKI pin,
-    /// and the chain must verify up to it. Never trust-on-first-use.
+    /// First contact: the CA in the server's presented chain with this `sha256:` SPKI pin becomes the one trust
+    /// anchor, and the chain must verify up to it like a bundle chain. Never trust-on-first-use.
     case pin(String)
 }
 
 /// TLS for a client: how it trusts the server, which server identities it accepts, and its own SVID for mTLS.
 public struct ClientTLS: Sendable {
     public var trust: ServerTrust
-    /// Which server SPIFFE IDs to accept (verified by SPIFFE ID, not hostname).
+    /// The trust domain the server's SVID must belong to; nil: the one its leaf names, still anchored by the
+    /// bundle or the pinned root (an agent joining by name learns the trust domain from the pinned root's chain).
+    public var trustDomain: String?
+    /// Which server SPIFFE IDs to accept (verified by SPIFFE ID, not hostname), applied to the verified chain.
     public var serverPolicy: PeerPolicy
     public var identity: CertifiedKey?
 
-    public init(trust: ServerTrust, serverPolicy: PeerPolicy, identity: CertifiedKey? = nil) {
+    public init(trust: ServerTrust, trustDomain: String?, serverPolicy: PeerPolicy, identity: CertifiedKey? = nil) {
         self.trust = trust
+        self.trustDomain = trustDomain
         self.serverPolicy = serverPolicy
         self.identity = identity
+    }
+
+    /// A client that accepts exactly the server `id`, from an SVID the root signed itself (Core, a poller).
+    public init(trust: ServerTrust, server id: SPIFFEID, identity: CertifiedKey? = nil) {
+        self.init(trust: trust, trustDomain: id.trustDomain, serverPolicy: .exactly(id, issuedByRoot: true), identity: identity)
     }
 }
 
@@ -32,48 +42,69 @@ public enum ChannelSecurity: Sendable {
     case tls(ClientTLS)
 }
 
-/// Checks a server's presented chain after the handshake: pin (if pinned), then SPIFFE ID policy.
+/// Checks a server's chain after the handshake with the one verifier (`SVIDVerifier`: X.509-SVID rules,
+/// RFC 5280 path validation to the bundle or the pinned root, Muster's path rule), then the ID policy on
+/// the path that validated.
 final class ServerChainVerifier: Sendable {
     let tls: ClientTLS
+    private let roots: [Certificate]
 
-    init(tls: ClientTLS) { self.tls = tls }
-
-    /// nil when the server is acceptable, else why not.
-    func check(chainPEM: String?) -> String? {
-        guard let chainPEM else { return "the server presented no certificate" }
-        let peer: PeerIdentity
-        do {
-            peer = try PeerIdentity(pemChain: chainPEM)
-        } catch {
-            return "server certificate rejected: \(error.message)"
+    init(tls: ClientTLS) {
+        self.tls = tls
+        if case .bundle(let pem) = tls.trust {
+            roots = (try? TrustBundle(trustDomain: tls.trustDomain ?? "", pem: pem))?.roots ?? []
+        } else {
+            roots = []
         }
-        if case .pin(let pin) = tls.trust, let problem = Self.checkPinned(peer.chain, pin: pin.lowercased()) {
-            return problem
-        }
-        return tls.serverPolicy.decide(peer).map { "server identity rejected: \($0.message)" }
     }
 
-    /// Walks the chain from the leaf to the first certificate with the pinned key, checking each signature and validity.
-    static func checkPinned(_ chain: [Certificate], pin: String, now: Date = Date()) -> String? {
-        guard let anchor = chain.firstIndex(where: { CAPin.of($0) == pin }) else {
-            return "no certificate in the server's chain matches the CA pin \(pin)"
+    /// nil when the server is acceptable, else why not.
+    func check(chainPEM: String?, now: Date = Date()) async -> String? {
+        guard let chainPEM else { return "the server presented no certificate" }
+        let verified: VerifiedSVID
+        do {
+            let chain = try PeerIdentity.presented(pemChain: chainPEM)
+            let trustDomain = try tls.trustDomain ?? SVIDVerifier.checkLeaf(chain[0]).trustDomain
+            switch tls.trust {
+            case .bundle:
+                verified = try await SVIDVerifier(trustDomain: trustDomain, roots: roots).verify(chain: chain, at: now)
+            case .pin(let pin):
+                verified = try await SVIDVerifier.verifyPinned(chain: chain, pin: pin.lowercased(), trustDomain: trustDomain, at: now)
+            }
+        } catch let error as RPCError {
+            return "server certificate rejected: \(error.message)"
+        } catch let error as IdentityError {
+            return "server certificate rejected: \(error.message)"
+        } catch {
+            return "server certificate rejected"
         }
-        guard anchor > 0 else { return "the pinned key is the server's own leaf, not a CA" }
-        for index in 0...anchor {
-            let certificate = chain[index]
-            guard certificate.notValidBefore <= now, now <= certificate.notValidAfter else {
-                return "certificate \(index) of the server's chain is outside its validity period"
-            }
-            guard index < anchor else { break }
-            let issuer = chain[index + 1]
-            guard let constraints = try? issuer.extensions.basicConstraints, case .isCertificateAuthority = constraints else {
-                return "certificate \(index + 1) of the server's chain is not a CA"
-            }
-            guard issuer.publicKey.isValidSignature(certificate.signature, for: certificate) else {
-                return "certificate \(index) of the server's chain is not signed by the next one"
-            }
+        return tls.serverPolicy.decide(PeerIdentity(verified: verified)).map { "server identity rejected: \($0.message)" }
+    }
+
+    /// `check` for gRPC core's synchronous verifier callback. Core may run the handshake inline on whatever thread
+    /// drove it, a thread of Swift's cooperative pool included, so the verification runs on its own executor
+    /// (`VerificationExecutor`), never on that pool: the waiting thread cannot starve the work it waits for.
+    func checkBlocking(chainPEM: String?) -> String? {
+        let result = LockedValue<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task(executorPreference: VerificationExecutor.shared) { [self] in
+            let problem = await check(chainPEM: chainPEM)
+            result.withLock { $0 = problem }
+            done.signal()
         }
-        return nil
+        done.wait()
+        return result.withLock { $0 }
+    }
+}
+
+/// Runs certificate verifications on Dispatch's threads rather than Swift's cooperative pool (see `checkBlocking`).
+final class VerificationExecutor: TaskExecutor {
+    static let shared = VerificationExecutor()
+    private let queue = DispatchQueue(label: "muster.grpc.verify", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 
@@ -135,7 +166,7 @@ enum ExternalVerifier {
                 let box = Unmanaged<Box>.fromOpaque(userData!).takeUnretainedValue()
                 let info = request?.pointee.peer_info
                 let chain = (info?.peer_cert_full_chain ?? info?.peer_cert).map { String(cString: $0) }
-                if let problem = box.verifier.check(chainPEM: chain) {
+                if let problem = box.verifier.checkBlocking(chainPEM: chain) {
                     syncStatus?.pointee = GRPC_STATUS_UNAUTHENTICATED
                     syncErrorDetails?.pointee = gpr_strdup(problem)
                 } else {

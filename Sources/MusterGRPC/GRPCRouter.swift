@@ -11,6 +11,8 @@ public struct GRPCRouter: Sendable {
         let policy: PeerPolicy
         /// One request message (unary, server streaming): gRPC core reads it before the call is handed over.
         var singleRequest = false
+        /// Any call kind but unary: it may stay open, so the server caps how many one peer holds at once.
+        var longLived = false
         /// Runs the method; returns the final response message to send with the status, if any.
         let body: @Sendable (ServerCall, ServerContext) async throws -> [UInt8]?
     }
@@ -35,7 +37,7 @@ public struct GRPCRouter: Sendable {
         _ path: String, _ request: Request.Type, _ response: Response.Type, policy: PeerPolicy = .anyone,
         handler: @escaping @Sendable (Request, ResponseWriter<Response>, ServerContext) async throws -> Void
     ) {
-        methods[path] = Method(policy: policy, singleRequest: true) { call, context in
+        methods[path] = Method(policy: policy, singleRequest: true, longLived: true) { call, context in
             let request = try await Self.onlyRequest(Request.self, from: call)
             try await handler(request, ResponseWriter(call: call, context: context), context)
             return nil
@@ -47,7 +49,7 @@ public struct GRPCRouter: Sendable {
         _ path: String, _ request: Request.Type, policy: PeerPolicy = .anyone,
         handler: @escaping @Sendable (RequestStream<Request>, ServerContext) async throws -> Response
     ) {
-        methods[path] = Method(policy: policy) { call, context in
+        methods[path] = Method(policy: policy, longLived: true) { call, context in
             try Codec.encode(try await handler(RequestStream(call: call), context))
         }
     }
@@ -57,7 +59,7 @@ public struct GRPCRouter: Sendable {
         _ path: String, _ request: Request.Type, _ response: Response.Type, policy: PeerPolicy = .anyone,
         handler: @escaping @Sendable (RequestStream<Request>, ResponseWriter<Response>, ServerContext) async throws -> Void
     ) {
-        methods[path] = Method(policy: policy) { call, context in
+        methods[path] = Method(policy: policy, longLived: true) { call, context in
             try await handler(RequestStream(call: call), ResponseWriter(call: call, context: context), context)
             return nil
         }

@@ -1,6 +1,7 @@
 import CGRPCCore
 import Foundation
 import Logging
+import MusterIdentity
 
 /// A gRPC server on gRPC core: binds one address, serves the registered services until shut down.
 public final class GRPCServer: Sendable {
@@ -13,6 +14,10 @@ public final class GRPCServer: Sendable {
         public var maxSendMessageBytes: Int = 8 << 20
         /// Completion queues, each polled by one thread.
         public var completionQueues: Int = 2
+        /// Told of every call refused by the peer check (identity not verified, or not allowed for the method).
+        public var refusalObserver: (@Sendable (CallRefusal) -> Void)?
+        /// Most streaming calls one peer address may hold open at once; more get RESOURCE_EXHAUSTED.
+        public var maxStreamsPerPeer: Int = 32
 
         public init(listenAddress: String, security: ServerSecurity) {
             self.listenAddress = listenAddress
@@ -36,7 +41,10 @@ public final class GRPCServer: Sendable {
     private let queues: [CompletionQueue]
     private let router: GRPCRouter
     private let fetcher: CertificateFetcher?
-    private let peerCache = PeerIdentityCache()
+    private let peerVerifier: PeerVerifier
+    private let refusals: (@Sendable (CallRefusal) -> Void)?
+    private let maxStreamsPerPeer: Int
+    private let openStreams = LockedValue<[String: Int]>([:])
     private let lifecycle = LockedValue(Lifecycle())
     private let logger: Logger
 
@@ -47,6 +55,8 @@ public final class GRPCServer: Sendable {
         for service in services { service.register(with: &router) }
         self.router = router
         self.logger = logger
+        self.refusals = configuration.refusalObserver
+        self.maxStreamsPerPeer = configuration.maxStreamsPerPeer
 
         let raw = ChannelArguments([
             ("grpc.max_receive_message_length", .integer(configuration.maxReceiveMessageBytes)),
@@ -60,10 +70,12 @@ public final class GRPCServer: Sendable {
         switch configuration.security {
         case .insecure:
             fetcher = nil
+            peerVerifier = PeerVerifier(certificates: nil)
             credentials = grpc_insecure_server_credentials_create()
         case .tls(let certificates, let clientCertificates):
             let fetcher = CertificateFetcher(certificates: certificates)
             self.fetcher = fetcher
+            peerVerifier = PeerVerifier(certificates: certificates)
             credentials = CertificateFetcher.makeCredentials(fetcher, policy: clientCertificates)
         }
         let bound = credentials.map { creds in
@@ -181,16 +193,50 @@ public final class GRPCServer: Sendable {
     }
 
     private func handle(_ call: ServerCall) async {
-        let context = ServerContext(call: call, peerCache: peerCache)
+        let context = ServerContext(call: call, peer: await peerVerifier.identity(forChain: call.peerCertificateChainPEM))
         guard let method = router.methods[call.method] else {
             let status = RPCError(code: .unimplemented, message: "method \(call.method) is not implemented by this server")
             return call.finish(message: nil, status: status, initialMetadata: [:])
         }
+        let peer: PeerIdentity?
         do {
-            if let denial = method.policy.decide(try context.peer()) {
-                logger.notice("call refused", metadata: ["method": "\(call.method)", "peer": "\(context.peerAddress)", "reason": "\(denial.message)"])
-                return call.finish(message: nil, status: denial, initialMetadata: [:])
-            }
+            peer = try context.peer()
+        } catch {
+            return refuse(call, context: context, status: error, peer: nil)
+        }
+        if let denial = method.policy.decide(peer) { return refuse(call, context: context, status: denial, peer: peer) }
+        guard method.longLived else { return await run(method, call, context) }
+        let ip = context.peerIP
+        guard openStream(for: ip) else {
+            let status = RPCError(code: .resourceExhausted, message: "at most \(maxStreamsPerPeer) open streams per peer")
+            return call.finish(message: nil, status: status, initialMetadata: [:])
+        }
+        await run(method, call, context)
+        openStreams.withLock { streams in
+            let open = (streams[ip] ?? 1) - 1
+            streams[ip] = open > 0 ? open : nil
+        }
+    }
+
+    /// Ends a call the peer check refused: logged, reported to the server's observer (Core audits it, a poller
+    /// relays it to Core), answered with the refusal's status.
+    private func refuse(_ call: ServerCall, context: ServerContext, status: RPCError, peer: PeerIdentity?) {
+        logger.notice("call refused", metadata: ["method": "\(call.method)", "peer": "\(context.peerAddress)", "reason": "\(status.message)"])
+        refusals?(CallRefusal(method: call.method, peerAddress: context.peerIP, spiffeID: peer?.spiffeID, code: status.code, reason: status.message))
+        call.finish(message: nil, status: status, initialMetadata: [:])
+    }
+
+    private func openStream(for ip: String) -> Bool {
+        openStreams.withLock { streams in
+            let open = streams[ip] ?? 0
+            guard open < maxStreamsPerPeer else { return false }
+            streams[ip] = open + 1
+            return true
+        }
+    }
+
+    private func run(_ method: GRPCRouter.Method, _ call: ServerCall, _ context: ServerContext) async {
+        do {
             let message = try await method.body(call, context)
             let ok = RPCError(code: .ok, message: "", metadata: context.responseTrailers)
             call.finish(message: message, status: ok, initialMetadata: context.responseHeaders)
@@ -269,4 +315,16 @@ private final class RequestedCall: @unchecked Sendable {
         let realtime = gpr_convert_clock_type(deadline, GPR_CLOCK_REALTIME)
         return Date(timeIntervalSince1970: Double(realtime.tv_sec) + Double(realtime.tv_nsec) / 1e9)
     }
+
+}
+
+/// A call refused before its handler ran, because of who the peer is (or failed to prove it is).
+public struct CallRefusal: Sendable {
+    public let method: String
+    /// The caller's IP address, without port.
+    public let peerAddress: String
+    /// The caller's verified ID when the chain verified but the policy refused it.
+    public let spiffeID: SPIFFEID?
+    public let code: RPCError.Code
+    public let reason: String
 }

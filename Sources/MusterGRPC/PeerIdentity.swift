@@ -3,58 +3,89 @@ import MusterIdentity
 import SwiftASN1
 import X509
 
-/// A TLS peer's identity: the SPIFFE ID of its X.509-SVID and the chain it presented (leaf first).
+/// A TLS peer's identity after the one verifier accepted its chain: the SPIFFE ID, what it names in Muster's
+/// scheme, and the path that validated (leaf to trust anchor). What the peer merely sent is not kept.
 public struct PeerIdentity: Sendable {
-    public let spiffeID: SPIFFEID
-    public let chain: [Certificate]
+    public let verified: VerifiedSVID
 
-    public var leaf: Certificate { chain[0] }
+    public init(verified: VerifiedSVID) { self.verified = verified }
 
-    /// Reads the SPIFFE ID from a PEM chain: the leaf must carry exactly one URI SAN, a valid SPIFFE ID.
-    public init(pemChain: String) throws(RPCError) {
+    public var spiffeID: SPIFFEID { verified.id }
+    public var musterID: MusterID? { verified.musterID }
+    public var leaf: Certificate { verified.leaf }
+    /// The CA that signed the leaf, as validated.
+    public var issuer: Certificate { verified.issuer }
+    public var isRootIssued: Bool { verified.isRootIssued }
+    /// The leaf's serial number as Muster records it.
+    public var serial: String { leaf.serialText }
+
+    /// Parses a PEM chain (leaf first) as a peer sent it.
+    static func presented(pemChain: String) throws(RPCError) -> [Certificate] {
         let certificates: [Certificate]
         do {
             certificates = try PEMDocument.parseMultiple(pemString: pemChain).map { try Certificate(pemDocument: $0) }
         } catch {
             throw RPCError(code: .unauthenticated, message: "the peer's certificate chain could not be parsed")
         }
-        guard let leaf = certificates.first else {
-            throw RPCError(code: .unauthenticated, message: "the peer presented no certificate")
-        }
-        self.spiffeID = try Self.spiffeID(of: leaf)
-        self.chain = certificates
+        guard !certificates.isEmpty else { throw RPCError(code: .unauthenticated, message: "the peer presented no certificate") }
+        return certificates
     }
 
-    /// The SPIFFE ID an X.509-SVID carries (its one and only URI SAN), by the identity module's rule.
-    public static func spiffeID(of certificate: Certificate) throws(RPCError) -> SPIFFEID {
-        do {
-            return try SVIDVerifier.spiffeID(of: certificate, what: "the peer certificate")
-        } catch {
-            throw RPCError(code: .unauthenticated, message: error.message)
+    /// The status a refused chain gets: a chain that validates but breaks Muster's scope or trust-domain rule
+    /// is a misbound identity (PERMISSION_DENIED); anything else is no usable SVID (UNAUTHENTICATED).
+    static func refusal(_ error: IdentityError) -> RPCError {
+        switch error.code {
+        case .outsidePollerScope, .wrongTrustDomain: RPCError(code: .permissionDenied, message: error.message)
+        default: RPCError(code: .unauthenticated, message: error.message)
         }
     }
 }
 
-/// Parsed peer identities by PEM chain, so each connection's chain is parsed once, not once per call.
-final class PeerIdentityCache: Sendable {
-    private let entries = LockedValue<[String: Result<PeerIdentity, RPCError>]>([:])
+/// Verifies a server's callers: every presented chain goes through `SVIDVerifier` against the server's current
+/// trust roots. Results are kept per chain and roots generation until the path's first certificate expires
+/// (refusals for a minute), so a connection's chain is verified once, not once per call.
+final class PeerVerifier: Sendable {
+    private struct Entry {
+        let generation: UInt64
+        let result: Result<PeerIdentity, RPCError>
+        let validUntil: Date
+    }
+
+    private let certificates: ServerCertificates?
+    private let entries = LockedValue<[String: Entry]>([:])
     private let limit: Int
 
-    init(limit: Int = 1024) { self.limit = limit }
+    init(certificates: ServerCertificates?, limit: Int = 4096) {
+        self.certificates = certificates
+        self.limit = limit
+    }
 
-    func identity(forChain pem: String) throws(RPCError) -> PeerIdentity {
-        if let cached = entries.withLock({ $0[pem] }) { return try cached.get() }
+    /// nil when the caller presented no certificate.
+    func identity(forChain pem: String?, now: Date = Date()) async -> Result<PeerIdentity, RPCError>? {
+        guard let pem else { return nil }
+        guard let certificates, let trust = certificates.current.verifier else {
+            return .failure(RPCError(code: .unauthenticated, message: "this server does not verify client certificates"))
+        }
+        let generation = certificates.current.generation
+        if let entry = entries.withLock({ $0[pem] }), entry.generation == generation, now < entry.validUntil { return entry.result }
         let result: Result<PeerIdentity, RPCError>
+        var validUntil = now.addingTimeInterval(60)
         do {
-            result = .success(try PeerIdentity(pemChain: pem))
-        } catch {
+            let verified = try await trust.verify(chain: try PeerIdentity.presented(pemChain: pem), at: now)
+            result = .success(PeerIdentity(verified: verified))
+            validUntil = verified.path.map(\.notValidAfter).min() ?? now
+        } catch let error as RPCError {
             result = .failure(error)
+        } catch let error as IdentityError {
+            result = .failure(PeerIdentity.refusal(error))
+        } catch {
+            result = .failure(RPCError(code: .unauthenticated, message: "the peer's certificate chain could not be verified"))
         }
         entries.withLock { entries in
             if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
-            entries[pem] = result
+            entries[pem] = Entry(generation: generation, result: result, validUntil: validUntil)
         }
-        return try result.get()
+        return result
     }
 }
 
@@ -78,11 +109,16 @@ public struct PeerPolicy: Sendable {
         }
     }
 
-    /// Exactly one SPIFFE ID.
-    public static func exactly(_ id: SPIFFEID) -> PeerPolicy {
+    /// Exactly one SPIFFE ID; with `issuedByRoot`, only from an SVID the root signed itself (Core's and
+    /// pollers' own SVIDs), never from one a poller's CA signed.
+    public static func exactly(_ id: SPIFFEID, issuedByRoot: Bool = false) -> PeerPolicy {
         PeerPolicy { peer in
             guard let peer else { return .needsCertificate }
-            return peer.spiffeID == id ? nil : RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not allowed here")
+            guard peer.spiffeID == id else { return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not allowed here; expected \(id)") }
+            guard !issuedByRoot || peer.isRootIssued else {
+                return RPCError(code: .permissionDenied, message: "\(id) must be issued by the root CA, not by a poller's CA")
+            }
+            return nil
         }
     }
 

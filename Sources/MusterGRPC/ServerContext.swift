@@ -11,20 +11,12 @@ public final class ServerContext: Sendable {
     private let peerResult: Result<PeerIdentity?, RPCError>
     private let response = LockedValue<(initial: Metadata, trailing: Metadata)>(([:], [:]))
 
-    init(call: ServerCall, peerCache: PeerIdentityCache) {
+    init(call: ServerCall, peer: Result<PeerIdentity, RPCError>?) {
         method = call.method
         requestMetadata = call.requestMetadata
         deadline = call.deadline
         self.call = call
-        if let chain = call.peerCertificateChainPEM {
-            do {
-                peerResult = .success(try peerCache.identity(forChain: chain))
-            } catch {
-                peerResult = .failure(error)
-            }
-        } else {
-            peerResult = .success(nil)
-        }
+        peerResult = peer.map { $0.map(Optional.some) } ?? .success(nil)
     }
 
     /// The caller's verified SPIFFE identity; nil when it presented no certificate.

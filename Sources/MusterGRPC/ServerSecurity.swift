@@ -1,4 +1,5 @@
 import CGRPCCore
+import MusterIdentity
 
 /// A PEM certificate chain (leaf first) and its PEM private key.
 public struct CertifiedKey: Sendable, Equatable {
@@ -11,24 +12,45 @@ public struct CertifiedKey: Sendable, Equatable {
     }
 }
 
-/// A server's TLS identity and the roots it verifies clients with; `update` takes effect at the next handshake.
+/// A server's TLS identity and the roots of the trust domain it verifies clients with; `update` takes effect at
+/// the next handshake. Every client chain is checked twice: by OpenSSL during the handshake, then by Muster's
+/// `SVIDVerifier` on the same roots, whose validated path is what policies see.
 public final class ServerCertificates: Sendable {
-    private let state: LockedValue<(generation: UInt64, identity: CertifiedKey, trustRootsPEM: String?)>
+    struct Current: Sendable {
+        var generation: UInt64
+        var identity: CertifiedKey
+        var trustRootsPEM: String?
+        var verifier: SVIDVerifier?
+    }
 
-    public init(identity: CertifiedKey, trustRootsPEM: String?) {
-        state = LockedValue((1, identity, trustRootsPEM))
+    public let trustDomain: String
+    private let state: LockedValue<Current>
+
+    public init(identity: CertifiedKey, trustRootsPEM: String?, trustDomain: String) {
+        self.trustDomain = trustDomain
+        state = LockedValue(Current(generation: 1, identity: identity, trustRootsPEM: trustRootsPEM,
+                                    verifier: Self.verifier(trustRootsPEM, trustDomain: trustDomain)))
     }
 
     /// Replaces the identity and/or the trust roots; connections already open keep what they negotiated.
     public func update(identity: CertifiedKey? = nil, trustRootsPEM: String? = nil) {
+        let verifier = trustRootsPEM.map { Self.verifier($0, trustDomain: trustDomain) }
         state.withLock { state in
             if let identity { state.identity = identity }
-            if let trustRootsPEM { state.trustRootsPEM = trustRootsPEM }
+            if let trustRootsPEM, let verifier {
+                state.trustRootsPEM = trustRootsPEM
+                state.verifier = verifier
+            }
             state.generation += 1
         }
     }
 
-    var current: (generation: UInt64, identity: CertifiedKey, trustRootsPEM: String?) { state.withLock { $0 } }
+    var current: Current { state.withLock { $0 } }
+
+    private static func verifier(_ pem: String?, trustDomain: String) -> SVIDVerifier? {
+        guard let pem, let bundle = try? TrustBundle(trustDomain: trustDomain, pem: pem), !bundle.roots.isEmpty else { return nil }
+        return SVIDVerifier(trustDomain: trustDomain, roots: bundle.roots)
+    }
 }
 
 /// Whether a TLS server asks its clients for certificates.

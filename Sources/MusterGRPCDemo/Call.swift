@@ -36,7 +36,7 @@ struct Call: AsyncParsableCommand {
         }
         let expected = try SPIFFEID(parsing: expectServerID)
         let channel = try GRPCChannel(
-            target: target, security: .tls(ClientTLS(trust: trust, serverPolicy: .exactly(expected), identity: identity)))
+            target: target, security: .tls(ClientTLS(trust: trust, server: expected, identity: identity)))
         let options = CallOptions(metadata: ["x-echo": payload], timeout: .milliseconds(timeoutMs))
         typealias Request = Muster_Testing_V1_EchoRequest
         typealias Response = Muster_Testing_V1_EchoResponse

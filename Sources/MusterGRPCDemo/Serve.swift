@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
         let files = DemoFiles(root: URL(filePath: dataDir))
         let pki = try DemoPKI.loadOrCreate(files: files, trustDomain: trustDomain)
         try pki.issueClientIdentity(files: files)
-        let certificates = ServerCertificates(identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM)
+        let certificates = ServerCertificates(identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM, trustDomain: trustDomain)
         let policy: ClientCertificatePolicy
         switch clientCertificates {
         case "required": policy = .required

@@ -69,15 +69,20 @@ public enum CSRCheck {
         return try publicKey(fromDER: document.derBytes, purpose: purpose)
     }
 
+    /// Muster's keys are ECDSA P-256 (DESIGN.md, "Identities"): Muster's own components make nothing else, and
+    /// one key type keeps every verifier on the path it is tested on. Anything else is refused by name.
     static func checkKey(_ key: Certificate.PublicKey) throws(IdentityError) {
-        if P256.Signing.PublicKey(key) != nil || P384.Signing.PublicKey(key) != nil { return }
+        if P256.Signing.PublicKey(key) != nil { return }
+        if P384.Signing.PublicKey(key) != nil {
+            throw IdentityError(.csrUnsupportedKey, "the CSR's key is ECDSA P-384; Muster certifies ECDSA P-256 keys only")
+        }
         if let rsa = _RSA.Signing.PublicKey(key) {
             guard rsa.keySizeInBits >= 2048 else {
                 throw IdentityError(.csrWeakKey, "the CSR's RSA key has \(rsa.keySizeInBits) bits; at least 2048 are required")
             }
-            return
+            throw IdentityError(.csrUnsupportedKey, "the CSR's key is RSA; Muster certifies ECDSA P-256 keys only")
         }
-        throw IdentityError(.csrUnsupportedKey, "the CSR's key type is not supported; use ECDSA P-256 (or P-384, or RSA of 2048 bits or more)")
+        throw IdentityError(.csrUnsupportedKey, "the CSR's key type is not supported; use ECDSA P-256")
     }
 
     /// swift-certificates refuses to parse some keys outright (RSA under 2048 bits among them); say which.
@@ -89,7 +94,7 @@ public enum CSRCheck {
         case [1, 2, 840, 113549, 1, 1, 1]:
             return IdentityError(.csrWeakKey, "the CSR's RSA key is too small or malformed; at least 2048 bits are required")
         case [1, 2, 840, 10045, 2, 1]:
-            return IdentityError(.csrUnsupportedKey, "the CSR's elliptic curve is not supported; use P-256 or P-384")
+            return IdentityError(.csrUnsupportedKey, "the CSR's elliptic curve is not supported; use P-256")
         default:
             return IdentityError(.csrUnsupportedKey, "the CSR's key type is not supported; use ECDSA P-256")
         }

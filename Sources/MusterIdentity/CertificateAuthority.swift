@@ -71,7 +71,9 @@ public struct CertificateAuthority: Sendable {
         names += try ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: try IPAddressBytes.parse($0)[...])) }
         let subject = try DistinguishedName {
             OrganizationName("Muster")
-            CommonName(String(spiffeID.segments.last ?? Substring(spiffeID.trustDomain)))
+            // Never a bare name: OpenSSL checks a CN that looks like a hostname against DNS name constraints,
+            // and a poller's CA excludes every DNS name.
+            CommonName("Muster \(MusterID(spiffeID)?.description ?? String(spiffeID.segments.last ?? ""))")
         }
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
@@ -85,8 +87,9 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// Issues a poller's downstream CA over `publicKey`: `cA=true`, `pathLen=0`, keyCertSign + cRLSign,
-    /// the poller's SPIFFE ID as its one URI SAN (which scopes its leaves under Muster's path rule), and a
-    /// URI name constraint permitting only the trust domain.
+    /// the poller's SPIFFE ID as its one URI SAN (which scopes its leaves under Muster's path rule), and name
+    /// constraints that permit URIs of the trust domain only and exclude every DNS name and IP address, so no
+    /// standard verifier accepts a certificate this CA signs for a host name.
     public func issueDownstreamCA(
         pollerID: SPIFFEID, publicKey: Certificate.PublicKey, lifetime: TimeInterval = 24 * 3600, now: Date = Date()
     ) throws -> Certificate {
@@ -98,7 +101,12 @@ public struct CertificateAuthority: Sendable {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
             Critical(KeyUsage(keyCertSign: true, cRLSign: true))
             SubjectAlternativeNames([.uniformResourceIdentifier(pollerID.description)])
-            Critical(NameConstraints(permittedURIDomains: [pollerID.trustDomain]))
+            Critical(NameConstraints(
+                excludedDNSDomains: [""],
+                excludedIPRanges: [ASN1OctetString(contentBytes: [UInt8](repeating: 0, count: 8)[...]),
+                                   ASN1OctetString(contentBytes: [UInt8](repeating: 0, count: 32)[...])],
+                permittedURIDomains: [pollerID.trustDomain]
+            ))
             SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }

@@ -40,9 +40,62 @@ public enum MusterIDs {
     }
 
     /// The poller a Muster ID belongs to (`edge-1` for `/muster/poller/edge-1/agent/a`), if any.
-    public static func pollerName(of id: SPIFFEID) -> String? {
-        let segments = id.segments
-        guard segments.count >= 3, segments[0] == "muster", segments[1] == "poller" else { return nil }
-        return String(segments[2])
+    public static func pollerName(of id: SPIFFEID) -> String? { MusterID(id)?.pollerName }
+}
+
+/// A Muster SPIFFE ID parsed once into what it names; policies match on this value, never on strings.
+public enum MusterID: Hashable, Sendable, CustomStringConvertible {
+    case core
+    case poller(String)
+    case agent(poller: String, name: String)
+    case checker(poller: String, name: String)
+
+    /// Parses `id`'s path (`/muster/core`, `/muster/poller/P`, `/muster/poller/P/agent/A`, `/muster/poller/P/checker/C`);
+    /// nil for anything else, including names that break the naming rule.
+    public init?(_ id: SPIFFEID) {
+        let segments = id.segments.map(String.init)
+        guard segments.first == "muster" else { return nil }
+        switch segments.count {
+        case 2 where segments[1] == "core":
+            self = .core
+        case 3 where segments[1] == "poller" && (try? MusterIDs.checkName(segments[2])) != nil:
+            self = .poller(segments[2])
+        case 5 where segments[1] == "poller" && (try? MusterIDs.checkName(segments[2])) != nil
+            && (try? MusterIDs.checkName(segments[4])) != nil:
+            switch segments[3] {
+            case "agent": self = .agent(poller: segments[2], name: segments[4])
+            case "checker": self = .checker(poller: segments[2], name: segments[4])
+            default: return nil
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// The poller this ID belongs to: the poller itself, or the parent of an agent or checker.
+    public var pollerName: String? {
+        switch self {
+        case .core: nil
+        case .poller(let name): name
+        case .agent(let poller, _), .checker(let poller, _): poller
+        }
+    }
+
+    /// `agent` or `checker` for an edge component; nil otherwise.
+    public var componentKind: String? {
+        switch self {
+        case .agent: "agent"
+        case .checker: "checker"
+        case .core, .poller: nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .core: "core"
+        case .poller(let name): "poller \(name)"
+        case .agent(let poller, let name): "agent \(name) of poller \(poller)"
+        case .checker(let poller, let name): "checker \(name) of poller \(poller)"
+        }
     }
 }

@@ -59,7 +59,7 @@ public struct EdgeOnboardingService: GRPCService {
         }
         let leaf = try issue(spiffeID, key: key)
         let redeemed = try await store {
-            try await cache.redeem(tokenHash: hash, at: now, serial: "\(leaf.certificate.serialNumber)",
+            try await cache.redeem(tokenHash: hash, at: now, serial: "\(leaf.certificate.serialText)",
                                    notAfter: Clock.millis(leaf.certificate.notValidAfter), from: address)
         }
         guard redeemed != nil else {
@@ -68,7 +68,7 @@ public struct EdgeOnboardingService: GRPCService {
         }
         outbox.ring()
         logger.notice("agent joined", metadata: ["package": "\(held.id)", "spiffe_id": "\(spiffeID)", "from": "\(address)",
-                                                 "serial": "\(leaf.certificate.serialNumber)"])
+                                                 "serial": "\(leaf.certificate.serialText)"])
         var response = Muster_Onboarding_V1_JoinResponse()
         response.spiffeID = spiffeID.description
         response.svidChain = try leaf.chain.map { try $0.derData() }

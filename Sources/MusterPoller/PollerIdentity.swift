@@ -13,6 +13,8 @@ public final class PollerIdentity: Sendable {
         var svidChain: [Certificate]
         var svidKeyPEM: String
         var authority: CertificateAuthority
+        /// The CA this poller held before its last CA renewal: agents keep SVIDs it signed until they renew.
+        var previousCA: Certificate?
         var roots: [Certificate]
     }
 
@@ -35,19 +37,27 @@ public final class PollerIdentity: Sendable {
         let material = Material(
             svidChain: try certificates(state.svidPath), svidKeyPEM: try state.read(state.svidKeyPath),
             authority: CertificateAuthority(certificate: caChain[0], privateKey: caKey, chainToRoot: Array(caChain.dropFirst())),
+            previousCA: (try? state.read(state.previousCAPath)).flatMap { try? Certificate(pemEncoded: $0) },
             roots: roots
         )
         self.state = state
         self.trustDomain = manifest.trustDomain
         self.spiffeID = try SPIFFEID(parsing: manifest.spiffeID)
         self.material = LockedValue(material)
-        self.serverCertificates = ServerCertificates(identity: try Self.serving(material), trustRootsPEM: try PEM.encode(roots))
+        self.serverCertificates = ServerCertificates(identity: try Self.serving(material), trustRootsPEM: try PEM.encode(roots),
+                                                        trustDomain: manifest.trustDomain)
     }
 
     var current: Material { material.withLock { $0 } }
     public var authority: CertificateAuthority { current.authority }
     public var roots: [Certificate] { current.roots }
     public var svid: Certificate { current.svidChain[0] }
+
+    /// True when `issuer` (from a verified path) is this poller's current CA or the one it replaced.
+    public func issuedHere(_ issuer: Certificate) -> Bool {
+        let material = current
+        return issuer == material.authority.certificate || issuer == material.previousCA
+    }
 
     /// What the poller presents to Core for mTLS.
     public var clientIdentity: CertifiedKey {
@@ -69,13 +79,15 @@ public final class PollerIdentity: Sendable {
         next.svidChain = svidChain
         next.svidKeyPEM = try PEM.encode(Certificate.PrivateKey(svidKey))
         if let ca {
+            next.previousCA = next.authority.certificate
             next.authority = CertificateAuthority(certificate: ca.chain[0], privateKey: Certificate.PrivateKey(ca.key), chainToRoot: Array(ca.chain.dropFirst()))
         }
         next.roots = roots
         try state.storeIdentity(
             svidChainPEM: try PEM.encode(next.svidChain), svidKeyPEM: next.svidKeyPEM,
             caChainPEM: try PEM.encode([next.authority.certificate] + next.authority.chainToRoot),
-            caKeyPEM: try PEM.encode(next.authority.privateKey), bundlePEM: try PEM.encode(roots), replacing: true
+            caKeyPEM: try PEM.encode(next.authority.privateKey), bundlePEM: try PEM.encode(roots),
+            previousCAPEM: try next.previousCA.map { try PEM.encode([$0]) }, replacing: true
         )
         let serving = try Self.serving(next)
         material.withLock { $0 = next }

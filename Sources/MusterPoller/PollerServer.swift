@@ -2,6 +2,8 @@ import Dispatch
 import Foundation
 import Logging
 import MusterGRPC
+import MusterIdentity
+import MusterStore
 
 /// The running poller: its gRPC endpoint for agents (TLS with its SVID; client certificates optional, since
 /// agents join before they hold one) serving Health and `EdgeOnboarding`, and its link to Core.
@@ -31,10 +33,16 @@ public struct PollerServer: Sendable {
             logger.critical("Core revoked this poller; it does not onboard agents", metadata: ["revoked_at": "\(revoked)"])
         }
         let edge = EdgeOnboardingService(identity: identity, cache: cache, outbox: outbox, standing: standing, svidTTL: agentSVIDTTL, logger: logger)
-        let server = try GRPCServer(
-            configuration: .init(listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional)),
-            services: [health, edge], logger: logger
-        )
+        var configuration = GRPCServer.Configuration(listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional))
+        // A certificate refused here (forged, misbound, another poller's) reaches Core's audit log like a refused join.
+        configuration.refusalObserver = { refusal in
+            Task {
+                try? await cache.queueRefusal(packageID: nil, reason: TextRules.printable("certificate refused at \(refusal.method): \(refusal.reason)", limit: 200),
+                                              from: refusal.peerAddress, at: Clock.nowMillis())
+                outbox.ring()
+            }
+        }
+        let server = try GRPCServer(configuration: configuration, services: [health, edge], logger: logger)
         let uplink = PollerUplink(identity: identity, cache: cache, outbox: outbox, standing: standing, core: manifest.connect, logger: logger)
         return PollerServer(server: server, uplink: uplink, cache: cache, health: health)
     }

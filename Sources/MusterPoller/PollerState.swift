@@ -17,6 +17,8 @@ public struct PollerState: Sendable {
     public var caPath: String { identityDirectory + "/ca.pem" }
     public var caKeyPath: String { identityDirectory + "/ca.key" }
     public var bundlePath: String { identityDirectory + "/bundle.pem" }
+    /// The CA certificate replaced by the last CA renewal (no key), so SVIDs it signed can still renew.
+    public var previousCAPath: String { identityDirectory + "/ca-previous.pem" }
 
     public var isAttested: Bool {
         FileManager.default.fileExists(atPath: identityDirectory) || FileManager.default.fileExists(atPath: identityDirectory + ".previous")
@@ -46,8 +48,10 @@ public struct PollerState: Sendable {
 
     /// Writes the attested identity as one directory, then spends the token file.
     /// On renewal the previous directory is replaced in two renames; a crash between them is undone at start.
-    func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String, replacing: Bool = false) throws {
-        let files = [("svid.key", svidKeyPEM), ("svid.pem", svidChainPEM), ("ca.key", caKeyPEM), ("ca.pem", caChainPEM), ("bundle.pem", bundlePEM)]
+    func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String,
+                       previousCAPEM: String? = nil, replacing: Bool = false) throws {
+        var files = [("svid.key", svidKeyPEM), ("svid.pem", svidChainPEM), ("ca.key", caKeyPEM), ("ca.pem", caChainPEM), ("bundle.pem", bundlePEM)]
+        if let previousCAPEM { files.append(("ca-previous.pem", previousCAPEM)) }
         do {
             try SecureFile.writeDirectory(files.map { ($0.0, Array($0.1.utf8), 0o600) }, to: identityDirectory, replacing: replacing)
         } catch {

@@ -31,7 +31,7 @@ public struct PollerStatus: Sendable {
         do {
             let coreID = try MusterIDs.core(trustDomain: manifest.trustDomain)
             let channel = try GRPCChannel(target: manifest.connect, security: .tls(ClientTLS(
-                trust: .bundle(rootsPEM: bundlePEM), serverPolicy: .exactly(coreID),
+                trust: .bundle(rootsPEM: bundlePEM), server: coreID,
                 identity: CertifiedKey(certificateChainPEM: svidPEM, privateKeyPEM: keyPEM))))
             var request = Grpc_Health_V1_HealthCheckRequest()
             request.service = "muster.onboarding.v1.CoreOnboarding"

@@ -36,11 +36,11 @@ public struct PollerUplink: Sendable {
     /// The channel to Core for the poller's current SVID: kept while the SVID stays the same (gRPC core
     /// reconnects it as needed), replaced after a renewal so new connections present the new SVID.
     func channel() throws -> GRPCChannel {
-        let serial = "\(identity.svid.serialNumber)"
+        let serial = "\(identity.svid.serialText)"
         if let cached = channels.withLock({ $0 }), cached.serial == serial { return cached.channel }
         let coreID = try MusterIDs.core(trustDomain: identity.trustDomain)
         let channel = try GRPCChannel(target: core, security: .tls(ClientTLS(
-            trust: .bundle(rootsPEM: try PEM.encode(identity.roots)), serverPolicy: .exactly(coreID), identity: try identity.clientIdentity
+            trust: .bundle(rootsPEM: try PEM.encode(identity.roots)), server: coreID, identity: try identity.clientIdentity
         )))
         channels.withLock { $0 = (serial, channel) }
         return channel

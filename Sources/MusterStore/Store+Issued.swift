@@ -23,3 +23,34 @@ extension Store {
         }
     }
 }
+
+/// A certificate Core issued, as recorded: to whom, for which package, and whether it was revoked.
+public struct IssuedRecord: Codable, Sendable, Equatable {
+    public var serial: String
+    public var spiffeID: String
+    public var packageID: String?
+    public var kind: String
+    public var issuedAt: Int64
+    public var notAfter: Int64
+    public var revokedAt: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case serial, kind
+        case spiffeID = "spiffe_id"
+        case packageID = "package_id"
+        case issuedAt = "issued_at"
+        case notAfter = "not_after"
+        case revokedAt = "revoked_at"
+    }
+}
+
+extension Store {
+    /// The record of the certificate with `serial`, if Core issued one.
+    public func issued(serial: String) async throws -> IssuedRecord? {
+        try await read { sql in
+            try await sql.select().columns("serial", "spiffe_id", "package_id", "kind", "issued_at", "not_after", "revoked_at")
+                .from("issued_identities").where("serial", .equal, serial)
+                .first(decoding: IssuedRecord.self)
+        }
+    }
+}

@@ -130,13 +130,13 @@ class Core:
         return self.api("POST", "/api/edge-packages", body)
 
 
-def replica_pair(database):
+def replica_pair(database, extra=()):
     """Two Core processes on one PostgreSQL database, sharing the CA and the token key as replicas must."""
-    first = Core(database=database, extra=["--create-rate-limit", "1000"])
+    first = Core(database=database, extra=["--create-rate-limit", "1000", *extra])
     shared = pathlib.Path(tempfile.mkdtemp(prefix="muster-replica-"))
     shutil.copytree(first.data_dir / "ca", shared / "ca")
     shutil.copy2(first.data_dir / "token.key", shared / "token.key")
-    return first, Core(data_dir=shared, database=database, extra=["--create-rate-limit", "1000"])
+    return first, Core(data_dir=shared, database=database, extra=["--create-rate-limit", "1000", *extra])
 
 
 def open_archive(body):

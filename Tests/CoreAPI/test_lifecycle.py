@@ -16,7 +16,7 @@ def test_create_list_download_revoke(core):
     assert p["join_command"] is None and "token" not in p and not any("mjt_" in str(v) for v in p.values())
     agent = core.create("web-01", ttl_seconds=600).json()
     assert agent["spiffe_id"] == "spiffe://blackbox.test/muster/poller/edge-1/agent/web-01"
-    assert agent["join_command"].startswith("muster-agent join --poller ") and "--ca-pin sha256:" in agent["join_command"]
+    assert agent["join_command"].startswith("muster-agent join --poller ") and "--ca-pin 'sha256:" in agent["join_command"]
     checker = core.create("ping-01", "checker").json()
     assert checker["spiffe_id"].endswith("/poller/edge-1/checker/ping-01")
 

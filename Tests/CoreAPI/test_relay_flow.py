@@ -10,6 +10,7 @@ import grpc
 import pytest
 from spiffe import TrustDomain, X509Bundle, X509Svid
 
+from conftest import BIN_DIR
 from relay import AGENT, Poller, agent_package, edge_stub, join, pem_chain, renew, status_of, wait_cached, wait_for
 
 
@@ -23,7 +24,7 @@ def poller(sqlite_core, tmp_path):
 def test_agent_gets_an_svid_from_its_poller_and_core_records_the_activation(sqlite_core, poller, tmp_path):
     core = sqlite_core
     package, archive, _ = agent_package(core, "web-1", archive_dir=tmp_path)
-    assert package["join_command"].startswith(f"muster-agent join --poller {poller.address} ")
+    assert package["join_command"].startswith(f"muster-agent join --poller '{poller.address}' --poller-id 'edge-1' --token-file join-token ")
     manifest_connect = json.loads(subprocess.run(["tar", "-xzOf", str(archive), "manifest.json"], capture_output=True, check=True).stdout)["connect"]
     assert manifest_connect == poller.address, "an agent package must name its poller, never Core"
     wait_cached(core, package["id"])
@@ -77,13 +78,21 @@ def test_join_command_checker_and_token_reuse(sqlite_core, poller, tmp_path, onb
     core = sqlite_core
     package, _, token = agent_package(core, "probe-1", component_type="checker")
     wait_cached(core, package["id"])
-    command = package["join_command"].replace('"$(cat join-token)"', token).split()
-    assert command[0] == "muster-agent"
-    first = subprocess.run([AGENT, *command[1:], "--type", "checker", "--dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=60)
+    # The join command as Core renders it, pasted into a shell beside the extracted join-token file.
+    extracted = tmp_path / "extracted"
+    extracted.mkdir()
+    (extracted / "join-token").write_text(token + "\n")
+    shell_env = {**os.environ, "PATH": f"{BIN_DIR}:{os.environ['PATH']}"}
+
+    def paste(*extra):
+        return subprocess.run(["sh", "-c", package["join_command"] + " " + " ".join(extra)], cwd=extracted, env=shell_env,
+                              capture_output=True, text=True, timeout=60)
+
+    first = paste("--type", "checker", "--dir", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     assert "spiffe://blackbox.test/muster/poller/edge-1/checker/probe-1" in first.stdout
 
-    again = subprocess.run([AGENT, *command[1:], "--dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=60)
+    again = paste("--dir", str(tmp_path / "b"))
     assert again.returncode == 1 and again.stderr.count("\n") == 1
     assert "join token not accepted" in again.stderr and not (tmp_path / "b" / "identity").exists()
     assert "token already used" in poller.logs() and token not in poller.logs()
@@ -170,15 +179,15 @@ def test_agent_refuses_a_poller_the_pin_does_not_vouch_for(sqlite_core, poller, 
     core = sqlite_core
     package, _, token = agent_package(core, "pinned")
     wait_cached(core, package["id"])
-    wrong = subprocess.run([AGENT, "join", "--poller", poller.address, "--token", token, "--ca-pin", "sha256:" + "00" * 32,
+    wrong = subprocess.run([AGENT, "join", "--poller", poller.address, "--poller-id", "edge-1", "--token", token, "--ca-pin", "sha256:" + "00" * 32,
                             "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and token not in wrong.stderr
     assert not (tmp_path / "agent" / "identity").exists()
     assert "join refused" not in poller.logs(), "the token reached a poller the pin did not vouch for"
-    bad = subprocess.run([AGENT, "join", "--poller", "no-port", "--token", token, "--ca-pin", "sha256:" + "00" * 32,
+    bad = subprocess.run([AGENT, "join", "--poller", "no-port", "--poller-id", "edge-1", "--token", token, "--ca-pin", "sha256:" + "00" * 32,
                           "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "--poller must be host:port" in bad.stderr
-    usage = subprocess.run([AGENT, "join", "--poller", poller.address, "--token", token, "--ca-pin", "x", "--type", "robot",
+    usage = subprocess.run([AGENT, "join", "--poller", poller.address, "--poller-id", "edge-1", "--token", token, "--ca-pin", "x", "--type", "robot",
                             "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
     # None of that spent the token.

@@ -103,7 +103,10 @@ def test_watch_refuses_certificates_that_are_not_a_root_issued_poller_svid(sqlit
             next(iter(pb2_grpc.CoreOnboardingStub(channel).WatchPackages(pb2.WatchPackagesRequest(), timeout=10)))
             raise AssertionError("a certificate from the poller's own CA passed as the poller")
         except grpc.RpcError as error:
-            assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "root CA" in error.details()
+            # Muster's path rule refuses it before any policy: a poller's CA signs only IDs strictly below the poller.
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "is not under" in error.details()
+    refused = core.api("GET", "/api/audit?action=grpc.refused").json()["items"]
+    assert any(r["target_id"] == "/muster.onboarding.v1.CoreOnboarding/WatchPackages" and r["outcome"] == "denied" for r in refused), refused
     bundle = (identity / "bundle.pem").read_bytes()
     with grpc.secure_channel(f"127.0.0.1:{core.grpc_port}", grpc.ssl_channel_credentials(root_certificates=bundle)) as channel:
         try:

@@ -28,7 +28,7 @@ struct Fixture {
     ) throws {
         pki = try TestPKI()
         serverID = pki.id("/muster/core")
-        certificates = ServerCertificates(identity: try pki.svid("/muster/core", serving: true), trustRootsPEM: pki.bundlePEM)
+        certificates = ServerCertificates(identity: try pki.svid("/muster/core", serving: true), trustRootsPEM: pki.bundlePEM, trustDomain: pki.trustDomain)
         var configuration = GRPCServer.Configuration(
             listenAddress: "127.0.0.1:0", security: .tls(certificates, clientCertificates: clientCertificates))
         configuration.maxReceiveMessageBytes = maxMessageBytes
@@ -41,7 +41,8 @@ struct Fixture {
     /// A channel presenting an SVID for `path` (or `identity`), trusting the bundle, expecting Core's ID.
     func channel(as path: String? = "/muster/poller/edge-1", identity: CertifiedKey? = nil, trust: ServerTrust? = nil, expect: PeerPolicy? = nil) throws -> GRPCChannel {
         let identity = try identity ?? path.map { try pki.svid($0) }
-        let tls = ClientTLS(trust: trust ?? .bundle(rootsPEM: pki.bundlePEM), serverPolicy: expect ?? .exactly(serverID), identity: identity)
+        let tls = ClientTLS(trust: trust ?? .bundle(rootsPEM: pki.bundlePEM), trustDomain: pki.trustDomain,
+                            serverPolicy: expect ?? .exactly(serverID, issuedByRoot: true), identity: identity)
         return try GRPCChannel(target: target, security: .tls(tls))
     }
 

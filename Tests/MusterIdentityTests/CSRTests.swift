@@ -47,10 +47,13 @@ struct CSRTests {
         #expect(throws: IdentityError(.csrBadSignature, "")) { try CSRCheck.publicKey(fromDER: der) }
     }
 
-    @Test("RSA under 2048 bits is refused as weak; RSA 2048 is accepted")
+    @Test("RSA under 2048 bits is refused as weak; RSA 2048 and P-384 are refused as not P-256")
     func rsa() throws {
         #expect(throws: IdentityError(.csrWeakKey, "")) { try CSRCheck.publicKey(fromDER: try Self.opensslCSR(["-newkey", "rsa:1024"])) }
-        _ = try CSRCheck.publicKey(fromDER: try Self.opensslCSR(["-newkey", "rsa:2048"]))
+        #expect(throws: IdentityError(.csrUnsupportedKey, "")) { try CSRCheck.publicKey(fromDER: try Self.opensslCSR(["-newkey", "rsa:2048"])) }
+        #expect(throws: IdentityError(.csrUnsupportedKey, "")) {
+            try CSRCheck.publicKey(fromDER: try Self.opensslCSR(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"]))
+        }
     }
 
     @Test("an Ed25519 key is refused as unsupported")

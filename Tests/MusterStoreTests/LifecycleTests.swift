@@ -27,7 +27,7 @@ struct LifecycleTests {
         try await h.poller()
         let agent = try await h.agent("a1")
         #expect(agent.status == "created")
-        #expect(agent.joinCommand?.contains("--ca-pin \(h.identity.caPin)") == true)
+        #expect(agent.joinCommand?.contains("--ca-pin '\(h.identity.caPin)'") == true)
         #expect(agent.joinCommand?.contains("mjt_") == false)
 
         let (_, archive) = try await h.packages.download(id: agent.id, by: h.admin)

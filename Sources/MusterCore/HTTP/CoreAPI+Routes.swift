@@ -44,6 +44,7 @@ extension CoreAPI {
                 var reason: String?
                 if let value = body["reason"], !value.isNull {
                     guard let text = value.string, text.utf8.count <= 1024 else { throw APIError(.badRequest, "reason must be a string of at most 1024 bytes") }
+                    try PackageRequest.checkPrintable(text, "reason")
                     reason = text
                 }
                 return try .json(try await packages.revoke(id: id, reason: reason, by: principal!))
@@ -85,7 +86,9 @@ extension CoreAPI {
                     return try .json(["status": "ready"])
                 } catch {
                     metrics.databaseUp.set(to: 0.0)
-                    throw APIError(.unavailable, "the database at \(store.location) does not answer")
+                    // Where the database is stays in the log, not in an answer to anonymous callers.
+                    logger.warning("readiness: the database does not answer", metadata: ["database": "\(store.location)"])
+                    throw APIError(.unavailable, "the database does not answer")
                 }
             },
             Route(method: .get, path: "/metrics", scope: nil, summary: "Prometheus metrics", responses: [200]) { _, _, _ in

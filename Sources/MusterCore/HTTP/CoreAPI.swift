@@ -52,10 +52,10 @@ public struct CoreAPI: Sendable {
     func authenticate(_ request: Request, context: CoreRequestContext, scope: Scope, path: String) async throws -> Principal {
         func deny(_ error: APIError, actor: String) async throws -> Never {
             metrics.authFailures.increment()
-            try? await store.audit(AuditRecord(
+            await packages.auditor.record(AuditRecord(
                 actor: actor, sourceIP: context.remoteIP, action: "auth.denied", targetType: "endpoint",
                 targetID: "\(request.method.rawValue) \(path)", outcome: "denied", reason: error.message
-            ))
+            ), source: context.remoteIP ?? "unknown")
             throw error
         }
         guard let header = request.headers[.authorization] else {

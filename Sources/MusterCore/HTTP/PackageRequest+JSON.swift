@@ -40,6 +40,7 @@ extension PackageRequest {
                 throw APIError(.badRequest, "selectors must be a list of strings of the form type:value")
             }
             selectors = list.compactMap(\.string)
+            for selector in selectors { try Self.checkPrintable(selector, "selectors") }
             guard selectors.count <= 32 else { throw APIError(.badRequest, "at most 32 selectors") }
             for selector in selectors {
                 let parts = selector.split(separator: ":", maxSplits: 1)
@@ -55,15 +56,27 @@ extension PackageRequest {
                 throw APIError(.badRequest, "metadata must be an object of at most 64 string values")
             }
             metadata = map.compactMapValues(\.string)
+            for (key, value) in metadata {
+                try Self.checkPrintable(key, "metadata key")
+                try Self.checkPrintable(value, "metadata[\(key)]")
+            }
         }
         self.init(name: name, componentType: type, pollerName: poller, site: site, ttlSeconds: ttl,
                   selectors: selectors, notes: notes, metadata: metadata)
+    }
+
+    /// Refuses control characters (ESC, NUL, CR, …; newlines only in notes), naming the field and the character.
+    static func checkPrintable(_ text: String, _ key: String, allowingNewlines: Bool = false) throws {
+        if let control = TextRules.firstControl(in: text, allowingNewlines: allowingNewlines) {
+            throw APIError(.badRequest, "\(key) holds the control character \(control); only printable text is accepted")
+        }
     }
 
     static func string(_ object: [String: JSONValue], _ key: String, default fallback: String, maxLength: Int) throws -> String {
         guard let value = object[key], !value.isNull else { return fallback }
         guard let text = value.string else { throw APIError(.badRequest, "\(key) must be a string") }
         guard text.utf8.count <= maxLength else { throw APIError(.badRequest, "\(key) is longer than \(maxLength) bytes") }
+        try checkPrintable(text, key, allowingNewlines: key == "notes")
         return text
     }
 }

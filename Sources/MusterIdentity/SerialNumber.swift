@@ -1,0 +1,17 @@
+import X509
+
+/// How Muster writes a certificate serial number everywhere it records or prints one: lowercase hex, two
+/// digits a byte, colon-separated (`0d:67:b9:05`), the form `openssl x509 -serial` users can compare.
+public enum SerialNumber {
+    public static func text(_ serial: Certificate.SerialNumber) -> String {
+        serial.bytes.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+        }.joined(separator: ":")
+    }
+}
+
+extension Certificate {
+    /// This certificate's serial number as Muster records it.
+    public var serialText: String { MusterIdentity.SerialNumber.text(serialNumber) }
+}
