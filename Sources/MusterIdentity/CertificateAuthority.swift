@@ -31,7 +31,7 @@ public struct CertificateAuthority: Sendable {
             SubjectKeyIdentifier(hash: publicKey)
         }
         let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            version: .v3, serialNumber: SerialNumber.random(), publicKey: publicKey,
             notValidBefore: now - backdate, notValidAfter: now + lifetime,
             issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key)
@@ -53,7 +53,7 @@ public struct CertificateAuthority: Sendable {
         lifetime: TimeInterval, now: Date
     ) throws -> Certificate {
         try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            version: .v3, serialNumber: SerialNumber.random(), publicKey: publicKey,
             notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
             issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: privateKey

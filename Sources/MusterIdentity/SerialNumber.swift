@@ -3,6 +3,15 @@ import X509
 /// How Muster writes a certificate serial number everywhere it records or prints one: lowercase hex, two
 /// digits a byte, colon-separated (`0d:67:b9:05`), the form `openssl x509 -serial` users can compare.
 public enum SerialNumber {
+    /// A fresh random serial of exactly 20 octets, positive (RFC 5280 §4.1.2.2: at most 20 octets). The
+    /// library's own random serial is 20 random bytes plus a sign octet half the time, which strict parsers
+    /// (pyca/cryptography among them) refuse.
+    public static func random() -> Certificate.SerialNumber {
+        var bytes = (0..<20).map { _ in UInt8.random(in: 0...255) }
+        bytes[0] = max(1, bytes[0] & 0x7f)
+        return Certificate.SerialNumber(bytes: bytes)
+    }
+
     public static func text(_ serial: Certificate.SerialNumber) -> String {
         serial.bytes.map { byte in
             let digits = Array("0123456789abcdef")
