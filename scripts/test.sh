@@ -12,6 +12,7 @@ scripts/test-postgres.sh start
 trap 'scripts/test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
 export MUSTER_TEST_PG_PORT="${MUSTER_TEST_PG_PORT:-55432}"
 export MUSTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${MUSTER_TEST_PG_PORT}/postgres"
+export MUSTER_TEST_PG_CA="${MUSTER_TEST_PGDATA:-/tmp/muster-test-pg-$MUSTER_TEST_PG_PORT}/tls/ca.pem"
 
 echo "== swift test (debug)"
 swift build --build-tests

@@ -25,9 +25,9 @@ public final class Store: Sendable {
         case .sqlite(let path):
             pool = ConnectionPool(maximum: min(connections, 4)) { try await Store.openSQLite(path: path, logger: logger) }
             writers = ConnectionPool(maximum: 1) { try await Store.openSQLite(path: path, logger: logger) }
-        case .postgres(let host, let port, let user, let password, let database):
+        case .postgres(let host, let port, let user, let password, let database, let tls):
             var configuration = PostgresConnection.Configuration(
-                host: host, port: port, username: user, password: password, database: database, tls: .disable
+                host: host, port: port, username: user, password: password, database: database, tls: Store.postgresTLS(tls)
             )
             configuration.options.connectTimeout = .seconds(3)
             let settings = configuration
@@ -164,7 +164,12 @@ extension Store {
     }
 
     static func reason(_ error: any Error) -> String {
-        if let error = error as? PSQLError { return "\(error.code)" }
+        if let error = error as? PSQLError {
+            // The server's own message, else what failed beneath (a TLS refusal names the certificate problem).
+            if let message = error.serverInfo?[.message] { return "\(error.code): \(message)" }
+            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+            return "\(error.code)"
+        }
         return String(describing: error)
     }
 }

@@ -46,10 +46,10 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     static var postgresURL: String { ProcessInfo.processInfo.environment["MUSTER_TEST_POSTGRES_URL"] ?? "" }
 
     static func postgres(database: String) throws -> DatabaseLocation {
-        guard case .postgres(let host, let port, let user, let password, _) = try DatabaseLocation(parsing: postgresURL) else {
+        guard case .postgres(let host, let port, let user, let password, _, let tls) = try DatabaseLocation(parsing: postgresURL) else {
             throw StoreError(.invalid, "MUSTER_TEST_POSTGRES_URL is not a postgres URL")
         }
-        return .postgres(host: host, port: port, user: user, password: password, database: database)
+        return .postgres(host: host, port: port, user: user, password: password, database: database, tls: tls)
     }
 }
 
