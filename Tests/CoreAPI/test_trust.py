@@ -326,3 +326,74 @@ def test_renewal_answer_cannot_replace_the_pollers_trust_anchors(tmp_path, onboa
         if fake:
             fake.stop()
         core.stop()
+
+
+# Smaller items of the same review.
+@pytest.mark.parametrize("field,value", [("site", "lab\x1b[2J"), ("notes", "a\x00b"), ("site", "a\rb"), ("selectors", ["unix:uid:1\x1b"]),
+                                         ("metadata", {"k": "v\x07"})])
+def test_control_characters_are_refused_by_field(sqlite_core, field, value):
+    core = sqlite_core
+    before = core.api("GET", "/api/edge-packages").json()["items"]
+    answer = core.create("edge-cc", "poller", **{field: value})
+    assert answer.status == 400, answer.body
+    body = answer.json()
+    assert body["error"] == "bad_request" and "control character U+" in body["message"] and body["message"].startswith(field)
+    assert core.api("GET", "/api/edge-packages").json()["items"] == before
+
+
+def test_revoke_reason_with_a_control_character_changes_nothing(sqlite_core):
+    core = sqlite_core
+    package = core.create("edge-r", "poller").json()
+    answer = core.api("POST", f"/api/edge-packages/{package['id']}/revoke", {"reason": "gone\x1b]0;owned\x07"})
+    assert answer.status == 400 and "reason" in answer.json()["message"]
+    assert core.api("GET", f"/api/edge-packages/{package['id']}").json()["status"] == "created"
+
+
+def test_streams_per_peer_are_capped(sqlite_core):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    core = sqlite_core
+    bundle = core.api("GET", "/api/trust-bundle").body
+    with grpc.secure_channel(f"127.0.0.1:{core.grpc_port}", grpc.ssl_channel_credentials(root_certificates=bundle)) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        streams = [stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30) for _ in range(32)]
+        for stream in streams:
+            next(stream)  # each is open and has answered
+        extra = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(extra)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        streams[0].cancel()
+        time.sleep(0.5)
+        again = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        next(again)  # a closed stream frees its place
+        again.cancel()
+        for stream in streams[1:]:
+            stream.cancel()
+
+
+def test_readyz_does_not_name_the_database(sqlite_core):
+    core = sqlite_core
+    body = core.request("GET", "/readyz").body.decode()
+    assert str(core.data_dir) not in body and "sqlite" not in body
+
+
+def test_cli_download_is_0600_from_the_start_and_shows_no_control_characters(sqlite_core, tmp_path):
+    import os
+    import stat
+    from conftest import BIN_DIR
+    core = sqlite_core
+    package = core.create("edge-d", "poller").json()
+    env = {**os.environ, "MUSTER_CORE_URL": core.url, "MUSTER_TOKEN": core.admin}
+    os.umask(0o022)
+    target = tmp_path / "pkg.tar.gz"
+    out = subprocess.run([str(BIN_DIR / "muster"), "package", "download", package["id"], "-o", str(target)], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    open_archive(target.read_bytes())
+    # A path that cannot be written fails before the one-time download spends anything.
+    second = core.create("edge-e", "poller").json()
+    blocked = subprocess.run([str(BIN_DIR / "muster"), "package", "download", second["id"], "-o", str(tmp_path / "no" / "x.tar.gz")],
+                             env=env, capture_output=True, text=True, timeout=30)
+    assert blocked.returncode == 1 and "nothing was downloaded" in blocked.stderr
+    assert core.api("GET", f"/api/edge-packages/{second['id']}").json()["status"] == "created"
