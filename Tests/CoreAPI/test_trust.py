@@ -1,6 +1,7 @@
 """A compromised poller stays contained; a hostile site network gets nothing. Each test forges what an attacker
 would (certificates made with pyca/cryptography from a second poller's real CA key, fake servers in grpcio) and
 checks Muster refuses it, changes nothing and says so in the audit log. See Docs/threat-model.md."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import time
 import grpc
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from conftest import Core, free_port, open_archive
 from forge import FakeServer, key_pem, leaf, load_ca, load_root, new_root, pem
@@ -397,3 +399,162 @@ def test_cli_download_is_0600_from_the_start_and_shows_no_control_characters(sql
                              env=env, capture_output=True, text=True, timeout=30)
     assert blocked.returncode == 1 and "nothing was downloaded" in blocked.stderr
     assert core.api("GET", f"/api/edge-packages/{second['id']}").json()["status"] == "created"
+
+
+# The matrix: {Core, poller, agent} × {another poller's CA, right ID but wrong issuer, revoked serial, expired,
+# foreign trust domain, root-signed where a poller's CA should sign and the reverse}.
+REFUSED = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
+
+
+@pytest.fixture(scope="module")
+def revoked(site, onboarding):
+    """An agent of edge-1 joined, then revoked: its SVID is genuine, its serial revoked."""
+    package, _, token = agent_package(site.core, "a-revoked", poller="edge-1")
+    wait_cached(site.core, package["id"])
+    key, reply = join(onboarding, site.p1, remember(token))
+    assert site.core.api("POST", f"/api/edge-packages/{package['id']}/revoke").status == 200
+    chain = [x509.load_der_x509_certificate(d) for d in reply.svid_chain]
+    wait_for(lambda: renew_at(onboarding, site.p1, key, pem(*chain)) == grpc.StatusCode.PERMISSION_DENIED, what="the revocation at edge-1")
+    return key, chain
+
+
+def core_call(site, onboarding, key, chain):
+    """An empty ReportActivations (the heartbeat) at Core over mTLS with `chain`; returns the status code."""
+    pb, grpc_mod = onboarding
+    creds = grpc.ssl_channel_credentials(root_certificates=site.p1.bundle, private_key=key_pem(key), certificate_chain=chain)
+    with grpc.secure_channel(f"127.0.0.1:{site.core.grpc_port}", creds) as channel:
+        try:
+            grpc_mod.CoreOnboardingStub(channel).ReportActivations(pb.ReportActivationsRequest(), timeout=10)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            return error.code()
+
+
+def core_cases(site):
+    root = load_root(site.core)
+    p1_id, agent_id = f"spiffe://{TD}/muster/poller/edge-1", f"spiffe://{TD}/muster/poller/edge-1/agent/a1"
+    evil = new_root(TD)
+    return {
+        "another poller's CA": (leaf(p1_id, *site.p2_ca), [site.p2_ca[0]]),
+        "right ID, wrong issuer (its own CA)": (leaf(p1_id, *site.p1_ca), [site.p1_ca[0]]),
+        "expired": (leaf(p1_id, *root, expired=True), []),
+        "foreign trust domain": (leaf(f"spiffe://evil.test/muster/poller/edge-1", *new_root("evil.test")), []),
+        "unknown root, same trust domain": (leaf(p1_id, *evil), []),
+        "root-signed agent ID where a poller is expected": (leaf(agent_id, *root), []),
+    }
+
+
+@pytest.mark.parametrize("case", ["another poller's CA", "right ID, wrong issuer (its own CA)", "expired", "foreign trust domain",
+                                  "unknown root, same trust domain", "root-signed agent ID where a poller is expected"])
+def test_matrix_core(site, onboarding, case):
+    (key, cert), extra = core_cases(site)[case]
+    assert core_call(site, onboarding, key, pem(cert, *extra)) in REFUSED
+    # The genuine poller SVID still works: nothing changed.
+    identity = site.p1.directory / "identity"
+    genuine_key = serialization.load_pem_private_key((identity / "svid.key").read_bytes(), None)
+    assert core_call(site, onboarding, genuine_key, (identity / "svid.pem").read_bytes()) == grpc.StatusCode.OK
+
+
+def test_matrix_core_revoked_serial(site, onboarding, tmp_path):
+    """A poller revoked at Core: its genuine, unexpired, root-signed SVID is refused by serial."""
+    gone = Poller(site.core, tmp_path / "gone", name="edge-gone")
+    gone.stop()
+    identity = gone.directory / "identity"
+    key = serialization.load_pem_private_key((identity / "svid.key").read_bytes(), None)
+    assert core_call(site, onboarding, key, (identity / "svid.pem").read_bytes()) == grpc.StatusCode.OK
+    assert site.core.api("POST", f"/api/edge-packages/{gone.package_id}/revoke").status == 200
+    assert core_call(site, onboarding, key, (identity / "svid.pem").read_bytes()) == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("case", ["another poller's CA", "root-signed where the poller's CA should sign", "revoked serial", "expired",
+                                  "foreign trust domain", "the poller's own root-signed SVID"])
+def test_matrix_poller(site, onboarding, revoked, case):
+    a1 = site.a1_chain[0]
+    agent_id = f"spiffe://{TD}/muster/poller/edge-1/agent/a1"
+    root = load_root(site.core)
+    if case == "another poller's CA":
+        key, cert = leaf(agent_id, *site.p2_ca, serial=a1.serial_number)
+        chain = pem(cert, site.p2_ca[0])
+    elif case == "root-signed where the poller's CA should sign":
+        key, cert = leaf(agent_id, *root, serial=a1.serial_number)
+        chain = pem(cert)
+    elif case == "revoked serial":
+        key, certs = revoked
+        chain = pem(*certs)
+    elif case == "expired":
+        key, cert = leaf(agent_id, *site.p1_ca, serial=a1.serial_number, expired=True)
+        chain = pem(cert, site.p1_ca[0])
+    elif case == "foreign trust domain":
+        key, cert = leaf("spiffe://evil.test/muster/poller/edge-1/agent/a1", *new_root("evil.test"))
+        chain = pem(cert)
+    else:
+        identity = site.p1.directory / "identity"
+        key = serialization.load_pem_private_key((identity / "svid.key").read_bytes(), None)
+        chain = (identity / "svid.pem").read_bytes()
+    assert renew_at(onboarding, site.p1, key, chain) in REFUSED
+    assert renew_at(onboarding, site.p1, site.a1_key, pem(*site.a1_chain)) == grpc.StatusCode.OK
+
+
+def agent_joins(site, tmp_path, fake, pin=None):
+    """muster-agent join against `fake` for poller edge-1; returns the process result."""
+    token_file = tmp_path / "token"
+    token_file.write_text("mjt_" + "a" * 38)
+    spki = site.root.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = pin or "sha256:" + hashlib.sha256(spki).hexdigest()
+    return subprocess.run([AGENT, "join", "--poller", fake.address, "--poller-id", "edge-1", "--token-file", str(token_file),
+                           "--ca-pin", pin, "--dir", str(tmp_path / "agent")], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("case", ["another poller's CA", "right ID, wrong issuer (its own CA)", "expired", "foreign trust domain",
+                                  "an agent SVID from the root where the poller's CA should sign"])
+def test_matrix_agent(site, onboarding, tmp_path, case):
+    pb, _ = onboarding
+    root = load_root(site.core)
+    p1_id = f"spiffe://{TD}/muster/poller/edge-1"
+    answers = {}
+    if case == "another poller's CA":
+        key, cert = leaf(p1_id, *site.p2_ca)
+        chain = [cert, site.p2_ca[0], site.root]
+    elif case == "right ID, wrong issuer (its own CA)":
+        key, cert = leaf(p1_id, *site.p1_ca)
+        chain = [cert, site.p1_ca[0], site.root]
+    elif case == "expired":
+        key, cert = leaf(p1_id, *root, expired=True, ips=["127.0.0.1"])
+        chain = [cert, site.root]
+    elif case == "foreign trust domain":
+        evil = new_root("evil.test")
+        key, cert = leaf("spiffe://evil.test/muster/poller/edge-1", *evil)
+        chain = [cert, evil[0]]
+    else:
+        # A genuine root-signed poller SVID (made with Core's root key), answering the join with a root-signed agent
+        # SVID: the agent must refuse what it gets, since agents are issued by their poller's CA.
+        key, cert = leaf(p1_id, *root, ips=["127.0.0.1"])
+        chain = [cert, site.root]
+
+        def answer(request_bytes):
+            request = pb.JoinRequest.FromString(request_bytes)
+            csr = x509.load_der_x509_csr(request.csr)
+            _, template = leaf(f"{p1_id}/agent/a9", *root)
+            builder = x509.CertificateBuilder().subject_name(template.subject).issuer_name(root[0].subject).public_key(csr.public_key()) \
+                .serial_number(x509.random_serial_number()).not_valid_before(template.not_valid_before_utc) \
+                .not_valid_after(template.not_valid_after_utc)
+            for extension in template.extensions:
+                builder = builder.add_extension(extension.value, extension.critical)
+            from cryptography.hazmat.primitives import hashes
+            svid = builder.sign(root[1], hashes.SHA256())
+            der = lambda c: c.public_bytes(serialization.Encoding.DER)
+            return pb.JoinResponse(spiffe_id=f"{p1_id}/agent/a9", svid_chain=[der(svid)], bundle=[der(root[0])]).SerializeToString()
+
+        answers = {"/muster.onboarding.v1.EdgeOnboarding/Join": answer}
+    fake = FakeServer(key, pem(*chain), answers=answers)
+    try:
+        result = agent_joins(site, tmp_path, fake)
+        assert result.returncode == 1, result.stderr
+        assert not (tmp_path / "agent" / "identity").exists()
+        if answers:
+            assert fake.methods() == ["/muster.onboarding.v1.EdgeOnboarding/Join"]
+            assert "not an agent or checker ID under its CA" in result.stderr, result.stderr
+        else:
+            assert fake.methods() == [], "the agent sent its token to a server it should not trust"
+    finally:
+        fake.stop()
