@@ -4,6 +4,9 @@ import PackageDescription
 // `MUSTER_BRIDGE_ONLY=1` declares only the gRPC bridge and identity modules, so
 // the sanitizer runs in scripts/test.sh build those and not the HTTP/SQL stack.
 let bridgeOnly = Context.environment["MUSTER_BRIDGE_ONLY"] == "1"
+// `MUSTER_FUZZ=1` declares only the libFuzzer targets in `Fuzz/` and what they exercise (scripts/fuzz.sh builds
+// them with `--sanitize=fuzzer --sanitize=address`; libFuzzer supplies `main`).
+let fuzz = Context.environment["MUSTER_FUZZ"] == "1"
 
 let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
@@ -144,6 +147,18 @@ if !bridgeOnly {
             ]
         ),
     ]
+}
+
+if fuzz {
+    let exercised: Set<String> = ["MusterProto", "MusterIdentity", "CArchive", "MusterArchive", "MusterEdge"]
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("FuzzArchive", ["MusterArchive", "MusterEdge"]), ("FuzzCSR", ["MusterIdentity"]), ("FuzzSPIFFEID", ["MusterIdentity"]),
+        ("FuzzBundle", ["MusterIdentity"]), ("FuzzManifest", ["MusterEdge", "MusterIdentity"]),
+        ("FuzzRequests", ["MusterIdentity", "MusterProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    ]
+    targets = targets.filter { exercised.contains($0.name) }
+        + fuzzers.map { .executableTarget(name: $0.0, dependencies: $0.1, path: "Fuzz/\($0.0)") }
+    products = fuzzers.map { .executable(name: $0.0, targets: [$0.0]) }
 }
 
 let package = Package(

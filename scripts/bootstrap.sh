@@ -29,8 +29,9 @@ if (( ${#missing[@]} )); then
 fi
 
 # Python peers written by others, used by the interop tests.
-python_packages=(grpcio grpcio-health-checking grpcio-tools pytest spiffe cryptography nats-py)
-if ! python3 -c "import grpc, grpc_health, grpc_tools, pytest, spiffe, cryptography, nats" 2>/dev/null; then
+# schemathesis fuzzes the HTTP API from its OpenAPI document, which openapi-spec-validator checks.
+python_packages=(grpcio grpcio-health-checking grpcio-tools pytest spiffe cryptography nats-py schemathesis openapi-spec-validator)
+if ! python3 -c "import grpc, grpc_health, grpc_tools, pytest, spiffe, cryptography, nats, schemathesis, openapi_spec_validator" 2>/dev/null; then
     echo "bootstrap: installing Python packages ${python_packages[*]}"
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
 fi

@@ -24,6 +24,8 @@ public struct APIError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
     /// Seconds to wait, for 429.
     public var retryAfter: Int?
+    /// For 405: the methods the path does allow (sent as `Allow`, RFC 9110 §15.5.6).
+    public var allow: [String]?
 
     public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
         self.code = code

@@ -51,17 +51,11 @@ public enum PackageInstaller {
     /// The files a package must hold.
     static let required = ["manifest.json", "join-token", "bundle.pem"]
 
-    @discardableResult
-    public static func install(archive path: String, into directory: String, expecting types: Set<String>) throws -> PackageManifest {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path), attributes[.type] as? FileAttributeType == .typeRegular else {
-            throw InstallError("cannot read package \(path): not a regular file")
-        }
-        if let size = attributes[.size] as? Int, size > ArchiveLimits().maxArchiveBytes {
-            throw InstallError("package \(path) is \(size) bytes; a package is at most \(ArchiveLimits().maxArchiveBytes)")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else { throw InstallError("cannot read package \(path)") }
+    /// Reads a package archive in memory and checks it whole (entries, manifest, token form, bundle and pin, ID)
+    /// before anything is written; returns its files and manifest.
+    public static func inspect(_ archive: [UInt8], expecting types: Set<String>) throws -> (files: [ArchiveFile], manifest: PackageManifest) {
         let files: [ArchiveFile]
-        do { files = try TarGz.read(Array(data)) } catch { throw InstallError("package refused: \(error)") }
+        do { files = try TarGz.read(archive) } catch { throw InstallError("package refused: \(error)") }
         let byName = Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0) })
         for name in required where byName[name] == nil { throw InstallError("package refused: it has no \(name)") }
 
@@ -85,6 +79,19 @@ public enum PackageInstaller {
             throw InstallError("package refused: \(error)")
         }
 
+        return (files, manifest)
+    }
+
+    @discardableResult
+    public static func install(archive path: String, into directory: String, expecting types: Set<String>) throws -> PackageManifest {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path), attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw InstallError("cannot read package \(path): not a regular file")
+        }
+        if let size = attributes[.size] as? Int, size > ArchiveLimits().maxArchiveBytes {
+            throw InstallError("package \(path) is \(size) bytes; a package is at most \(ArchiveLimits().maxArchiveBytes)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw InstallError("cannot read package \(path)") }
+        let (files, manifest) = try inspect(Array(data), expecting: types)
         let target = directory + "/package"
         guard !FileManager.default.fileExists(atPath: target) else {
             throw InstallError("a package is already installed in \(target); remove that directory to install another")

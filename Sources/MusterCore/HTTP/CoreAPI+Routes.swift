@@ -56,7 +56,7 @@ extension CoreAPI {
             Route(method: .get, path: "/api/audit", scope: .auditRead, summary: "Audit log, newest first (filters: actor, action, target, outcome, since, until; limit, cursor)", responses: [200, 400, 401, 403, 503]) { request, _, _ in
                 let query = try Query(request, allowed: ["actor", "action", "target", "target_id", "outcome", "since", "until", "limit", "cursor"])
                 var filter = AuditFilter(actor: query.string("actor"), action: query.string("action"),
-                                         targetID: query.string("target") ?? query.string("target_id"), outcome: query.string("outcome"),
+                                         targetID: query.string("target") ?? query.string("target_id"), outcome: try query.oneOf("outcome", AuditOutcome.self)?.rawValue,
                                          since: try query.time("since"), until: try query.time("until"), limit: try query.limit())
                 if let cursor = query.string("cursor") {
                     guard let id = Int64(cursor) else { throw APIError(.badRequest, "cursor is not one this server issued") }
@@ -154,4 +154,9 @@ func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () 
         defer { group.cancelAll() }
         return try await group.next()!
     }
+}
+
+/// The outcomes an audit row can have (the `outcome` filter of `GET /api/audit`).
+enum AuditOutcome: String, CaseIterable {
+    case ok, denied, late
 }

@@ -40,7 +40,9 @@ struct ErrorMiddleware: RouterMiddleware {
             case .notFound:
                 let allowed = templates.filter { Self.matches(template: $0.path, path: request.uri.path) }.map(\.method)
                 if !allowed.isEmpty {
-                    return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))")
+                    var refusal = APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))")
+                    refusal.allow = allowed
+                    return refusal
                 }
                 return APIError(.notFound, "no such endpoint: \(request.method.rawValue) \(request.uri.path)")
             case .methodNotAllowed: return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
@@ -67,6 +69,7 @@ struct ErrorMiddleware: RouterMiddleware {
         let body = (try? APIJSON.encode(["error": error.code.name, "message": error.message])) ?? Data("{}".utf8)
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retry = error.retryAfter { headers[.retryAfter] = String(retry) }
+        if let allow = error.allow { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: .init(code: error.code.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -57,6 +57,9 @@ extension PackageRequest {
             }
             metadata = map.compactMapValues(\.string)
             for (key, value) in metadata {
+                guard key.utf8.count <= 256, value.utf8.count <= 4096 else {
+                    throw APIError(.badRequest, "metadata keys are at most 256 bytes and values at most 4096")
+                }
                 try Self.checkPrintable(key, "metadata key")
                 try Self.checkPrintable(value, "metadata[\(key)]")
             }

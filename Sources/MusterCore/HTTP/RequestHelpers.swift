@@ -38,6 +38,10 @@ struct Query {
             guard allowed.contains(name) else {
                 throw APIError(.badRequest, "unknown query parameter '\(name)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
             }
+            guard values[name] == nil else { throw APIError(.badRequest, "query parameter '\(name)' is given more than once") }
+            // An empty value is refused rather than read as "no filter": a client that sent one meant something.
+            guard !value.isEmpty else { throw APIError(.badRequest, "query parameter '\(name)' is empty; leave it out instead") }
+            guard value.utf8.count <= 256 else { throw APIError(.badRequest, "query parameter '\(name)' is longer than 256 bytes") }
             values[name] = String(value)
         }
         parameters = values
