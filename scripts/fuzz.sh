@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 TARGETS=(FuzzArchive FuzzCSR FuzzSPIFFEID FuzzBundle FuzzManifest FuzzRequests)
 export MUSTER_FUZZ=1
-swift build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address $(printf -- '--product %s ' "${TARGETS[0]}") >/dev/null
-for target in "${TARGETS[@]:1}"; do
-    swift build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address --product "$target" >/dev/null
+for target in "${TARGETS[@]}"; do
+    if ! swift build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address --product "$target" >/tmp/muster-fuzz-build.log 2>&1; then
+        grep -E "error" -A3 /tmp/muster-fuzz-build.log | head -40
+        echo "fuzz: cannot build $target"
+        exit 1
+    fi
 done
 BIN="$(swift build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address --show-bin-path)"
 WORK="$(mktemp -d /tmp/muster-fuzz-XXXXXX)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Muster's whole test suite: bootstrap, a throwaway PostgreSQL server, the Swift tests (store tests on
 # SQLite and PostgreSQL), the black-box tests of Core and the interop tests against peers written by others
-# (Python grpcio, openssl, tar, a NATS subscriber), then the bridge's tests again under the address and
-# thread sanitizers.
+# (Python grpcio, openssl, tar, a NATS subscriber), the HTTP API against schemathesis, every libFuzzer target for a
+# bounded time, then the bridge's tests again under the address and thread sanitizers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -23,6 +23,9 @@ export MUSTER_BIN_DIR="$(swift build --show-bin-path)"
 # Separate runs: each suite has its own conftest module.
 python3 -m pytest -q Tests/CoreAPI
 python3 -m pytest -q Tests/Interop
+
+echo "== fuzzing (libFuzzer, ${MUSTER_FUZZ_SECONDS:-60} s a target)"
+scripts/fuzz.sh "${MUSTER_FUZZ_SECONDS:-60}"
 
 if [[ "${MUSTER_SKIP_SANITIZERS:-0}" != 1 ]]; then
     # MUSTER_BRIDGE_ONLY makes the manifest declare just the bridge and identity modules.

@@ -49,7 +49,7 @@ public func fuzzRequests(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 }
 
 /// Decodes like the server does; a message that decodes must encode and decode to itself.
-func decode<M: Message>(_ type: M.Type, _ bytes: [UInt8]) -> M? {
+func decode<M: Message & Equatable>(_ type: M.Type, _ bytes: [UInt8]) -> M? {
     guard let message = try? M(serializedBytes: bytes) else { return nil }
     let again: [UInt8]? = try? message.serializedBytes()
     precondition(again.flatMap { try? M(serializedBytes: $0) } == message, "\(M.self) does not round-trip")
