@@ -31,17 +31,23 @@ def wait_for(predicate, timeout=20, interval=0.1, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def install_poller_package(core, name, directory):
+    """Creates a poller package, downloads it and runs `muster-poller install` into `directory`; returns the package."""
+    directory = pathlib.Path(directory)
+    package = core.create(name, "poller").json()
+    archive = directory.parent / f"{name}-{uuid.uuid4().hex[:6]}.tar.gz"
+    archive.write_bytes(core.api("GET", f"/api/edge-packages/{package['id']}/download").body)
+    open_archive(archive.read_bytes())
+    subprocess.run([POLLER, "install", "--package", str(archive), "--dir", str(directory)], check=True, capture_output=True)
+    return package
+
+
 class Poller:
     """An installed, attested poller serving on 127.0.0.1."""
 
     def __init__(self, core, directory, name="edge-1", extra=()):
         self.core, self.directory, self.name, self.extra = core, pathlib.Path(directory), name, list(extra)
-        package = core.create(name, "poller").json()
-        self.package_id = package["id"]
-        archive = self.directory.parent / f"{name}-{uuid.uuid4().hex[:6]}.tar.gz"
-        archive.write_bytes(core.api("GET", f"/api/edge-packages/{package['id']}/download").body)
-        open_archive(archive.read_bytes())
-        subprocess.run([POLLER, "install", "--package", str(archive), "--dir", str(self.directory)], check=True, capture_output=True)
+        self.package_id = install_poller_package(core, name, self.directory)["id"]
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log_path = LOG_DIR / f"poller-{uuid.uuid4().hex[:8]}.log"

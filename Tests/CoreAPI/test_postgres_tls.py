@@ -1,7 +1,6 @@
 """Core's link to PostgreSQL honours libpq's sslmode and sslrootcert: the test server (scripts/test-postgres.sh) has a
 certificate from a throwaway CA naming localhost and 127.0.0.1, and also listens on 127.0.0.2, which it does not name."""
 import os
-import pathlib
 import subprocess
 import tempfile
 

@@ -2,7 +2,6 @@
 ones that create real data, and invalid ones), with an operator token. No 5xx, every answer matches the document
 (status, content type, headers, body schema), invalid requests are refused, and a refused request changes nothing
 stored (schemathesis_hooks.py). The document itself must pass openapi-spec-validator."""
-import json
 import os
 import pathlib
 import subprocess

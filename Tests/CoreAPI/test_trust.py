@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from conftest import Core, free_port, open_archive
 from forge import FakeServer, key_pem, leaf, load_ca, load_root, new_root, pem
-from relay import AGENT, POLLER, Poller, agent_package, join, pem_chain, remember, wait_cached, wait_for
+from relay import AGENT, POLLER, Poller, agent_package, install_poller_package, join, remember, wait_cached, wait_for
 
 TD = "blackbox.test"
 
@@ -133,12 +133,8 @@ def test_poller_refuses_a_core_minted_by_a_pollers_ca(site, tmp_path):
         status = subprocess.run([POLLER, "status", "--dir", str(copy)], capture_output=True, text=True, timeout=60)
         assert "is not under spiffe://blackbox.test/muster/poller/edge-2" in status.stdout, status.stdout
         # A new poller package attesting to the fake Core through the pin: the token never leaves.
-        package = site.core.create("edge-3", "poller").json()
-        archive = tmp_path / "edge-3.tar.gz"
-        archive.write_bytes(site.core.api("GET", f"/api/edge-packages/{package['id']}/download").body)
-        open_archive(archive.read_bytes())
         state = tmp_path / "edge-3"
-        assert subprocess.run([POLLER, "install", "--package", str(archive), "--dir", str(state)], capture_output=True).returncode == 0
+        package = install_poller_package(site.core, "edge-3", state)
         manifest = json.loads((state / "package" / "manifest.json").read_text())
         manifest["connect"] = fake.address
         (state / "package" / "manifest.json").write_text(json.dumps(manifest))
@@ -267,12 +263,8 @@ def test_join_command_is_quoted_and_uses_the_token_file(site):
 
 def test_poller_with_a_shell_injection_address_is_refused(sqlite_core, tmp_path):
     core = sqlite_core
-    package = core.create("edge-x", "poller").json()
-    archive = tmp_path / "edge-x.tar.gz"
-    archive.write_bytes(core.api("GET", f"/api/edge-packages/{package['id']}/download").body)
-    open_archive(archive.read_bytes())
     state = tmp_path / "state"
-    assert subprocess.run([POLLER, "install", "--package", str(archive), "--dir", str(state)], capture_output=True).returncode == 0
+    install_poller_package(core, "edge-x", state)
     marker = tmp_path / "pwned"
     run = subprocess.run([POLLER, "run", "--dir", str(state), "--listen", f"127.0.0.1:{free_port()}",
                           "--advertise", f"$(touch {marker}):50052"], capture_output=True, text=True, timeout=60)
@@ -438,7 +430,7 @@ def core_cases(site):
         "another poller's CA": (leaf(p1_id, *site.p2_ca), [site.p2_ca[0]]),
         "right ID, wrong issuer (its own CA)": (leaf(p1_id, *site.p1_ca), [site.p1_ca[0]]),
         "expired": (leaf(p1_id, *root, expired=True), []),
-        "foreign trust domain": (leaf(f"spiffe://evil.test/muster/poller/edge-1", *new_root("evil.test")), []),
+        "foreign trust domain": (leaf("spiffe://evil.test/muster/poller/edge-1", *new_root("evil.test")), []),
         "unknown root, same trust domain": (leaf(p1_id, *evil), []),
         "root-signed agent ID where a poller is expected": (leaf(agent_id, *root), []),
     }
