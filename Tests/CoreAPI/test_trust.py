@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from conftest import Core, free_port, open_archive
+from conftest import PG_URL, Core, free_port, new_postgres_database, open_archive
 from forge import FakeServer, key_pem, leaf, load_ca, load_root, new_root, pem
 from relay import AGENT, POLLER, Poller, agent_package, install_poller_package, join, remember, wait_cached, wait_for
 
@@ -365,10 +365,24 @@ def test_streams_per_peer_are_capped(sqlite_core):
             stream.cancel()
 
 
-def test_readyz_does_not_name_the_database(sqlite_core):
-    core = sqlite_core
-    body = core.request("GET", "/readyz").body.decode()
-    assert str(core.data_dir) not in body and "sqlite" not in body
+@pytest.mark.skipif(not PG_URL, reason="needs the test PostgreSQL server")
+def test_readyz_does_not_name_the_database():
+    """With its database gone, /readyz answers 503 without saying where the database is (the log does)."""
+    database = new_postgres_database()
+    core = Core(database=database)
+    try:
+        assert core.request("GET", "/readyz").status == 200
+        name = database.rsplit("/", 1)[1]
+        port = PG_URL.rsplit(":", 1)[1].split("/")[0]
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-q", "-c", f"DROP DATABASE {name} WITH (FORCE)"],
+                       check=True, capture_output=True)
+        answer = wait_for(lambda: (lambda r: r if r.status == 503 else None)(core.request("GET", "/readyz")), what="readyz 503")
+        body = answer.json()
+        assert body["error"] == "unavailable" and body["message"] == "the database does not answer", body
+        assert name not in answer.body.decode() and "127.0.0.1" not in answer.body.decode()
+    finally:
+        core.stop()
+    assert name in core.log_path.read_text(), "the log still says which database failed"
 
 
 def test_cli_download_is_0600_from_the_start_and_shows_no_control_characters(sqlite_core, tmp_path):
