@@ -16,7 +16,8 @@ public final class GRPCServer: Sendable {
         public var completionQueues: Int = 2
         /// Told of every call refused by the peer check (identity not verified, or not allowed for the method).
         public var refusalObserver: (@Sendable (CallRefusal) -> Void)?
-        /// Most streaming calls one peer address may hold open at once; more get RESOURCE_EXHAUSTED.
+        /// Most streaming calls one peer (one verified SPIFFE ID, or one address for callers without a certificate)
+        /// may hold open at once; more get RESOURCE_EXHAUSTED.
         public var maxStreamsPerPeer: Int = 32
 
         public init(listenAddress: String, security: ServerSecurity) {
@@ -206,15 +207,16 @@ public final class GRPCServer: Sendable {
         }
         if let denial = method.policy.decide(peer) { return refuse(call, context: context, status: denial, peer: peer) }
         guard method.longLived else { return await run(method, call, context) }
-        let ip = context.peerIP
-        guard openStream(for: ip) else {
+        // Counted per verified identity, so pollers behind one NAT address do not share a cap; per address otherwise.
+        let key = peer.map { "id:\($0.spiffeID)" } ?? "ip:\(context.peerIP)"
+        guard openStream(for: key) else {
             let status = RPCError(code: .resourceExhausted, message: "at most \(maxStreamsPerPeer) open streams per peer")
             return call.finish(message: nil, status: status, initialMetadata: [:])
         }
         await run(method, call, context)
         openStreams.withLock { streams in
-            let open = (streams[ip] ?? 1) - 1
-            streams[ip] = open > 0 ? open : nil
+            let open = (streams[key] ?? 1) - 1
+            streams[key] = open > 0 ? open : nil
         }
     }
 
@@ -226,11 +228,11 @@ public final class GRPCServer: Sendable {
         call.finish(message: nil, status: status, initialMetadata: [:])
     }
 
-    private func openStream(for ip: String) -> Bool {
+    private func openStream(for key: String) -> Bool {
         openStreams.withLock { streams in
-            let open = streams[ip] ?? 0
+            let open = streams[key] ?? 0
             guard open < maxStreamsPerPeer else { return false }
-            streams[ip] = open + 1
+            streams[key] = open + 1
             return true
         }
     }
