@@ -58,10 +58,4 @@ public enum HostPort {
         let isIP = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
         return isIP ? ([], [host]) : ([host], [])
     }
-
-    /// The SANs for an advertised `host:port`, or nil when it is not one (or names no host).
-    public static func subjectAltNames(advertise: String) -> (dnsNames: [String], ipAddresses: [String])? {
-        guard let host = try? parse(advertise).host, !host.isEmpty else { return nil }
-        return subjectAltNames(host: host)
-    }
 }

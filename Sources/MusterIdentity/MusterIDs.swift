@@ -38,9 +38,6 @@ public enum MusterIDs {
         try checkName(name)
         return try SPIFFEID(trustDomain: trustDomain, segments: ["muster", "poller", poller, "checker", name])
     }
-
-    /// The poller a Muster ID belongs to (`edge-1` for `/muster/poller/edge-1/agent/a`), if any.
-    public static func pollerName(of id: SPIFFEID) -> String? { MusterID(id)?.pollerName }
 }
 
 /// A Muster SPIFFE ID parsed once into what it names; policies match on this value, never on strings.

@@ -81,7 +81,7 @@ public struct SVIDVerifier: Sendable {
     /// Muster's path rule: every CA between leaf and root carries the SPIFFE ID of the poller it belongs to,
     /// and the leaf's ID lies strictly below it; a leaf under such a CA names no DNS host or IP address (only
     /// the root issues serving certificates). `issuers` runs from the leaf's issuer up to the root.
-    public static func checkIssuers(_ issuers: [Certificate], leafID: SPIFFEID, leaf: Certificate? = nil) throws(IdentityError) {
+    static func checkIssuers(_ issuers: [Certificate], leafID: SPIFFEID, leaf: Certificate) throws(IdentityError) {
         for (index, issuer) in issuers.enumerated() {
             if let usage = try? issuer.extensions.keyUsage, usage.keyCertSign == false {
                 throw IdentityError(.chainInvalid, "CA certificate \(index + 1) of the chain lacks keyCertSign")
@@ -93,7 +93,7 @@ public struct SVIDVerifier: Sendable {
                 throw IdentityError(.outsidePollerScope, "\(leafID) is not under \(scope), the scope of the CA that signed it")
             }
         }
-        if issuers.count > 1, let leaf, let names = try? leaf.extensions.subjectAlternativeNames {
+        if issuers.count > 1, let names = try? leaf.extensions.subjectAlternativeNames {
             let hostNames = names.filter { name in
                 switch name {
                 case .dnsName, .ipAddress: true
