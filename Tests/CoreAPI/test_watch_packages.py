@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import free_port, open_archive
+from relay import wait_for
 from test_poller_attest import POLLER, start_poller
 
 
@@ -105,8 +106,11 @@ def test_watch_refuses_certificates_that_are_not_a_root_issued_poller_svid(sqlit
         except grpc.RpcError as error:
             # Muster's path rule refuses it before any policy: a poller's CA signs only IDs strictly below the poller.
             assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "is not under" in error.details()
-    refused = core.api("GET", "/api/audit?action=grpc.refused").json()["items"]
-    assert any(r["target_id"] == "/muster.onboarding.v1.CoreOnboarding/WatchPackages" and r["outcome"] == "denied" for r in refused), refused
+    # The refusal is audited off the call's path (the bridge's refusal observer), so it may land just after the answer.
+    def refused():
+        rows = core.api("GET", "/api/audit?action=grpc.refused").json()["items"]
+        return any(r["target_id"] == "/muster.onboarding.v1.CoreOnboarding/WatchPackages" and r["outcome"] == "denied" for r in rows)
+    wait_for(refused, timeout=10, what="the refused watch in the audit log")
     bundle = (identity / "bundle.pem").read_bytes()
     with grpc.secure_channel(f"127.0.0.1:{core.grpc_port}", grpc.ssl_channel_credentials(root_certificates=bundle)) as channel:
         try:
