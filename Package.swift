@@ -37,6 +37,8 @@ var targets: [Target] = [
     .target(name: "CMusterGRPCShim", dependencies: ["CGRPCCore"]),
     // Generated protobuf messages (see scripts/generate-protos.sh).
     .target(name: "MusterProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    // The lock and the one-shot value every concurrent module shares (no other dependency).
+    .target(name: "MusterConcurrency"),
     // SPIFFE IDs, X.509-SVIDs, the embedded CA, trust bundles and join tokens.
     .target(
         name: "MusterIdentity",
@@ -46,7 +48,7 @@ var targets: [Target] = [
     .target(
         name: "MusterGRPC",
         dependencies: [
-            "CGRPCCore", "CMusterGRPCShim", "MusterProto", "MusterIdentity",
+            "CGRPCCore", "CMusterGRPCShim", "MusterConcurrency", "MusterProto", "MusterIdentity",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"), x509, crypto, asn1, logging,
         ]
     ),
@@ -59,7 +61,7 @@ var targets: [Target] = [
     .executableTarget(name: "MusterBench", dependencies: ["MusterIdentity", x509, crypto, asn1]),
     .testTarget(
         name: "MusterGRPCTests",
-        dependencies: ["MusterGRPC", "MusterEcho", "MusterIdentity", "MusterProto", x509, crypto, asn1]
+        dependencies: ["MusterConcurrency", "MusterGRPC", "MusterEcho", "MusterIdentity", "MusterProto", x509, crypto, asn1]
     ),
     .testTarget(
         name: "MusterIdentityTests",
@@ -109,7 +111,7 @@ if !bridgeOnly {
         .target(
             name: "MusterCore",
             dependencies: [
-                "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
+                "MusterConcurrency", "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -128,7 +130,7 @@ if !bridgeOnly {
         .target(
             name: "MusterPoller",
             dependencies: [
-                "MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterStore",
+                "MusterConcurrency", "MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterStore",
                 .product(name: "SQLKit", package: "sql-kit"), x509, crypto, asn1, logging,
             ]
         ),

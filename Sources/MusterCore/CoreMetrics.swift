@@ -1,5 +1,5 @@
 import Foundation
-import MusterGRPC
+import MusterConcurrency
 import MusterStore
 import Prometheus
 

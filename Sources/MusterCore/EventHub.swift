@@ -1,5 +1,5 @@
 import Foundation
-import MusterGRPC
+import MusterConcurrency
 import MusterStore
 
 /// Wakes event readers (SSE streams, the NATS publisher) when this process commits an event; readers also

@@ -1,5 +1,5 @@
 import Foundation
-import MusterGRPC
+import MusterConcurrency
 
 /// A token bucket per key (the operator token's name): `perMinute` actions, refilled smoothly.
 /// Per Core process; several replicas each allow the rate.

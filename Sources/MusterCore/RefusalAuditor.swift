@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MusterGRPC
+import MusterConcurrency
 import MusterStore
 import ServiceLifecycle
 

@@ -1,6 +1,7 @@
 import CGRPCCore
 import Dispatch
 import Foundation
+import MusterConcurrency
 import MusterIdentity
 import X509
 

@@ -1,5 +1,6 @@
 import CGRPCCore
 import Foundation
+import MusterConcurrency
 import Synchronization
 
 /// What a completion queue delivers for one tag: called once, on the queue's thread, with the op's success flag.

@@ -1,4 +1,5 @@
 import CGRPCCore
+import MusterConcurrency
 import SwiftProtobuf
 
 extension GRPCChannel {
@@ -109,8 +110,8 @@ final class StreamingCall: Sendable {
     let call: ClientCall
     let path: String
     let options: CallOptions
-    let status = Promise<RPCError>()
-    let headers = Promise<Metadata>()
+    let status = OneShot<RPCError>()
+    let headers = OneShot<Metadata>()
     private let progress = LockedValue<(sentHeaders: Bool, closed: Bool, receivedHeaders: Bool, ended: Bool)>((false, false, false, false))
 
     init(channel: GRPCChannel, path: String, options: CallOptions) throws {

@@ -1,6 +1,7 @@
 import CGRPCCore
 import Foundation
 import Logging
+import MusterConcurrency
 import MusterIdentity
 
 /// A gRPC server on gRPC core: binds one address, serves the registered services until shut down.
@@ -121,10 +122,10 @@ public final class GRPCServer: Sendable {
             return state.accepting
         }
         guard first else { return await serve() }
-        let notified = OneShot()
+        let notified = OneShot<Void>()
         let tag = CompletionTag { _ in notified.fire() }
         grpc_server_shutdown_and_notify(raw, queues[0].raw, tag.retainedPointer())
-        if await notified.wait(timeout: grace) == false {
+        if await notified.wait(timeout: grace) == nil {
             logger.info("cancelling calls still running after the shutdown grace period")
             grpc_server_cancel_all_calls(raw)
             _ = await notified.wait(timeout: nil)

@@ -1,3 +1,4 @@
+import MusterConcurrency
 import MusterProto
 
 /// The standard `grpc.health.v1.Health` service (Check and Watch); "" names the whole server.

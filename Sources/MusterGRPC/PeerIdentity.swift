@@ -1,4 +1,5 @@
 import Foundation
+import MusterConcurrency
 import MusterIdentity
 import SwiftASN1
 import X509

@@ -1,5 +1,6 @@
 import CGRPCCore
 import Foundation
+import MusterConcurrency
 
 /// One call accepted by a server: owns the `grpc_call` (released once, in `deinit`) and runs its batches.
 final class ServerCall: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import MusterConcurrency
 import MusterIdentity
 
 /// What a handler knows about its call: method, request metadata, deadline, peer; and where it sets response metadata.

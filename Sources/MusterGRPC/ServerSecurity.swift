@@ -1,4 +1,5 @@
 import CGRPCCore
+import MusterConcurrency
 import MusterIdentity
 
 /// A PEM certificate chain (leaf first) and its PEM private key.

@@ -1,4 +1,4 @@
-import MusterGRPC
+import MusterConcurrency
 
 /// Tells the outbox flusher there is something to send.
 public final class OutboxSignal: Sendable {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MusterConcurrency
 import MusterGRPC
 import MusterIdentity
 import SwiftASN1

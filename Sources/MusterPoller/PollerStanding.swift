@@ -1,3 +1,4 @@
+import MusterConcurrency
 import MusterGRPC
 
 /// Whether Core still recognises this poller. Once Core answers that the poller is revoked (or unknown), the

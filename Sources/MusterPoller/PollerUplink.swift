@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import MusterConcurrency
 import MusterEdge
 import MusterGRPC
 import MusterIdentity

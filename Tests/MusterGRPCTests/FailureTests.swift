@@ -1,4 +1,5 @@
 import Foundation
+import MusterConcurrency
 @testable import MusterGRPC
 import MusterProto
 import Testing

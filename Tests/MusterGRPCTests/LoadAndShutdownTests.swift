@@ -1,4 +1,5 @@
 import Foundation
+import MusterConcurrency
 import MusterEcho
 import MusterGRPC
 import Testing
