@@ -39,10 +39,12 @@ var targets: [Target] = [
     .target(name: "MusterProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // The lock and the one-shot value every concurrent module shares (no other dependency).
     .target(name: "MusterConcurrency"),
+    // The coded-error shape every module's errors share (no other dependency).
+    .target(name: "MusterErrors"),
     // SPIFFE IDs, X.509-SVIDs, the embedded CA, trust bundles and join tokens.
     .target(
         name: "MusterIdentity",
-        dependencies: [x509, crypto, .product(name: "_CryptoExtras", package: "swift-crypto"), asn1]
+        dependencies: ["MusterErrors", x509, crypto, .product(name: "_CryptoExtras", package: "swift-crypto"), asn1]
     ),
     // The async Swift bridge over gRPC core: the only module that imports the shim.
     .target(
@@ -92,12 +94,12 @@ if !bridgeOnly {
         // libarchive from Debian's libarchive-dev: writes and reads package tarballs.
         .systemLibrary(name: "CArchive"),
         // Package archives (tar.gz) written and read through libarchive.
-        .target(name: "MusterArchive", dependencies: ["CArchive"]),
+        .target(name: "MusterArchive", dependencies: ["CArchive", "MusterErrors"]),
         // The package store: one schema and query layer over SQLite and PostgreSQL.
         .target(
             name: "MusterStore",
             dependencies: [
-                "MusterIdentity",
+                "MusterErrors", "MusterIdentity",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
@@ -111,7 +113,7 @@ if !bridgeOnly {
         .target(
             name: "MusterCore",
             dependencies: [
-                "MusterConcurrency", "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
+                "MusterConcurrency", "MusterErrors", "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -152,7 +154,7 @@ if !bridgeOnly {
 }
 
 if fuzz {
-    let exercised: Set<String> = ["MusterProto", "MusterIdentity", "CArchive", "MusterArchive", "MusterEdge"]
+    let exercised: Set<String> = ["MusterErrors", "MusterProto", "MusterIdentity", "CArchive", "MusterArchive", "MusterEdge"]
     let fuzzers: [(String, [Target.Dependency])] = [
         ("FuzzArchive", ["MusterArchive", "MusterEdge"]), ("FuzzCSR", ["MusterIdentity"]), ("FuzzSPIFFEID", ["MusterIdentity"]),
         ("FuzzBundle", ["MusterIdentity"]), ("FuzzManifest", ["MusterEdge", "MusterIdentity"]),

@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import MusterErrors
 
 /// One regular file to put in a package archive.
 public struct ArchiveFile: Sendable, Equatable {
@@ -20,8 +21,8 @@ public struct ArchiveFile: Sendable, Equatable {
 }
 
 /// An archive that libarchive could not write or read.
-public struct ArchiveError: Error, CustomStringConvertible, Equatable, Sendable {
-    public struct Code: Hashable, Sendable {
+public struct ArchiveError: CodedError {
+    public struct Code: NamedErrorCode {
         public let name: String
         public static let write = Code(name: "archive_write")
         public static let read = Code(name: "archive_read")
@@ -30,8 +31,6 @@ public struct ArchiveError: Error, CustomStringConvertible, Equatable, Sendable 
 
     public let code: Code
     public let message: String
-    public var description: String { message }
-    public static func == (lhs: ArchiveError, rhs: ArchiveError) -> Bool { lhs.code == rhs.code }
 }
 
 /// Writes gzip-compressed POSIX tar archives in memory through libarchive.

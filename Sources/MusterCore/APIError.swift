@@ -1,9 +1,10 @@
 import Foundation
+import MusterErrors
 import MusterStore
 
 /// A refusal the operator sees: an HTTP status, a stable code and one clear message (`{error, message}`).
-public struct APIError: Error, CustomStringConvertible, Equatable, Sendable {
-    public struct Code: Hashable, Sendable {
+public struct APIError: CodedError {
+    public struct Code: NamedErrorCode {
         public let name: String
         public let status: Int
         public static let badRequest = Code(name: "bad_request", status: 400)
@@ -34,7 +35,6 @@ public struct APIError: Error, CustomStringConvertible, Equatable, Sendable {
     }
 
     public var description: String { "\(code.name): \(message)" }
-    public static func == (lhs: APIError, rhs: APIError) -> Bool { lhs.code == rhs.code }
 
     /// The API's view of a store failure; the message never names a secret.
     public init(_ error: StoreError) {

@@ -1,4 +1,5 @@
 import Foundation
+import MusterErrors
 import MusterIdentity
 import MusterStore
 
@@ -59,8 +60,8 @@ public struct CoreConfiguration: Sendable {
 }
 
 /// A Core failure outside a request: configuration, start-up, data directory.
-public struct CoreError: Error, CustomStringConvertible, Equatable, Sendable {
-    public struct Code: Hashable, Sendable {
+public struct CoreError: CodedError {
+    public struct Code: NamedErrorCode {
         public let name: String
         public static let invalidConfiguration = Code(name: "invalid_configuration")
         public static let dataDirectory = Code(name: "data_directory")
@@ -75,6 +76,4 @@ public struct CoreError: Error, CustomStringConvertible, Equatable, Sendable {
         self.message = message
     }
 
-    public var description: String { message }
-    public static func == (lhs: CoreError, rhs: CoreError) -> Bool { lhs.code == rhs.code }
 }

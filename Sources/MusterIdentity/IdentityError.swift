@@ -1,9 +1,10 @@
+import MusterErrors
+
 /// Why the identity authority refused something; equality compares the code, users read the message.
-public struct IdentityError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct IdentityError: CodedError {
     /// What went wrong; a struct of constants so codes can grow.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: NamedErrorCode {
         public let name: String
-        public var description: String { name }
 
         public static let csrMalformed = Code(name: "csrMalformed")
         public static let csrTooLarge = Code(name: "csrTooLarge")
@@ -33,7 +34,4 @@ public struct IdentityError: Error, Hashable, Sendable, CustomStringConvertible 
         self.message = message
     }
 
-    public var description: String { message }
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

@@ -1,3 +1,5 @@
+import MusterErrors
+
 /// A SPIFFE ID parsed and checked by the rules of the SPIFFE-ID standard.
 public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible {
     /// The trust domain name, e.g. `example.org`.
@@ -93,10 +95,10 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Why a text is not a SPIFFE ID; equality compares the code.
-public struct SPIFFEIDError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SPIFFEIDError: CodedError {
     /// The rule that was broken; a struct of constants so codes can grow.
-    public struct Code: Hashable, Sendable {
-        let name: String
+    public struct Code: NamedErrorCode {
+        public let name: String
         public static let wrongScheme = Code(name: "wrongScheme")
         public static let emptyTrustDomain = Code(name: "emptyTrustDomain")
         public static let badTrustDomain = Code(name: "badTrustDomain")
@@ -114,7 +116,4 @@ public struct SPIFFEIDError: Error, Hashable, Sendable, CustomStringConvertible 
         self.message = message
     }
 
-    public var description: String { message }
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

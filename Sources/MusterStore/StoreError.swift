@@ -1,11 +1,11 @@
 import Foundation
+import MusterErrors
 
 /// A store failure with a stable code the HTTP and gRPC layers map to a status.
-public struct StoreError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct StoreError: CodedError {
     /// What went wrong; codes can grow.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public struct Code: NamedErrorCode {
         public let name: String
-        public var description: String { name }
         public static let notFound = Code(name: "not_found")
         public static let conflict = Code(name: "conflict")
         public static let invalid = Code(name: "invalid")
@@ -22,5 +22,4 @@ public struct StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     }
 
     public var description: String { "\(code): \(message)" }
-    public static func == (lhs: StoreError, rhs: StoreError) -> Bool { lhs.code == rhs.code }
 }

@@ -1,0 +1,22 @@
+/// An error with a stable code (a struct of constants, so codes can grow) and one human message: tests and
+/// transports match on the code, users read the message. Equality and hashing look at the code only.
+public protocol CodedError: Error, CustomStringConvertible, Hashable, Sendable {
+    associatedtype Code: Hashable & Sendable
+    var code: Code { get }
+    var message: String { get }
+}
+
+extension CodedError {
+    public var description: String { message }
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}
+
+/// A code named by a short stable string (`not_found`, `csrMalformed`), for errors whose codes are just names.
+public protocol NamedErrorCode: Hashable, Sendable, CustomStringConvertible {
+    var name: String { get }
+}
+
+extension NamedErrorCode {
+    public var description: String { name }
+}
