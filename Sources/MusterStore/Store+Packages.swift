@@ -146,7 +146,7 @@ extension Store {
 
     /// Moves a package from one of `allowed` states with one conditional update, its audit row and its event,
     /// all in one transaction. A package in another state is a conflict; a missing one is not found.
-    public func transitionPackage(
+    func transitionPackage(
         id: String, from allowed: [PackageStatus], set changes: [String: any SQLExpression],
         conditions: [any SQLExpression] = [],
         audit: AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord

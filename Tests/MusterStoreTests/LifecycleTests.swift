@@ -33,12 +33,12 @@ struct LifecycleTests {
         let (_, archive) = try await h.packages.download(id: agent.id, by: h.admin)
         #expect(archive.count > 100)
         #expect(try await h.packages.get(id: agent.id).status == "delivered")
-        await #expect(throws: APIError(.gone, "")) { try await h.packages.download(id: agent.id, by: h.admin) }
+        await #expect(throws: DomainError(.gone, "")) { try await h.packages.download(id: agent.id, by: h.admin) }
 
         let revoked = try await h.packages.revoke(id: agent.id, reason: "lost laptop", by: h.admin)
         #expect(revoked.status == "revoked" && revoked.revokeReason == "lost laptop" && revoked.revokedBy == "token:test")
-        await #expect(throws: APIError(.conflict, "")) { try await h.packages.revoke(id: agent.id, reason: nil, by: h.admin) }
-        await #expect(throws: APIError(.notFound, "")) { try await h.packages.revoke(id: "nope", reason: nil, by: h.admin) }
+        await #expect(throws: DomainError(.conflict, "")) { try await h.packages.revoke(id: agent.id, reason: nil, by: h.admin) }
+        await #expect(throws: DomainError(.notFound, "")) { try await h.packages.revoke(id: "nope", reason: nil, by: h.admin) }
 
         let audit = try await h.store.auditLog(AuditFilter(targetID: agent.id))
         #expect(audit.items.map(\.action) == ["package.revoke", "package.download", "package.create"])
@@ -75,7 +75,7 @@ struct LifecycleTests {
     func uniqueIdentity(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
         let first = try await h.poller()
-        await #expect(throws: APIError(.conflict, "")) { try await h.poller() }
+        await #expect(throws: DomainError(.conflict, "")) { try await h.poller() }
         _ = try await h.packages.revoke(id: first.id, reason: nil, by: h.admin)
         let second = try await h.poller()
         #expect(second.id != first.id)
@@ -86,9 +86,9 @@ struct LifecycleTests {
     @Test("agents need a live poller; names and poller fields are checked", arguments: Backend.available)
     func refusals(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
-        await #expect(throws: APIError(.unprocessable, "")) { try await h.agent("a1", poller: "ghost") }
-        await #expect(throws: APIError(.badRequest, "")) { try await h.poller("Bad Name") }
-        await #expect(throws: APIError(.badRequest, "")) {
+        await #expect(throws: DomainError(.unprocessable, "")) { try await h.agent("a1", poller: "ghost") }
+        await #expect(throws: DomainError(.invalid, "")) { try await h.poller("Bad Name") }
+        await #expect(throws: DomainError(.invalid, "")) {
             try await h.packages.create(PackageRequest(name: "a", componentType: .agent), by: h.admin)
         }
         #expect(try await h.store.listPackages(PackageFilter()).items.isEmpty)
@@ -146,7 +146,7 @@ struct LifecycleTests {
         #expect(try await h.packages.get(id: revoked.id).status == "revoked")
         #expect(try await h.store.package(id: short.id)?.tokenCiphertext == nil)
         #expect(try await h.store.auditLog(AuditFilter(actor: "system:reaper")).items.count == 2)
-        await #expect(throws: APIError(.conflict, "")) { try await h.packages.download(id: short.id, by: h.admin) }
+        await #expect(throws: DomainError(.conflict, "")) { try await h.packages.download(id: short.id, by: h.admin) }
         await h.store.shutdown()
     }
 

@@ -32,9 +32,17 @@ struct ErrorMiddleware: RouterMiddleware {
         switch error {
         case let error as APIError:
             return error
-        case let error as StoreError:
-            if error.code == .unavailable { logger.error("database unavailable", metadata: ["error": "\(error.message)"]) }
+        case let error as DomainError:
+            switch error.code {
+            case .unavailable: logger.error("database unavailable", metadata: ["error": "\(error.message)"])
+            case .internalFailure:
+                logger.error("internal failure", metadata: ["path": "\(request.uri.path)", "error": "\(error.cause.map { "\($0)" } ?? error.message)"])
+            default: break
+            }
             return APIError(error)
+        case is StoreError, is CoreError:
+            // Routes that read the store directly (lists, the audit log) get the domain's view of its failures.
+            return map(DomainError(error), request: request)
         case let error as HTTPError:
             switch error.status {
             case .notFound:
@@ -49,9 +57,6 @@ struct ErrorMiddleware: RouterMiddleware {
             case .contentTooLarge: return APIError(.tooLarge, "request body is larger than 64 KiB")
             default: return APIError(APIError.Code(name: "http_\(error.status.code)", status: error.status.code), error.body ?? error.status.reasonPhrase)
             }
-        case let error as CoreError where error.code == .secrets:
-            logger.error("cannot open a sealed token", metadata: ["error": "\(error.message)"])
-            return APIError(.internalError, error.message + "; Core replicas must share one token key (MUSTER_TOKEN_KEY or DATA_DIR/token.key)")
         case is NIOTooManyBytesError:
             return APIError(.tooLarge, "request body is larger than 64 KiB")
         default:

@@ -1,6 +1,5 @@
 import Foundation
 import MusterErrors
-import MusterStore
 
 /// A refusal the operator sees: an HTTP status, a stable code and one clear message (`{error, message}`).
 public struct APIError: CodedError {
@@ -36,13 +35,4 @@ public struct APIError: CodedError {
 
     public var description: String { "\(code.name): \(message)" }
 
-    /// The API's view of a store failure; the message never names a secret.
-    public init(_ error: StoreError) {
-        switch error.code {
-        case .notFound: self.init(.notFound, error.message)
-        case .conflict: self.init(.conflict, error.message)
-        case .invalid: self.init(.badRequest, error.message)
-        default: self.init(.unavailable, "the database is unavailable; nothing was changed (\(error.message))")
-        }
-    }
 }

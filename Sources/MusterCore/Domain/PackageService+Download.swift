@@ -3,52 +3,53 @@ import MusterArchive
 import MusterEdge
 import MusterIdentity
 import MusterStore
-import SQLKit
 
 extension PackageService {
     /// Builds the tar.gz with the clear join token (the only place it is ever revealed), then erases the
     /// sealed token and moves Created → Delivered in one conditional update: a second download gets 410.
     public func download(id: String, by principal: Principal) async throws -> (fileName: String, archive: [UInt8]) {
-        guard let record = try await store.package(id: id) else { throw APIError(.notFound, "no package with id \(id)") }
+        try await DomainError.mapping { try await downloadPackage(id: id, by: principal) }
+    }
+
+    private func downloadPackage(id: String, by principal: Principal) async throws -> (fileName: String, archive: [UInt8]) {
+        guard let record = try await store.package(id: id) else { throw DomainError(.notFound, "no package with id \(id)") }
         guard record.downloadedAt == nil, let sealed = record.tokenCiphertext else {
             if record.status.isTerminal || record.status == .activated {
-                throw APIError(.conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
+                throw DomainError(.conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
             }
-            throw APIError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
+            throw DomainError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
         }
         guard record.status == .created || record.status == .delivered else {
-            throw APIError(.conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
+            throw DomainError(.conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
         }
         let now = Clock.nowMillis()
-        guard record.expiresAt > now else { throw APIError(.conflict, "package \(id) expired at \(Timestamp.text(record.expiresAt))") }
+        guard record.expiresAt > now else { throw DomainError(.conflict, "package \(id) expired at \(Timestamp.text(record.expiresAt))") }
         let token = try sealer.open(sealed, packageID: id)
         let archive = try await archive(for: record, token: token)
 
         let audit = AuditRecord(at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.download", targetType: "package", targetID: id)
         let type = record.status == .created ? "package.delivered" : "package.downloaded"
-        do {
-            try await markDownloaded(id: id, event: type, at: now, audit: audit)
-        } catch let error as APIError where error.code == .conflict {
+        if let refusal = await markDownloaded(id: id, event: type, at: now, audit: audit) {
             // Another download (here or on another replica) won the conditional update.
-            if try await store.package(id: id)?.downloadedAt != nil {
-                throw APIError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
+            if refusal.code == .conflict, try await store.package(id: id)?.downloadedAt != nil {
+                throw DomainError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
             }
-            throw error
+            throw refusal
         }
         logger.info("package downloaded", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
         return ("muster-\(record.componentType.rawValue)-\(record.name).tar.gz", archive)
     }
 
-    func markDownloaded(id: String, event type: String, at now: Int64, audit: AuditRecord) async throws {
-        _ = try await transition(
-            id: id, from: [.created, .delivered], event: type, at: now, audit: audit,
-            set: [
-                "status": SQLBind(PackageStatus.delivered.rawValue), "token_ciphertext": SQLLiteral.null, "downloaded_at": SQLBind(now),
-                "delivered_at": SQLFunction("COALESCE", args: SQLIdentifier("delivered_at"), SQLBind(now)),
-                "delivered_via": SQLFunction("COALESCE", args: SQLIdentifier("delivered_via"), SQLBind("download")),
-            ],
-            conditions: [SQLBinaryExpression(SQLIdentifier("downloaded_at"), .is, SQLLiteral.null)]
-        )
+    /// Moves the package to Delivered for its one download; the refusal if the move did not happen.
+    func markDownloaded(id: String, event type: String, at now: Int64, audit: AuditRecord) async -> DomainError? {
+        do {
+            _ = try await transition(type, at: now) { event in
+                try await store.markDownloaded(id: id, at: now, audit: audit, event: event)
+            }
+            return nil
+        } catch {
+            return DomainError(error)
+        }
     }
 
     func archive(for record: PackageRecord, token: JoinToken) async throws -> [UInt8] {

@@ -2,6 +2,7 @@ import Foundation
 import MusterGRPC
 import MusterIdentity
 import MusterProto
+import MusterStore
 import SwiftASN1
 import X509
 
@@ -16,7 +17,7 @@ public struct CoreOnboardingService: GRPCService {
         registerWatch(with: &router)
         registerRelay(with: &router)
         router.unary("/muster.onboarding.v1.CoreOnboarding/AttestPoller", Muster_Onboarding_V1_AttestPollerRequest.self) { request, context in
-            do {
+            try await Self.mapped {
                 let result = try await packages.attestPoller(
                     token: request.joinToken, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr),
                     advertise: request.advertiseAddress, from: context.peerIP
@@ -28,27 +29,17 @@ public struct CoreOnboardingService: GRPCService {
                 response.caChain = try result.caChain.map { try $0.derData() }
                 response.bundle = try packages.identity.bundle.roots.map { try $0.derData() }
                 return response
-            } catch let error as RPCError {
-                throw error
-            } catch let error as APIError where error.code == .unavailable {
-                throw RPCError(code: .unavailable, message: error.message)
-            } catch let error as IdentityError {
-                // The request itself cannot be served (e.g. a key the CA cannot certify): retrying will not help.
-                throw RPCError(code: .invalidArgument, message: "Core cannot issue for this request: \(error.message)")
-            } catch {
-                // Redemption, certificate records and the poller's state commit together, so a failure
-                // here leaves the token unspent and the poller may retry.
-                throw RPCError(code: .unavailable, message: "Core cannot complete the attestation now; the token was not spent, retry")
             }
         }
     }
 
     func registerWatch(with router: inout GRPCRouter) {
-        let policy = PackageService.pollerPolicy(trustDomain: packages.identity.trustDomain)
+        let policy = Self.pollerPolicy(trustDomain: packages.identity.trustDomain)
         router.serverStreaming("/muster.onboarding.v1.CoreOnboarding/WatchPackages", Muster_Onboarding_V1_WatchPackagesRequest.self,
                                Muster_Onboarding_V1_PackageUpdate.self, policy: policy) { request, writer, context in
             guard request.cursor >= 0 else { throw RPCError(code: .invalidArgument, message: "cursor must not be negative") }
-            let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
+            try await Self.mapped {
+            let poller = try await activePoller(context)
             try await packages.watch(poller: poller, from: request.cursor) { cursor, change in
                 var update = Muster_Onboarding_V1_PackageUpdate()
                 update.cursor = cursor
@@ -71,11 +62,12 @@ public struct CoreOnboardingService: GRPCService {
                 }
                 try await writer.write(update)
             }
+            }
         }
     }
 
     func registerRelay(with router: inout GRPCRouter) {
-        let policy = PackageService.pollerPolicy(trustDomain: packages.identity.trustDomain)
+        let policy = Self.pollerPolicy(trustDomain: packages.identity.trustDomain)
         router.unary("/muster.onboarding.v1.CoreOnboarding/ReportActivations", Muster_Onboarding_V1_ReportActivationsRequest.self,
                      policy: policy) { request, context in
             guard request.activations.count <= PackageService.maxActivationsPerReport,
@@ -84,7 +76,7 @@ public struct CoreOnboardingService: GRPCService {
                 throw RPCError(code: .invalidArgument, message: "at most \(PackageService.maxActivationsPerReport) activations and refusals per report")
             }
             // An empty report is the poller's heartbeat: it only refreshes its last contact.
-            let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
+            let poller = try await Self.mapped { try await activePoller(context) }
             let activations = request.activations.map {
                 ReportedActivation(packageID: $0.packageID, spiffeID: $0.spiffeID, sourceAddress: $0.sourceAddress,
                                    activatedAt: $0.activatedAtUnixMs, serial: $0.serial)
@@ -93,16 +85,16 @@ public struct CoreOnboardingService: GRPCService {
                 ReportedRefusal(packageID: $0.packageID, reason: $0.reason, sourceAddress: $0.sourceAddress, at: $0.atUnixMs)
             }
             var response = Muster_Onboarding_V1_ReportActivationsResponse()
-            response.accepted = try await Self.unavailableOnStoreFailure {
+            response.accepted = try await Self.mapped {
                 try await packages.auditRefusals(refusals, poller: poller)
                 return try await packages.reportActivations(activations, poller: poller, from: context.peerIP)
             }
             return response
         }
         router.unary("/muster.onboarding.v1.CoreOnboarding/RenewPoller", Muster_Onboarding_V1_RenewPollerRequest.self, policy: policy) { request, context in
-            let poller = try await packages.activePoller(for: try context.peer(), from: context.peerIP)
-            let renewed = try await Self.unavailableOnStoreFailure {
-                try await packages.renewPoller(poller, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr), from: context.peerIP)
+            let renewed = try await Self.mapped {
+                let poller = try await activePoller(context)
+                return try await packages.renewPoller(poller, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr), from: context.peerIP)
             }
             var response = Muster_Onboarding_V1_RenewPollerResponse()
             response.svidChain = try renewed.svid.map { try $0.derData() }
@@ -112,15 +104,50 @@ public struct CoreOnboardingService: GRPCService {
         }
     }
 
-    /// Store failures become UNAVAILABLE (the poller retries); refusals pass through as they are.
-    static func unavailableOnStoreFailure<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+    /// Only a poller's own SVID, issued straight by the root (never by a poller's CA), may use the poller
+    /// methods; the poller's name comes from that verified SVID, never from the request.
+    static func pollerPolicy(trustDomain: String) -> PeerPolicy {
+        PeerPolicy { peer in
+            guard let peer else { return RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID") }
+            guard peer.spiffeID.trustDomain == trustDomain, case .poller = peer.musterID else {
+                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not a poller")
+            }
+            guard peer.isRootIssued else {
+                return RPCError(code: .permissionDenied, message: "a poller SVID must be issued by the root CA")
+            }
+            return nil
+        }
+    }
+
+    /// The active poller behind the call's verified SVID (the policy admitted only root-issued poller IDs).
+    func activePoller(_ context: ServerContext) async throws -> String {
+        guard let peer = try context.peer(), case .poller(let name) = peer.musterID else {
+            throw RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID")
+        }
+        return try await packages.activePoller(PollerCredential(name: name, spiffeID: peer.spiffeID, serial: peer.serial), from: context.peerIP)
+    }
+
+    /// Runs a handler body so that a domain failure (or any failure under it) leaves as its gRPC status; a
+    /// status the handler chose passes through. The one place this service maps errors.
+    static func mapped<R: Sendable>(_ body: () async throws -> R) async throws -> R {
         do {
             return try await body()
         } catch let error as RPCError {
             throw error
         } catch {
-            throw RPCError(code: .unavailable, message: "Core cannot record this now; retry")
+            throw RPCError(DomainError(error))
         }
     }
+}
 
+extension PackageService {
+    /// Audits a call Core's gRPC server refused before its handler ran (a chain that does not verify, or an ID
+    /// the method does not admit), under the refusal budget of the caller's address.
+    public func auditRefusedCall(_ refusal: CallRefusal) {
+        auditor.recordDetached(AuditRecord(
+            actor: "anonymous", sourceIP: refusal.peerAddress, action: "grpc.refused", targetType: "method", targetID: refusal.method,
+            outcome: "denied", reason: TextRules.printable(refusal.reason, limit: 300),
+            details: refusal.spiffeID.map { ["spiffe_id": $0.description, "code": "\(refusal.code)"] } ?? ["code": "\(refusal.code)"]
+        ), source: refusal.peerAddress)
+    }
 }

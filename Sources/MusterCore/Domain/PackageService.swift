@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import MusterIdentity
 import MusterStore
-import SQLKit
 
 /// What an operator asks for when creating a package (already shape-checked by the HTTP layer).
 public struct PackageRequest: Sendable {
@@ -58,25 +57,29 @@ public struct PackageService: Sendable {
     }
 
     public func create(_ request: PackageRequest, by principal: Principal) async throws -> PackageView {
+        try await DomainError.mapping { try await createPackage(request, by: principal) }
+    }
+
+    private func createPackage(_ request: PackageRequest, by principal: Principal) async throws -> PackageView {
         let trustDomain = identity.trustDomain
         let spiffeID: SPIFFEID
         do {
             switch request.componentType {
             case .poller:
-                guard request.pollerName == nil else { throw APIError(.badRequest, "poller_id is for agent and checker packages; a poller package names itself") }
+                guard request.pollerName == nil else { throw DomainError(.invalid, "poller_id is for agent and checker packages; a poller package names itself") }
                 spiffeID = try MusterIDs.poller(trustDomain: trustDomain, name: request.name)
             case .agent, .checker:
-                guard let poller = request.pollerName else { throw APIError(.badRequest, "poller_id is required for \(request.componentType.rawValue) packages") }
+                guard let poller = request.pollerName else { throw DomainError(.invalid, "poller_id is required for \(request.componentType.rawValue) packages") }
                 try MusterIDs.checkName(poller)
                 spiffeID = request.componentType == .agent
                     ? try MusterIDs.agent(trustDomain: trustDomain, poller: poller, name: request.name)
                     : try MusterIDs.checker(trustDomain: trustDomain, poller: poller, name: request.name)
             }
         } catch let error as MusterIDs.NameError {
-            throw APIError(.badRequest, error.description)
+            throw DomainError(.invalid, error.description)
         }
         if let poller = request.pollerName, try await store.livePoller(named: poller) == nil {
-            throw APIError(.unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
+            throw DomainError(.unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
         }
         let now = Clock.nowMillis()
         let id = UUID().uuidString.lowercased()
@@ -97,7 +100,7 @@ public struct PackageService: Sendable {
         do {
             try await store.createPackage(record, audit: audit, event: Self.event("package.created", view, at: now))
         } catch let error as StoreError where error.code == .conflict {
-            throw APIError(.conflict, "a live package already holds \(spiffeID); revoke it first")
+            throw DomainError(.conflict, "a live package already holds \(spiffeID); revoke it first")
         }
         events.ring()
         metrics.packageTransition("created", type: record.componentType)
@@ -106,11 +109,17 @@ public struct PackageService: Sendable {
     }
 
     public func get(id: String) async throws -> PackageView {
-        guard let record = try await store.package(id: id) else { throw APIError(.notFound, "no package with id \(id)") }
-        return PackageView(record, joinCommand: try await joinCommand(for: record))
+        try await DomainError.mapping {
+            guard let record = try await store.package(id: id) else { throw DomainError(.notFound, "no package with id \(id)") }
+            return PackageView(record, joinCommand: try await joinCommand(for: record))
+        }
     }
 
     public func list(_ filter: PackageFilter) async throws -> (items: [PackageView], nextCursor: String?) {
+        try await DomainError.mapping { try await listPackages(filter) }
+    }
+
+    private func listPackages(_ filter: PackageFilter) async throws -> (items: [PackageView], nextCursor: String?) {
         let page = try await store.listPackages(filter)
         var addresses: [String: String?] = [:]
         var items: [PackageView] = []
@@ -127,50 +136,40 @@ public struct PackageService: Sendable {
     }
 
     public func revoke(id: String, reason: String?, by principal: Principal) async throws -> PackageView {
-        let now = Clock.nowMillis()
-        let audit = AuditRecord(
-            at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.revoke", targetType: "package",
-            targetID: id, reason: reason
-        )
-        let record = try await transition(
-            id: id, from: [.created, .delivered, .activated], event: "package.revoked", at: now, audit: audit,
-            set: [
-                "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now), "revoked_by": SQLBind(principal.name),
-                "revoke_reason": reason.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
-                "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
-            ]
-        )
-        logger.notice("package revoked", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
-        return PackageView(record, joinCommand: try await joinCommand(for: record))
+        try await DomainError.mapping {
+            let now = Clock.nowMillis()
+            let audit = AuditRecord(
+                at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.revoke", targetType: "package",
+                targetID: id, reason: reason
+            )
+            let record = try await transition("package.revoked", at: now) { event in
+                try await store.revokePackage(id: id, at: now, by: principal.name, reason: reason, audit: audit, event: event)
+            }
+            logger.notice("package revoked", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
+            return PackageView(record, joinCommand: try await joinCommand(for: record))
+        }
     }
 
     /// Expires one package past its TTL; false if it moved on meanwhile (redeemed, revoked, another replica).
     func expire(id: String, at now: Int64) async throws -> Bool {
         let audit = AuditRecord(at: now, actor: "system:reaper", sourceIP: nil, action: "package.expire", targetType: "package", targetID: id)
         do {
-            _ = try await transition(
-                id: id, from: [.created, .delivered], event: "package.expired", at: now, audit: audit,
-                set: ["status": SQLBind(PackageStatus.expired.rawValue), "expired_at": SQLBind(now),
-                      "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null],
-                conditions: [SQLBinaryExpression(SQLIdentifier("expires_at"), .lessThanOrEqual, SQLBind(now))]
-            )
+            _ = try await transition("package.expired", at: now) { event in
+                try await store.expirePackage(id: id, at: now, audit: audit, event: event)
+            }
             return true
-        } catch let error as APIError where error.code == .conflict || error.code == .notFound {
+        } catch let error as DomainError where error.code == .conflict || error.code == .notFound {
             return false
         }
     }
 
+    /// Runs one of the store's named transitions with the outbox event `type`, then wakes event readers and
+    /// counts the move. A store refusal comes back as a `DomainError` (`conflict`, `notFound`, `unavailable`).
     func transition(
-        id: String, from allowed: [PackageStatus], event type: String, at now: Int64, audit: AuditRecord,
-        set changes: [String: any SQLExpression], conditions: [any SQLExpression] = []
+        _ type: String, at now: Int64, _ move: (@escaping Store.PackageEvent) async throws -> PackageRecord
     ) async throws -> PackageRecord {
-        let record: PackageRecord
-        do {
-            record = try await store.transitionPackage(id: id, from: allowed, set: changes, conditions: conditions, audit: audit) { updated in
-                Self.event(type, PackageView(updated, joinCommand: nil), at: now)
-            }
-        } catch let error as StoreError {
-            throw APIError(error)
+        let record = try await DomainError.mapping {
+            try await move { updated in Self.event(type, PackageView(updated, joinCommand: nil), at: now) }
         }
         events.ring()
         metrics.packageTransition(record.status.rawValue, type: record.componentType)

@@ -1,5 +1,4 @@
 import Foundation
-import MusterGRPC
 import MusterIdentity
 import MusterStore
 import SwiftASN1
@@ -15,13 +14,18 @@ public struct PollerAttestation: Sendable {
 extension PackageService {
     /// The one answer for every refused token, so the wire does not tell unknown from used, expired or
     /// revoked; the audit row keeps the real reason.
-    static let refusedToken = RPCError(code: .unauthenticated, message: JoinToken.refusal)
+    static let refusedToken = DomainError(.unauthenticated, JoinToken.refusal)
 
     /// Redeems a poller package's join token for the poller's SVID and downstream CA. The CSRs are checked
     /// and both certificates issued before the token is spent, so a bad request never burns it; the
     /// redemption itself is one conditional update, so of any number of concurrent callers (on any replica)
     /// exactly one succeeds.
-    public func attestPoller(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String, from ip: String) async throws -> PollerAttestation {
+    public func attestPoller(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String,
+                             from ip: String) async throws -> PollerAttestation {
+        try await DomainError.mapping { try await attest(token: text, svidCSR: svidCSR, caCSR: caCSR, advertise: advertise, from: ip) }
+    }
+
+    private func attest(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String, from ip: String) async throws -> PollerAttestation {
         let now = Clock.nowMillis()
         guard let token = try? JoinToken(parsing: text) else {
             try await refuse(reason: "malformed token", packageID: nil, ip: ip, at: now)
@@ -31,7 +35,7 @@ extension PackageService {
             svidKey = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
             caKey = try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
         } catch {
-            throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
+            throw DomainError(.invalid, "CSR refused: \(error.message)")
         }
         let advertised = try advertise.isEmpty ? nil : checkAdvertised(advertise)
         let (dnsNames, ipAddresses) = advertised.map { HostPort.subjectAltNames(host: $0.host) } ?? ([], [])
@@ -71,15 +75,15 @@ extension PackageService {
     /// A poller's advertised address, checked before it goes into a root-signed certificate, join commands and
     /// READMEs: a hostname or IP literal and a port, and never Core's own advertised host (unless loopback, which
     /// names only the machine itself), so no poller gets a certificate that hostname-checking tools take for Core.
-    func checkAdvertised(_ text: String) throws(RPCError) -> (host: String, port: Int, text: String) {
+    func checkAdvertised(_ text: String) throws -> (host: String, port: Int, text: String) {
         let address: (host: String, port: Int, text: String)
         do {
             address = try HostPort.validateAdvertised(text)
         } catch {
-            throw RPCError(code: .invalidArgument, message: "advertise_address: \(error.message)")
+            throw DomainError(.invalid, "advertise_address: \(error.message)")
         }
         if let core = try? HostPort.parse(identity.advertise), core.host.lowercased() == address.host, !HostPort.isLoopback(address.host) {
-            throw RPCError(code: .invalidArgument, message: "advertise_address: \(address.host) is Core's own address")
+            throw DomainError(.invalid, "advertise_address: \(address.host) is Core's own address")
         }
         return address
     }

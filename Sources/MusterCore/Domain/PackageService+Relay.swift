@@ -1,8 +1,6 @@
 import Foundation
-import MusterGRPC
 import MusterIdentity
 import MusterStore
-import SQLKit
 import X509
 
 /// One agent or checker activation as its poller saw it.
@@ -41,6 +39,10 @@ extension PackageService {
     /// Writes the joins a poller refused into the audit log (outcome `denied`, the agent's address as the poller
     /// saw it, the real reason). A package id that is not this poller's is not attached to the row.
     public func auditRefusals(_ refusals: [ReportedRefusal], poller: String) async throws {
+        try await DomainError.mapping { try await audit(refusals, poller: poller) }
+    }
+
+    private func audit(_ refusals: [ReportedRefusal], poller: String) async throws {
         let now = Clock.nowMillis()
         for refusal in refusals {
             var target: String?
@@ -65,12 +67,14 @@ extension PackageService {
     /// arrived is accepted (the poller may forget it) and audited as late. Ids left out of the answer are
     /// refused for good — unknown, another poller's, or another identity — and audited as denied.
     public func reportActivations(_ activations: [ReportedActivation], poller: String, from ip: String) async throws -> [String] {
-        var accepted: [String] = []
-        let now = Clock.nowMillis()
-        for activation in activations {
-            if try await record(activation, poller: poller, from: ip, now: now) { accepted.append(activation.packageID) }
+        try await DomainError.mapping {
+            var accepted: [String] = []
+            let now = Clock.nowMillis()
+            for activation in activations {
+                if try await record(activation, poller: poller, from: ip, now: now) { accepted.append(activation.packageID) }
+            }
+            return accepted
         }
-        return accepted
     }
 
     private func record(_ activation: ReportedActivation, poller: String, from ip: String, now: Int64) async throws -> Bool {
@@ -93,9 +97,8 @@ extension PackageService {
             // Redeemed at the poller in time, reported after Core's reaper expired it (Core was away): the
             // expiry was wrong, so the package takes the activation it really had.
             do {
-                try await activate(record, activation, at: at, source: source, actor: actor, ip: ip, now: now, from: [.expired],
-                                   also: ["expired_at": SQLLiteral.null, "active_spiffe_id": SQLBind(record.spiffeID)], note: ["corrects": "expiry"])
-            } catch let error as APIError where error.code == .conflict {
+                try await activate(record, activation, at: at, source: source, actor: actor, ip: ip, now: now, correctingExpiry: true)
+            } catch let error as DomainError where error.code == .conflict {
                 // A newer live package holds the identity now: keep the expiry, record the late activation.
                 return try await late(record, activation, actor: actor, ip: ip, source: source, now: now)
             }
@@ -104,9 +107,8 @@ extension PackageService {
             return try await late(record, activation, actor: actor, ip: ip, source: source, now: now)
         case .created, .delivered:
             do {
-                try await activate(record, activation, at: at, source: source, actor: actor, ip: ip, now: now, from: [.created, .delivered],
-                                   also: ["token_ciphertext": SQLLiteral.null], note: [:])
-            } catch let error as APIError where error.code == .conflict {
+                try await activate(record, activation, at: at, source: source, actor: actor, ip: ip, now: now, correctingExpiry: false)
+            } catch let error as DomainError where error.code == .conflict {
                 // Moved meanwhile (a concurrent report, a revocation): read it again and answer from that.
                 return try await self.record(activation, poller: poller, from: ip, now: now)
             }
@@ -116,13 +118,15 @@ extension PackageService {
 
     /// Moves the package to Activated with what the poller saw: one transaction, one audit row, one event.
     private func activate(_ record: PackageRecord, _ activation: ReportedActivation, at: Int64, source: String, actor: String, ip: String,
-                          now: Int64, from states: [PackageStatus], also: [String: any SQLExpression], note: [String: String]) async throws {
-        let details = ["serial": activation.serial, "activated_from_ip": source, "via": "poller"].merging(note) { $1 }
+                          now: Int64, correctingExpiry: Bool) async throws {
+        var details = ["serial": activation.serial, "activated_from_ip": source, "via": "poller"]
+        if correctingExpiry { details["corrects"] = "expiry" }
         let audit = AuditRecord(at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
                                 details: details)
-        let set: [String: any SQLExpression] = ["status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(at),
-                                                "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(record.spiffeID)]
-        _ = try await transition(id: record.id, from: states, event: "package.activated", at: now, audit: audit, set: set.merging(also) { $1 })
+        _ = try await transition("package.activated", at: now) { event in
+            try await store.activateReported(id: record.id, spiffeID: record.spiffeID, activatedAt: at, from: source,
+                                             correctingExpiry: correctingExpiry, audit: audit, event: event)
+        }
         metrics.redemptions.increment()
         logger.notice("agent activated via poller", metadata: ["package": "\(record.id)", "spiffe_id": "\(record.spiffeID)", "actor": "\(actor)"])
     }
@@ -140,16 +144,21 @@ extension PackageService {
 
     /// Renews a poller's SVID (and its downstream CA when a CA CSR comes too) for the identity Core holds;
     /// only the CSRs' public keys are used. Both certificates are recorded for the revocation cascade.
-    public func renewPoller(_ name: String, svidCSR: [UInt8], caCSR: [UInt8], from ip: String) async throws -> (svid: [Certificate], ca: [Certificate]) {
+    public func renewPoller(_ name: String, svidCSR: [UInt8], caCSR: [UInt8],
+                            from ip: String) async throws -> (svid: [Certificate], ca: [Certificate]) {
+        try await DomainError.mapping { try await renew(name, svidCSR: svidCSR, caCSR: caCSR, from: ip) }
+    }
+
+    private func renew(_ name: String, svidCSR: [UInt8], caCSR: [UInt8], from ip: String) async throws -> (svid: [Certificate], ca: [Certificate]) {
         let svidKey: Certificate.PublicKey, caKey: Certificate.PublicKey?
         do {
             svidKey = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
             caKey = caCSR.isEmpty ? nil : try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
         } catch {
-            throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
+            throw DomainError(.invalid, "CSR refused: \(error.message)")
         }
         guard let poller = try await store.poller(named: name), let spiffeID = try? SPIFFEID(parsing: poller.spiffeID) else {
-            throw RPCError(code: .permissionDenied, message: "poller \(name) is not known")
+            throw DomainError(.permissionDenied, "poller \(name) is not known")
         }
         // Checked again: a record written before the address rule must not put an unchecked name in a new SVID.
         let advertised = poller.advertiseAddress.flatMap { try? checkAdvertised($0) }

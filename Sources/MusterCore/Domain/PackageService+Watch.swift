@@ -1,0 +1,100 @@
+import Foundation
+import MusterIdentity
+import MusterStore
+
+/// One change a poller's package stream carries.
+public enum PollerPackageChange: Sendable {
+    case pending(PackageRecord)
+    case revoked(PackageRecord)
+}
+
+/// The credential a poller called with, as the transport verified it: its parsed ID and its SVID's serial.
+public struct PollerCredential: Sendable {
+    public let name: String
+    public let spiffeID: SPIFFEID
+    public let serial: String
+
+    public init(name: String, spiffeID: SPIFFEID, serial: String) {
+        self.name = name
+        self.spiffeID = spiffeID
+        self.serial = serial
+    }
+}
+
+extension PackageService {
+    /// The poller a verified credential names, if Core knows it as active and issued this very certificate to
+    /// it: the leaf's serial must be on record for the poller's current package and not revoked, so an SVID of
+    /// a revoked poller stays dead when its name is used again. A refused certificate is audited.
+    public func activePoller(_ credential: PollerCredential, from ip: String) async throws -> String {
+        try await DomainError.mapping {
+            let name = credential.name
+            guard let poller = try await store.poller(named: name), poller.status == "active",
+                  poller.spiffeID == credential.spiffeID.description
+            else {
+                throw DomainError(.permissionDenied, "poller \(name) is not active (revoked, or never attested)")
+            }
+            let issued = try await store.issued(serial: credential.serial)
+            guard let issued, issued.kind == "svid", issued.spiffeID == credential.spiffeID.description, issued.packageID == poller.packageID,
+                  issued.revokedAt == nil
+            else {
+                let reason = issued == nil ? "not issued by Core" : (issued?.revokedAt != nil ? "revoked" : "issued to another package")
+                await auditor.record(AuditRecord(
+                    at: Clock.nowMillis(), actor: "anonymous", sourceIP: ip, action: "grpc.refused", targetType: "poller", targetID: name,
+                    outcome: "denied", reason: "SVID serial \(credential.serial) \(reason)", details: ["spiffe_id": credential.spiffeID.description]
+                ), source: ip)
+                throw DomainError(.permissionDenied, "this SVID of poller \(name) is not current (revoked or superseded)")
+            }
+            try await store.touchPoller(named: name, at: Clock.nowMillis(), from: ip)
+            return name
+        }
+    }
+
+    /// The poller's packages from `cursor` on: with cursor 0 a snapshot of its pending agent/checker packages
+    /// first; then every later creation or revocation among them, in event order. A pending package
+    /// moves Created → Delivered (via poller) as it is sent. `send` gets each change with its cursor.
+    public func watch(poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void) async throws {
+        var cursor = cursor
+        if cursor == 0 {
+            cursor = try await store.lastEventID()
+            for record in try await store.pendingPackages(poller: name, at: Clock.nowMillis()) {
+                try await markPulled(record, by: name)
+                try await send(cursor, .pending(record))
+            }
+        }
+        while !Task.isCancelled {
+            for event in try await events.next(after: cursor) {
+                cursor = event.id ?? cursor
+                // Expiry is not sent: the poller expires packages by their own expiry time, and a token it redeemed
+                // before that time (perhaps while Core was away) must not be undone by Core's reaper.
+                guard ["package.created", "package.revoked"].contains(event.type),
+                      let record = try await store.package(id: event.subject)
+                else { continue }
+                if record.componentType == .poller, record.name == name, event.type == "package.revoked" {
+                    throw DomainError(.permissionDenied, "poller \(name) was revoked")
+                }
+                guard record.pollerName == name else { continue }
+                if event.type == "package.created" {
+                    guard record.status == .created || record.status == .delivered else { continue }
+                    // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.
+                    try await markPulled(record, by: name)
+                    try await send(cursor, .pending(record))
+                } else {
+                    try await send(cursor, .revoked(record))
+                }
+            }
+        }
+    }
+
+    func markPulled(_ record: PackageRecord, by poller: String) async throws {
+        guard record.status == .created else { return }
+        let now = Clock.nowMillis()
+        let audit = AuditRecord(at: now, actor: "poller:\(poller)", sourceIP: nil, action: "package.pull", targetType: "package", targetID: record.id)
+        do {
+            _ = try await transition("package.delivered", at: now) { event in
+                try await store.markPulled(id: record.id, at: now, audit: audit, event: event)
+            }
+        } catch let error as DomainError where error.code == .conflict {
+            // Downloaded or revoked meanwhile: nothing to move.
+        }
+    }
+}

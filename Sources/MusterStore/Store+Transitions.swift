@@ -1,0 +1,80 @@
+import Foundation
+import SQLKit
+
+/// The package lifecycle's named transitions (DESIGN.md). Each is one conditional update with its audit row
+/// and its event in one transaction; a package not in a state the transition starts from is a `conflict`, a
+/// missing one `notFound`. The SQL stays here: callers name the move, never the columns.
+extension Store {
+    /// The outbox event a transition writes, made from the package as it is after the move.
+    public typealias PackageEvent = @Sendable (PackageRecord) -> EventRecord
+
+    /// Created, Delivered or Activated → Revoked: the token and the live identity are erased, and the revocation
+    /// cascades (its certificates; for a poller, its agents and checkers).
+    public func revokePackage(id: String, at now: Int64, by actor: String, reason: String?, audit: AuditRecord,
+                              event: @escaping PackageEvent) async throws -> PackageRecord {
+        try await transitionPackage(
+            id: id, from: [.created, .delivered, .activated],
+            set: [
+                "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now), "revoked_by": SQLBind(actor),
+                "revoke_reason": reason.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
+                "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
+            ],
+            audit: audit, event: event
+        )
+    }
+
+    /// Created or Delivered past its TTL → Expired (a package redeemed or revoked meanwhile is a conflict).
+    public func expirePackage(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+        try await transitionPackage(
+            id: id, from: [.created, .delivered],
+            set: ["status": SQLBind(PackageStatus.expired.rawValue), "expired_at": SQLBind(now),
+                  "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null],
+            conditions: [SQLBinaryExpression(SQLIdentifier("expires_at"), .lessThanOrEqual, SQLBind(now))],
+            audit: audit, event: event
+        )
+    }
+
+    /// The operator's one download: Created or Delivered (via its poller) → Delivered, the sealed token erased.
+    /// Only the first download wins; a second is a conflict.
+    public func markDownloaded(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+        try await transitionPackage(
+            id: id, from: [.created, .delivered],
+            set: [
+                "status": SQLBind(PackageStatus.delivered.rawValue), "token_ciphertext": SQLLiteral.null, "downloaded_at": SQLBind(now),
+                "delivered_at": SQLFunction("COALESCE", args: SQLIdentifier("delivered_at"), SQLBind(now)),
+                "delivered_via": SQLFunction("COALESCE", args: SQLIdentifier("delivered_via"), SQLBind("download")),
+            ],
+            conditions: [SQLBinaryExpression(SQLIdentifier("downloaded_at"), .is, SQLLiteral.null)],
+            audit: audit, event: event
+        )
+    }
+
+    /// Created → Delivered because its poller pulled it over its package stream.
+    public func markPulled(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+        try await transitionPackage(
+            id: id, from: [.created],
+            set: ["status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now), "delivered_via": SQLBind("poller")],
+            audit: audit, event: event
+        )
+    }
+
+    /// An agent or checker activation its poller reports: Created or Delivered → Activated (the sealed token
+    /// erased), or, with `correctingExpiry`, Expired → Activated for a token redeemed in time and reported after
+    /// the reaper expired it (the live identity restored).
+    public func activateReported(id: String, spiffeID: String, activatedAt: Int64, from source: String, correctingExpiry: Bool,
+                                 audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+        var set: [String: any SQLExpression] = [
+            "status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(activatedAt),
+            "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(spiffeID),
+        ]
+        if correctingExpiry {
+            set["expired_at"] = SQLLiteral.null
+            set["active_spiffe_id"] = SQLBind(spiffeID)
+        } else {
+            set["token_ciphertext"] = SQLLiteral.null
+        }
+        return try await transitionPackage(
+            id: id, from: correctingExpiry ? [.expired] : [.created, .delivered], set: set, audit: audit, event: event
+        )
+    }
+}
