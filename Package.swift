@@ -95,11 +95,12 @@ if !bridgeOnly {
         .systemLibrary(name: "CArchive"),
         // Package archives (tar.gz) written and read through libarchive.
         .target(name: "MusterArchive", dependencies: ["CArchive", "MusterErrors"]),
-        // The package store: one schema and query layer over SQLite and PostgreSQL.
+        // The connection and transaction layer over SQLite and PostgreSQL that Core's store and the poller's
+        // cache share: pool, transactions, error mapping, migrations runner, LISTEN/NOTIFY. No schema.
         .target(
-            name: "MusterStore",
+            name: "MusterDatabase",
             dependencies: [
-                "MusterErrors", "MusterIdentity",
+                "MusterErrors",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
@@ -109,11 +110,16 @@ if !bridgeOnly {
                 logging,
             ]
         ),
+        // Core's store: its schema, records and named operations, over MusterDatabase.
+        .target(
+            name: "MusterStore",
+            dependencies: ["MusterDatabase", "MusterErrors", "MusterIdentity", .product(name: "SQLKit", package: "sql-kit"), logging]
+        ),
         // Core's control plane: lifecycle, auth, HTTP API, events, reaper, gRPC onboarding.
         .target(
             name: "MusterCore",
             dependencies: [
-                "MusterConcurrency", "MusterErrors", "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
+                "MusterConcurrency", "MusterErrors", "MusterRuntime", "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -123,26 +129,41 @@ if !bridgeOnly {
                 x509, crypto, asn1, logging,
             ]
         ),
-        .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterStore", "MusterIdentity", argumentParser, logging]),
+        // What the executables share: logging bootstrap, exit codes, services under one ServiceGroup.
+        .target(
+            name: "MusterRuntime",
+            dependencies: [
+                "MusterErrors", "MusterGRPC", argumentParser, logging, .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterRuntime", "MusterStore", "MusterIdentity", argumentParser, logging]),
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
         // What edge hosts share: package installation (and, with the relay, joining and renewal).
-        .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterIdentity", x509, crypto, asn1]),
-        // The poller: attestation to Core, its identity on disk, the package cache (SQLite through the store's
-        // connection layer), the link to Core, and EdgeOnboarding for the agents on its segment.
+        .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterErrors", "MusterIdentity", x509, crypto, asn1]),
+        // The poller: attestation to Core, its identity on disk, the package cache (its own SQLite schema over
+        // MusterDatabase), the link to Core, and EdgeOnboarding for the agents on its segment.
         .target(
             name: "MusterPoller",
             dependencies: [
-                "MusterConcurrency", "MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterStore",
+                "MusterConcurrency", "MusterDatabase", "MusterEdge", "MusterErrors", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterRuntime",
                 .product(name: "SQLKit", package: "sql-kit"), x509, crypto, asn1, logging,
             ]
         ),
         // The agent/checker: joins its poller (package or join command), keeps its SVID renewed.
         .target(
             name: "MusterAgent",
-            dependencies: ["MusterEdge", "MusterGRPC", "MusterProto", "MusterIdentity", x509, crypto, asn1, logging]
+            dependencies: ["MusterEdge", "MusterErrors", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterRuntime", x509, crypto, asn1, logging]
         ),
-        .executableTarget(name: "MusterAgentMain", dependencies: ["MusterAgent", "MusterEdge", "MusterIdentity", argumentParser, logging]),
-        .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", "MusterPoller", "MusterGRPC", "MusterIdentity", argumentParser, logging]),
+        .executableTarget(name: "MusterAgentMain", dependencies: ["MusterAgent", "MusterEdge", "MusterIdentity", "MusterRuntime", argumentParser, logging]),
+        .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", "MusterPoller", "MusterGRPC", "MusterIdentity", "MusterRuntime", argumentParser, logging]),
+        .testTarget(
+            name: "MusterCoreTests",
+            dependencies: [
+                "MusterCore", "MusterGRPC", "MusterIdentity", "MusterStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"), logging,
+            ]
+        ),
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [

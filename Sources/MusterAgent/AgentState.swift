@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import MusterEdge
+import MusterErrors
 import MusterIdentity
 import SwiftASN1
 import X509
@@ -102,10 +103,12 @@ public struct AgentState: Sendable {
 
 /// An agent failure: one line for the installer. `revoked` marks an identity its poller refuses to renew;
 /// `retryable` a join refused with the generic token answer or not answered at all (worth another try).
-public struct AgentError: Error, CustomStringConvertible, Sendable {
+public struct AgentError: ExitCodeError, CustomStringConvertible, Sendable {
     public let message: String
     public let revoked: Bool
     public let retryable: Bool
+    /// 4 for an identity its poller revoked, so supervisors can tell it from a passing failure.
+    public var exitCode: Int32 { revoked ? 4 : 1 }
     public var description: String { message }
     public init(_ message: String, revoked: Bool = false, retryable: Bool = false) {
         self.message = message

@@ -4,6 +4,7 @@ import Logging
 import MusterAgent
 import MusterEdge
 import MusterIdentity
+import MusterRuntime
 
 /// `muster-agent`: an agent or checker on an edge segment. Gets its SVID from its poller (never from Core)
 /// with a package or a join command, and keeps it renewed.
@@ -69,9 +70,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var logger = Logger(label: "muster.agent")
-            logger.logLevel = ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            try await AgentRunner(state: AgentState(directory: dir), logger: logger).run()
+            let logger = Runtime.bootstrapLogging(label: "muster.agent")
+            let runner = AgentRunner(state: AgentState(directory: dir), logger: logger)
+            // One service now; the Workload API server joins it under the same group.
+            try await Runtime.run([.init(LoopService { try await runner.run() }, name: "renewal")], logger: logger)
         }
     }
 
@@ -87,8 +89,7 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
-do {
-    let command = try AgentCommand.parseAsRoot()
+await Runtime.main(AgentCommand.self, program: "muster-agent") { command in
     switch command {
     case let install as AgentCommand.Install: try await install.run()
     case let join as AgentCommand.Join: try await join.run()
@@ -98,17 +99,4 @@ do {
         var command = command
         try command.run()
     }
-} catch let error as InstallError {
-    FileHandle.standardError.write(Data("muster-agent: \(error.message)\n".utf8))
-    exit(1)
-} catch let error as AgentError {
-    FileHandle.standardError.write(Data("muster-agent: \(error.message)\n".utf8))
-    exit(error.revoked ? 4 : 1)
-} catch {
-    let code = AgentCommand.exitCode(for: error)
-    if code == .success { AgentCommand.exit(withError: error) }
-    if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
-    let message = AgentCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-    FileHandle.standardError.write(Data("muster-agent: \(message)\n".utf8))
-    exit(code == .validationFailure ? 2 : 1)
 }

@@ -22,6 +22,8 @@ public struct CoreConfiguration: Sendable {
     /// Audit rows per source and minute for refused callers (the rest are counted, see `RefusalAuditor`).
     public var refusalAuditPerMinute: Int
     public var reaperInterval: TimeInterval
+    /// Seconds an idle event reader (package stream, SSE, NATS) waits before reading again without a wake-up.
+    public var eventPollInterval: TimeInterval = 30
     /// Lifetime of the SVIDs Core issues (its own serving SVID and pollers').
     public var leafTTL: TimeInterval
     /// Lifetime of a poller's downstream CA.

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MusterIdentity
+import MusterRuntime
 import MusterStore
 import ServiceLifecycle
 
@@ -12,8 +13,8 @@ public enum CoreServer {
     public static func prepare(_ configuration: CoreConfiguration, logger: Logger) async throws -> (Store, CoreIdentity, TokenSealer) {
         let directory = configuration.dataDirectory
         do { try SecureFile.makeDirectory(directory) } catch { throw CoreError(.dataDirectory, "cannot create data directory \(directory): \(error)") }
-        let (authority, bundle) = try RootCAStore(directory: directory + "/ca").loadOrCreate(trustDomain: configuration.trustDomain)
-        let identity = CoreIdentity(trustDomain: configuration.trustDomain, authority: authority, bundle: bundle, advertise: configuration.advertise)
+        let authority = try EmbeddedAuthority(directory: directory + "/ca", trustDomain: configuration.trustDomain)
+        let identity = CoreIdentity(authority: authority, bundle: authority.bundle(), advertise: configuration.advertise)
         let sealer = try TokenSealer.load(base64: configuration.tokenKeyBase64, file: configuration.tokenKeyFile ?? directory + "/token.key")
         let store = try await openStore(configuration, logger: logger)
         let tokenPath = directory + "/admin.token"
@@ -42,7 +43,7 @@ public enum CoreServer {
     public static func run(_ configuration: CoreConfiguration, logger: Logger) async throws {
         let (store, identity, sealer) = try await prepare(configuration, logger: logger)
         let metrics = CoreMetrics()
-        let hub = EventHub(store: store)
+        let hub = EventHub(store: store, safetyPoll: .milliseconds(Int64(configuration.eventPollInterval * 1000)), logger: logger)
         let auditor = RefusalAuditor(store: store, logger: logger, burst: max(20, configuration.refusalAuditPerMinute),
                                      perMinute: configuration.refusalAuditPerMinute,
                                      globalPerMinute: max(600, configuration.refusalAuditPerMinute * 4))
@@ -59,21 +60,23 @@ public enum CoreServer {
             },
             logger: logger
         )
-        let grpc = try CoreGRPC(listen: configuration.grpcListen, identity: identity, lifetime: configuration.leafTTL,
+        let grpc = try await CoreGRPC(listen: configuration.grpcListen, identity: identity, lifetime: configuration.leafTTL,
                                 services: [CoreOnboardingService(packages: packages)], logger: logger,
                                 refusals: { packages.auditRefusedCall($0) })
         logger.notice("gRPC listening", metadata: ["port": "\(grpc.server.port)", "advertise": "\(configuration.advertise)",
                                                    "trust_domain": "\(identity.trustDomain)", "ca_pin": "\(identity.caPin)",
                                                    "database": "\(configuration.database)"])
-        var services: [any Service] = [app, grpc, auditor, Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger)]
+        var services: [Runtime.Part] = [
+            .init(hub, name: "event-listener", mayEnd: true), .init(app, name: "http-api"), .init(grpc, name: "grpc"), .init(auditor, name: "refusal-auditor"),
+            .init(Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger), name: "reaper"),
+        ]
         if let nats = configuration.natsURL {
             _ = try NATSPublisher.parse(nats)
             let publisher = NATSPublisher(url: nats, hub: hub, metrics: metrics, logger: logger)
             try await publisher.prepareCursor()
-            services.append(publisher)
+            services.append(.init(publisher, name: "nats"))
         }
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await Runtime.run(services, logger: logger)
         await store.shutdown()
         logger.notice("muster-core stopped")
     }

@@ -6,7 +6,7 @@ import MusterStore
 
 /// Flags shared by `serve` and `token create`; each falls back to `MUSTER_*`, then the config file, then a default.
 struct CoreOptions: ParsableArguments {
-    @Option(name: .customLong("config"), help: "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, refusal_audit_rate, reaper_interval, svid_ttl, poller_ca_ttl)")
+    @Option(name: .customLong("config"), help: "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, refusal_audit_rate, reaper_interval, event_poll_interval, svid_ttl, poller_ca_ttl)")
     var configFile: String?
     @Option(name: .customLong("data-dir"), help: "Data directory (CA, token key, SQLite database, admin.token). Env MUSTER_DATA_DIR")
     var dataDirectory: String?
@@ -32,6 +32,8 @@ struct CoreOptions: ParsableArguments {
     var refusalAuditRate: Int?
     @Option(name: .customLong("reaper-interval"), help: "Seconds between expiry sweeps (default 5). Env MUSTER_REAPER_INTERVAL")
     var reaperInterval: Double?
+    @Option(name: .customLong("event-poll-interval"), help: "Seconds an idle event reader waits before reading again without a wake-up (default 30; 0.05–300). Env MUSTER_EVENT_POLL_INTERVAL")
+    var eventPollInterval: Double?
     @Option(name: .customLong("svid-ttl"), help: "Lifetime in seconds of the SVIDs Core issues: its own and pollers' (30–86400, default 3600). Env MUSTER_SVID_TTL")
     var svidTTL: Int?
     @Option(name: .customLong("poller-ca-ttl"), help: "Lifetime in seconds of pollers' downstream CAs (60–604800, default 86400). Env MUSTER_POLLER_CA_TTL")
@@ -46,7 +48,8 @@ struct CoreOptions: ParsableArguments {
                 throw ValidationError("config file \(path) is not a JSON object")
             }
             let known: Set<String> = ["data_dir", "http_listen", "grpc_listen", "advertise", "database", "trust_domain", "nats",
-                                      "token_key_file", "create_rate_limit", "refusal_audit_rate", "reaper_interval", "svid_ttl", "poller_ca_ttl"]
+                                      "token_key_file", "create_rate_limit", "refusal_audit_rate", "reaper_interval", "event_poll_interval",
+                                      "svid_ttl", "poller_ca_ttl"]
             if let unknown = object.keys.first(where: { !known.contains($0) }) { throw ValidationError("config file \(path): unknown key '\(unknown)'") }
             file = object
         }
@@ -71,6 +74,12 @@ struct CoreOptions: ParsableArguments {
             guard let value = Double(text), value > 0 else { throw ValidationError("reaper interval must be a positive number of seconds") }
             return value
         } ?? 5
+        let eventPoll = try pick(eventPollInterval.map { String($0) }, "MUSTER_EVENT_POLL_INTERVAL", "event_poll_interval").map { text -> Double in
+            guard let value = Double(text), (0.05...300).contains(value) else {
+                throw ValidationError("event poll interval must be 0.05–300 seconds")
+            }
+            return value
+        } ?? 30
         func seconds(_ flag: Int?, _ env: String, _ key: String, _ range: ClosedRange<Int>, default value: Int) throws -> TimeInterval {
             guard let text = pick(flag.map(String.init), env, key) else { return TimeInterval(value) }
             guard let number = Int(text), range.contains(number) else {
@@ -85,7 +94,7 @@ struct CoreOptions: ParsableArguments {
         for (name, value) in [("--http-listen", httpListen), ("--grpc-listen", grpcListen)] {
             do { _ = try HostPort.parse(value) } catch { throw ValidationError("\(name): '\(value)' is not host:port") }
         }
-        return CoreConfiguration(
+        var configuration = CoreConfiguration(
             dataDirectory: URL(fileURLWithPath: dataDirectory).standardizedFileURL.path,
             httpListen: httpListen, grpcListen: grpcListen,
             advertise: pick(advertise, "MUSTER_ADVERTISE", "advertise"),
@@ -96,5 +105,7 @@ struct CoreOptions: ParsableArguments {
             tokenKeyBase64: environment["MUSTER_TOKEN_KEY"],
             createRatePerMinute: rate, refusalAuditPerMinute: auditRate, reaperInterval: reaper, leafTTL: svidTTL, pollerCATTL: caTTL
         )
+        configuration.eventPollInterval = eventPoll
+        return configuration
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MusterCore
+import MusterRuntime
 import MusterStore
 
 /// `muster-core`: Core's control plane.
@@ -47,30 +48,14 @@ struct Token: AsyncParsableCommand {
     }
 }
 
-func makeLogger() -> Logger {
-    let level = ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
-    return Logger(label: "muster.core")
-}
+func makeLogger() -> Logger { Runtime.bootstrapLogging(label: "muster.core") }
 
-/// Exit codes: 0 ok, 1 error (one line on stderr), 2 usage.
-do {
-    var command = try CoreCommand.parseAsRoot()
+await Runtime.main(CoreCommand.self, program: "muster-core") { command in
     switch command {
     case let serve as Serve: try await serve.run()
     case let create as Token.Create: try await create.run()
-    default: try command.run()
+    default:
+        var command = command
+        try command.run()
     }
-} catch {
-    let code = CoreCommand.exitCode(for: error)
-    if code == .success || error is CleanExit {
-        CoreCommand.exit(withError: error)
-    }
-    let message = CoreCommand.message(for: error)
-    FileHandle.standardError.write(Data("muster-core: \(message)\n".utf8))
-    exit(code == .validationFailure ? 2 : 1)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MusterArchive
+import MusterErrors
 import MusterIdentity
 
 /// What `manifest.json` in a package says (DESIGN.md, "Package archive").
@@ -38,7 +39,7 @@ public struct PackageManifest: Codable, Sendable, Equatable {
 }
 
 /// A package refused or an install that could not complete; nothing outside the staging directory was written.
-public struct InstallError: Error, CustomStringConvertible, Sendable {
+public struct InstallError: ExitCodeError, CustomStringConvertible, Sendable {
     public let message: String
     public var description: String { message }
     init(_ message: String) { self.message = message }

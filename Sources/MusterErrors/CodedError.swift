@@ -20,3 +20,14 @@ public protocol NamedErrorCode: Hashable, Sendable, CustomStringConvertible {
 extension NamedErrorCode {
     public var description: String { name }
 }
+
+/// An error that ends a Muster executable with its own exit status and one line for the operator
+/// (`Runtime.main` maps it; 1 unless the error says otherwise).
+public protocol ExitCodeError: Error {
+    var exitCode: Int32 { get }
+    var message: String { get }
+}
+
+extension ExitCodeError {
+    public var exitCode: Int32 { 1 }
+}

@@ -2,23 +2,27 @@ import Foundation
 import X509
 
 /// The identity authority on Core's own root CA (the embedded default): no other service needed.
-public actor EmbeddedAuthority: IdentityAuthority {
-    public nonisolated let trustDomain: String
-    private let authority: CertificateAuthority
-    private var trustBundle: TrustBundle
-    private var entries: [String: RegistrationEntry] = [:]
-    public let leafTTL: TimeInterval
-    public let downstreamCATTL: TimeInterval
+///
+/// Its registration entries are Core's package rows: Core's store keeps each entry's ID beside the package
+/// (across restarts and replicas), so this authority mints the IDs and checks each request, but holds no
+/// state of its own beyond the root. It signs only IDs of its trust domain: leaves for Core and pollers, downstream CAs for pollers.
+public struct EmbeddedAuthority: IdentityAuthority {
+    public let trustDomain: String
+    private let root: CertificateAuthority
+    private let trustBundle: TrustBundle
 
     /// Loads or creates the root CA under `directory`.
-    public init(directory: String, trustDomain: String, leafTTL: TimeInterval = 3600, downstreamCATTL: TimeInterval = 24 * 3600) throws {
+    public init(directory: String, trustDomain: String) throws {
         _ = try SPIFFEID(trustDomain: trustDomain, segments: [])
         let (authority, bundle) = try RootCAStore(directory: directory).loadOrCreate(trustDomain: trustDomain)
-        self.trustDomain = trustDomain
-        self.authority = authority
+        self.init(root: authority, bundle: bundle)
+    }
+
+    /// An authority over a root already in hand (tests, tools).
+    public init(root: CertificateAuthority, bundle: TrustBundle) {
+        self.trustDomain = bundle.trustDomain
+        self.root = root
         self.trustBundle = bundle
-        self.leafTTL = leafTTL
-        self.downstreamCATTL = downstreamCATTL
     }
 
     public func createJoinToken(ttl: TimeInterval = JoinToken.defaultTTL) throws -> (token: JoinToken, expiresAt: Date) {
@@ -26,45 +30,80 @@ public actor EmbeddedAuthority: IdentityAuthority {
         return (JoinToken.generate(), Date() + ttl)
     }
 
-    public func createDownstreamEntry(pollerID: SPIFFEID, selectors: [String]) throws -> RegistrationEntry {
-        guard pollerID.trustDomain == trustDomain else {
-            throw IdentityError(.wrongTrustDomain, "\(pollerID) is not in trust domain \(trustDomain)")
+    public func batchCreateEntries(_ requests: [EntryRequest]) -> [Result<RegistrationEntry, IdentityError>] {
+        requests.map { request in
+            do throws(IdentityError) {
+                // Any Muster ID may have an entry (agents' SVIDs come from their poller's CA); only pollers downstream.
+                try checkTrustDomain(request.spiffeID)
+                guard let parsed = MusterID(request.spiffeID) else { throw IdentityError(.notAnSVID, "\(request.spiffeID) is not a Muster ID") }
+                if request.downstream, case .poller = parsed {} else if request.downstream {
+                    throw IdentityError(.outsidePollerScope, "only a poller may hold a downstream CA, not \(request.spiffeID)")
+                }
+                try checkLifetime(request.x509SVIDTTL)
+                return .success(RegistrationEntry(
+                    id: UUID().uuidString.lowercased(), spiffeID: request.spiffeID, selectors: request.selectors,
+                    downstream: request.downstream, x509SVIDTTL: request.x509SVIDTTL
+                ))
+            } catch {
+                return .failure(error)
+            }
         }
-        let entry = RegistrationEntry(id: UUID().uuidString.lowercased(), spiffeID: pollerID, selectors: selectors, downstream: true, x509SVIDTTL: leafTTL)
-        entries[entry.id] = entry
-        return entry
     }
 
-    public func deleteEntry(id: String) throws {
-        guard entries.removeValue(forKey: id) != nil else {
-            throw IdentityError(.entryNotFound, "no registration entry \(id)")
+    /// The entry lives in Core's package row, which the revoking transaction already cleared; a malformed ID is
+    /// refused, a well-formed one is gone.
+    public func batchDeleteEntries(ids: [String]) -> [Result<String, IdentityError>] {
+        ids.map { id in
+            UUID(uuidString: id) == nil ? .failure(IdentityError(.entryNotFound, "no registration entry \(id)")) : .success(id)
         }
     }
 
-    public func issuePollerSVID(entryID: String, csrDER: [UInt8], dnsNames: [String] = [], ipAddresses: [String] = []) throws -> IssuedChain {
-        let entry = try entry(entryID)
-        let key = try CSRCheck.publicKey(fromDER: csrDER, purpose: .leaf)
-        let leaf = try authority.issueLeaf(spiffeID: entry.spiffeID, publicKey: key, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: entry.x509SVIDTTL)
-        return IssuedChain(chain: authority.presentedChain(for: leaf), bundle: trustBundle)
+    public func mintX509SVID(_ request: SVIDRequest) throws -> IssuedChain {
+        try check(request.spiffeID, downstream: false)
+        try checkLifetime(request.ttl)
+        let key = try CSRCheck.publicKey(fromDER: request.csrDER, purpose: .leaf)
+        let leaf = try root.issueLeaf(
+            spiffeID: request.spiffeID, publicKey: key, dnsNames: request.dnsNames, ipAddresses: request.ipAddresses, lifetime: request.ttl
+        )
+        return IssuedChain(chain: root.presentedChain(for: leaf), bundle: trustBundle)
     }
 
-    public func issueDownstreamCA(entryID: String, csrDER: [UInt8]) throws -> IssuedChain {
-        let entry = try entry(entryID)
-        guard entry.downstream else {
-            throw IdentityError(.entryNotFound, "entry \(entryID) is not a downstream entry")
+    public func newDownstreamX509CA(_ request: SVIDRequest) throws -> IssuedChain {
+        try check(request.spiffeID, downstream: true)
+        try checkLifetime(request.ttl)
+        guard request.dnsNames.isEmpty, request.ipAddresses.isEmpty else {
+            throw IdentityError(.outsidePollerScope, "a downstream CA carries no DNS names or IP addresses")
         }
-        let key = try CSRCheck.publicKey(fromDER: csrDER, purpose: .certificateAuthority)
-        let ca = try authority.issueDownstreamCA(pollerID: entry.spiffeID, publicKey: key, lifetime: downstreamCATTL)
-        return IssuedChain(chain: authority.presentedChain(for: ca), bundle: trustBundle)
+        let key = try CSRCheck.publicKey(fromDER: request.csrDER, purpose: .certificateAuthority)
+        let ca = try root.issueDownstreamCA(pollerID: request.spiffeID, publicKey: key, lifetime: request.ttl)
+        return IssuedChain(chain: root.presentedChain(for: ca), bundle: trustBundle)
     }
 
     public func bundle() -> TrustBundle { trustBundle }
 
-    /// The root CA itself, for Core's own serving SVID.
-    public var rootAuthority: CertificateAuthority { authority }
+    private func checkTrustDomain(_ id: SPIFFEID) throws(IdentityError) {
+        guard id.trustDomain == trustDomain else {
+            throw IdentityError(.wrongTrustDomain, "\(id) is not in trust domain \(trustDomain)")
+        }
+    }
 
-    private func entry(_ id: String) throws(IdentityError) -> RegistrationEntry {
-        guard let entry = entries[id] else { throw IdentityError(.entryNotFound, "no registration entry \(id)") }
-        return entry
+    /// What the root may sign for `id`.
+    private func check(_ id: SPIFFEID, downstream: Bool) throws(IdentityError) {
+        try checkTrustDomain(id)
+        // The root signs leaves for Core and pollers only (agents and checkers get theirs from their poller's
+        // CA) and downstream CAs for pollers only.
+        switch MusterID(id) {
+        case .poller: return
+        case .core where !downstream: return
+        case nil: throw IdentityError(.notAnSVID, "\(id) is not a Muster ID")
+        default:
+            throw IdentityError(.outsidePollerScope, downstream ? "only a poller may hold a downstream CA, not \(id)"
+                                                                : "the root issues SVIDs to Core and pollers only, not \(id)")
+        }
+    }
+
+    /// Lifetimes Core asks for: positive and at most a year (the root outlives them).
+    private func checkLifetime(_ ttl: TimeInterval) throws(IdentityError) {
+        guard ttl > 0, ttl <= 366 * 86_400 else { throw IdentityError(.badLifetime, "a certificate lifetime must be positive and at most a year") }
     }
 }

@@ -69,6 +69,14 @@ public enum MusterID: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// True for an agent or checker of the poller `poller` (what that poller may issue SVIDs for).
+    public func isServed(by poller: MusterID) -> Bool {
+        switch (self, poller) {
+        case (.agent(let parent, _), .poller(let name)), (.checker(let parent, _), .poller(let name)): parent == name
+        default: false
+        }
+    }
+
     /// The poller this ID belongs to: the poller itself, or the parent of an agent or checker.
     public var pollerName: String? {
         switch self {

@@ -1,8 +1,8 @@
 import Foundation
+import MusterDatabase
 import MusterGRPC
 import MusterIdentity
 import MusterProto
-import MusterStore
 import X509
 
 /// Renewal: an agent or checker of this poller, over mTLS with the SVID it holds, for a fresh key.

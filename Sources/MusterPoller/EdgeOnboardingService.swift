@@ -1,9 +1,9 @@
 import Foundation
 import Logging
+import MusterDatabase
 import MusterGRPC
 import MusterIdentity
 import MusterProto
-import MusterStore
 import SwiftASN1
 import X509
 
@@ -54,7 +54,7 @@ public struct EdgeOnboardingService: GRPCService {
         // Refuse spent, revoked, expired and unknown tokens before signing: a replay costs a lookup.
         let held = try await store { try await cache.package(tokenHash: hash) }
         if let reason = Self.refusal(of: held, at: now) { throw await refuse(reason, package: held?.id, from: address) }
-        guard let held, let spiffeID = try? SPIFFEID(parsing: held.spiffeID), spiffeID.isWithin(identity.spiffeID) else {
+        guard let held, let spiffeID = try? SPIFFEID(parsing: held.spiffeID), identity.serves(spiffeID) else {
             throw await refuse("the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
         }
         let leaf = try issue(spiffeID, key: key)

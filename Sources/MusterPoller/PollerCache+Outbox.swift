@@ -4,7 +4,7 @@ import SQLKit
 /// What waits for Core: activations (exactly once, by package) and refused joins (at least once, for the audit log).
 extension PollerCache {
     public func outbox(limit: Int) async throws -> [PendingActivation] {
-        try await store.read { sql in
+        try await database.read { sql in
             try await sql.raw("SELECT * FROM outbox ORDER BY activated_at LIMIT \(unsafeRaw: "\(limit)")")
                 .all(decoding: PendingActivation.self, with: Self.decoder)
         }
@@ -15,7 +15,7 @@ extension PollerCache {
 
     /// Queues a refused join for Core's audit log, unless the queue is full.
     public func queueRefusal(packageID: String?, reason: String, from address: String, at now: Int64) async throws {
-        try await store.write { sql in
+        try await database.write { sql in
             try await sql.raw("""
                 INSERT INTO refusals (package_id, reason, source_address, at)
                 SELECT \(bind: packageID ?? ""), \(bind: reason), \(bind: address), \(bind: now)
@@ -25,20 +25,20 @@ extension PollerCache {
     }
 
     public func refusals(limit: Int) async throws -> [QueuedRefusal] {
-        try await store.read { sql in
+        try await database.read { sql in
             try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(decoding: QueuedRefusal.self, with: Self.decoder)
         }
     }
 
     /// Removes refusals Core has audited (every id up to `last`).
     public func removeRefusals(through last: Int64) async throws {
-        try await store.write { sql in try await sql.raw("DELETE FROM refusals WHERE id <= \(bind: last)").run() }
+        try await database.write { sql in try await sql.raw("DELETE FROM refusals WHERE id <= \(bind: last)").run() }
     }
 
     /// Removes delivered (or refused-for-good) activations.
     public func removeFromOutbox(_ packageIDs: [String]) async throws {
         guard !packageIDs.isEmpty else { return }
-        try await store.transaction { sql in
+        try await database.transaction { sql in
             for id in packageIDs { try await sql.raw("DELETE FROM outbox WHERE package_id = \(bind: id)").run() }
         }
     }

@@ -1,11 +1,11 @@
 import Foundation
-import MusterStore
+import MusterDatabase
 import SQLKit
 
 /// Joins and renewals against the cache: a redemption is one statement (committed in groups), a renewal one statement.
 extension PollerCache {
     public func package(tokenHash: String) async throws -> CachedPackage? {
-        try await store.read { sql in
+        try await database.read { sql in
             try await sql.raw("SELECT * FROM packages WHERE token_hash = \(bind: tokenHash)").first(decoding: CachedPackage.self, with: Self.decoder)
         }
     }
@@ -19,8 +19,8 @@ extension PollerCache {
     }
 
     /// The redemptions of one group commit, in order; nil where a token did not redeem.
-    static func commit(_ batch: [Redemption], store: Store) async throws -> [CachedPackage?] {
-        try await store.transaction { sql in
+    static func commit(_ batch: [Redemption], database: Database) async throws -> [CachedPackage?] {
+        try await database.transaction { sql in
             var results: [CachedPackage?] = []
             for item in batch {
                 results.append(try await sql.raw("""
@@ -35,7 +35,7 @@ extension PollerCache {
     }
 
     public func issued(serial: String) async throws -> IssuedSVID? {
-        try await store.read { sql in
+        try await database.read { sql in
             try await sql.raw("SELECT serial, package_id, spiffe_id, not_after, revoked_at FROM issued WHERE serial = \(bind: serial)")
                 .first(decoding: IssuedSVID.self, with: Self.decoder)
         }
@@ -43,7 +43,7 @@ extension PollerCache {
 
     /// Records a renewed SVID, unless the package was revoked meanwhile (then false): one INSERT … SELECT.
     public func recordRenewal(serial: String, of previous: IssuedSVID, at now: Int64, notAfter: Int64) async throws -> Bool {
-        try await store.write { sql in
+        try await database.write { sql in
             try await sql.raw("""
                 INSERT INTO issued (serial, package_id, spiffe_id, issued_at, not_after)
                 SELECT \(bind: serial), id, spiffe_id, \(bind: now), \(bind: notAfter) FROM packages

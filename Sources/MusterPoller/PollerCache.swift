@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MusterStore
+import MusterDatabase
 import SQLKit
 
 /// The poller's durable local store (`DIR/cache.db`, SQLite, WAL, synchronous=FULL): the packages Core
@@ -8,7 +8,7 @@ import SQLKit
 /// redemption, its certificate record and its outbox row commit together, so a crash never redeems a token
 /// twice and never loses an activation.
 public final class PollerCache: Sendable {
-    let store: Store
+    let database: Database
     /// Rows decode by the records' own CodingKeys (snake_case column names).
     static let decoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
 
@@ -16,16 +16,16 @@ public final class PollerCache: Sendable {
     let redemptions: GroupCommit
 
     public init(path: String, logger: Logger) {
-        let store = Store(location: .sqlite(path: path), connections: 4, logger: logger)
-        self.store = store
-        redemptions = GroupCommit { batch in try await PollerCache.commit(batch, store: store) }
+        let database = Database(location: .sqlite(path: path), connections: 4, logger: logger)
+        self.database = database
+        redemptions = GroupCommit { batch in try await PollerCache.commit(batch, database: database) }
     }
 
-    public func close() async { await store.shutdown() }
+    public func close() async { await database.shutdown() }
 
     /// Creates the tables on first use.
     public func open() async throws {
-        try await store.transaction { sql in
+        try await database.transaction { sql in
             for statement in Self.schema { try await sql.raw(SQLQueryString(statement)).run() }
         }
     }
@@ -67,17 +67,17 @@ public final class PollerCache: Sendable {
 
     /// When Core refused this poller as revoked, if it has (kept across restarts: revocation is final).
     public func revokedByCore() async throws -> Int64? {
-        try await store.read { sql in try await Self.meta("revoked_by_core", in: sql) }
+        try await database.read { sql in try await Self.meta("revoked_by_core", in: sql) }
     }
 
     public func markRevokedByCore(at now: Int64) async throws {
-        try await store.write { sql in
+        try await database.write { sql in
             try await sql.raw("INSERT INTO meta (key, value) VALUES ('revoked_by_core', \(bind: now)) ON CONFLICT (key) DO NOTHING").run()
         }
     }
 
     public func cursor() async throws -> Int64 {
-        try await store.read { sql in try await Self.meta("cursor", in: sql) ?? 0 }
+        try await database.read { sql in try await Self.meta("cursor", in: sql) ?? 0 }
     }
 
     static func meta(_ key: String, in sql: any SQLDatabase) async throws -> Int64? {
@@ -87,7 +87,7 @@ public final class PollerCache: Sendable {
     /// Stores a pending package and the cursor it came with. A package already held keeps its local state
     /// (a resumed stream re-sends packages the poller has redeemed or seen revoked).
     public func receive(_ package: CachedPackage, cursor: Int64) async throws {
-        try await store.transaction { sql in
+        try await database.transaction { sql in
             try await sql.raw("""
                 INSERT INTO packages (id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state)
                 VALUES (\(bind: package.id), \(bind: package.componentType), \(bind: package.name), \(bind: package.spiffeID),
@@ -100,7 +100,7 @@ public final class PollerCache: Sendable {
 
     /// Applies a revocation: the package is dropped from redemption, its SVIDs are denied renewal.
     public func revoke(packageID: String, spiffeID: String, serials: [String], cursor: Int64, at now: Int64) async throws {
-        try await store.transaction { sql in
+        try await database.transaction { sql in
             try await sql.raw("""
                 INSERT INTO packages (id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, revoked_at)
                 VALUES (\(bind: packageID), '', '', \(bind: spiffeID), NULL, 0, '[]', 'revoked', \(bind: now))
@@ -123,7 +123,7 @@ public final class PollerCache: Sendable {
 
     /// Counts for `muster-poller status`: packages by state, SVIDs issued, activations queued, the cursor.
     public func summary() async throws -> [String: Int64] {
-        try await store.read { sql in
+        try await database.read { sql in
             var counts: [String: Int64] = [:]
             for row in try await sql.raw("SELECT state, COUNT(*) AS n FROM packages GROUP BY state").all() {
                 counts["packages_" + (try row.decode(column: "state", as: String.self))] = try row.decode(column: "n", as: Int64.self)

@@ -54,6 +54,12 @@ public final class PollerIdentity: Sendable {
     public var roots: [Certificate] { current.roots }
     public var svid: Certificate { current.svidChain[0] }
 
+    /// True for an agent or checker ID of this poller in its trust domain: the only IDs it serves and signs.
+    public func serves(_ id: SPIFFEID) -> Bool {
+        guard id.trustDomain == trustDomain, let parsed = MusterID(id), let poller = MusterID(spiffeID) else { return false }
+        return parsed.isServed(by: poller)
+    }
+
     /// True when `issuer` (from a verified path) is this poller's current CA or the one it replaced.
     public func issuedHere(_ issuer: Certificate) -> Bool {
         let material = current

@@ -1,9 +1,9 @@
-import Dispatch
 import Foundation
 import Logging
+import MusterDatabase
 import MusterGRPC
 import MusterIdentity
-import MusterStore
+import MusterRuntime
 
 /// The running poller: its gRPC endpoint for agents (TLS with its SVID; client certificates optional, since
 /// agents join before they hold one) serving Health and `EdgeOnboarding`, and its link to Core.
@@ -47,28 +47,17 @@ public struct PollerServer: Sendable {
         return PollerServer(server: server, uplink: uplink, cache: cache, health: health)
     }
 
-    /// Serves agents and runs the link to Core until SIGTERM or SIGINT, then shuts down gracefully.
-    public func run() async {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-        for source in sources {
-            source.setEventHandler { [server, health] in
-                health.setStatus(.notServing, for: "muster.onboarding.v1.EdgeOnboarding")
-                Task { await server.shutdown(grace: .seconds(5)) }
-            }
-            source.resume()
-        }
-        // The link's loops may end on their own (a poller revoked by Core stops them); serving ends only on a
-        // signal, and then the loops are cancelled.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await uplink.watchLoop() }
-            group.addTask { await uplink.outboxLoop() }
-            group.addTask { await uplink.renewLoop() }
-            await server.serve()
-            group.cancelAll()
-        }
-        for source in sources { source.cancel() }
+    /// Serves agents and runs the link to Core as services under one group until SIGTERM or SIGINT, then shuts
+    /// down gracefully (the loops first, then the server) and closes the cache. The link's loops may end on
+    /// their own (a poller revoked by Core stops them) while serving goes on.
+    public func run(logger: Logger) async throws {
+        let uplink = self.uplink
+        try await Runtime.run([
+            .init(GRPCServerService(server: server, health: health, services: ["muster.onboarding.v1.EdgeOnboarding"]), name: "edge-onboarding"),
+            .init(LoopService { await uplink.watchLoop() }, name: "package-stream", mayEnd: true),
+            .init(LoopService { await uplink.outboxLoop() }, name: "outbox", mayEnd: true),
+            .init(LoopService { await uplink.renewLoop() }, name: "renewal", mayEnd: true),
+        ], logger: logger)
         await cache.close()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MusterEdge
+import MusterErrors
 import MusterIdentity
 import X509
 
@@ -67,7 +68,7 @@ public struct PollerState: Sendable {
 }
 
 /// A poller failure: one line for the installer.
-public struct PollerError: Error, CustomStringConvertible, Sendable {
+public struct PollerError: ExitCodeError, CustomStringConvertible, Sendable {
     public let message: String
     public var description: String { message }
     public init(_ message: String) { self.message = message }

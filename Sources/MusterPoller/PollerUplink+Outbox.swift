@@ -21,11 +21,7 @@ extension PollerUplink {
                 lastReport = .now
                 backoff.reset()
             } catch {
-                if Task.isCancelled { return }
-                if await refusedAsRevoked(error) { return }
-                dropChannel()
-                logger.warning("cannot report activations to Core; kept in the outbox", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: backoff.next())
+                if await stops(after: error, "cannot report activations to Core; kept in the outbox", backoff: &backoff) { return }
                 outbox.ring()
             }
         }

@@ -19,11 +19,7 @@ extension PollerUplink {
                 try await renew()
                 backoff.reset()
             } catch {
-                if Task.isCancelled { return }
-                if await refusedAsRevoked(error) { return }
-                dropChannel()
-                logger.warning("cannot renew the poller's SVID; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: backoff.next())
+                if await stops(after: error, "cannot renew the poller's SVID; retrying", backoff: &backoff) { return }
             }
         }
     }

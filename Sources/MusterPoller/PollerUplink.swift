@@ -2,11 +2,11 @@ import Crypto
 import Foundation
 import Logging
 import MusterConcurrency
+import MusterDatabase
 import MusterEdge
 import MusterGRPC
 import MusterIdentity
 import MusterProto
-import MusterStore
 import X509
 
 /// The poller's link to Core over mTLS with its SVID: the package stream into the cache, the activation
@@ -67,14 +67,23 @@ public struct PollerUplink: Sendable {
                     }
                 }
                 logger.warning("Core ended the package stream")
+                try? await Task.sleep(for: backoff.next())
             } catch {
-                if Task.isCancelled { return }
-                if await refusedAsRevoked(error) { return }
-                dropChannel()
-                logger.warning("package stream from Core lost", metadata: ["error": "\(error)"])
+                if await stops(after: error, "package stream from Core lost", backoff: &backoff) { return }
             }
-            try? await Task.sleep(for: backoff.next())
         }
+    }
+
+    /// The retry step every loop to Core shares, after a failed call: true when the loop should stop (it was
+    /// cancelled, or Core refused this poller as revoked); otherwise the channel is dropped, the failure logged
+    /// as `what`, and the backoff waited out.
+    func stops(after error: any Error, _ what: Logger.Message, backoff: inout Backoff) async -> Bool {
+        if Task.isCancelled { return true }
+        if await refusedAsRevoked(error) { return true }
+        dropChannel()
+        logger.warning(what, metadata: ["error": "\(error)"])
+        try? await Task.sleep(for: backoff.next())
+        return false
     }
 
     /// Core answers PERMISSION_DENIED to a poller it no longer holds as active (revoked): the poller records
@@ -95,7 +104,7 @@ public struct PollerUplink: Sendable {
     func apply(_ update: Muster_Onboarding_V1_PackageUpdate) async throws {
         switch update.change {
         case .pending(let package):
-            guard let spiffeID = try? SPIFFEID(parsing: package.spiffeID), spiffeID.isWithin(identity.spiffeID), package.tokenHash.count == 32 else {
+            guard let spiffeID = try? SPIFFEID(parsing: package.spiffeID), identity.serves(spiffeID), package.tokenHash.count == 32 else {
                 logger.error("Core sent a package this poller cannot serve; ignored", metadata: ["package": "\(package.id)"])
                 return
             }

@@ -5,6 +5,7 @@ import MusterEdge
 import MusterGRPC
 import MusterIdentity
 import MusterPoller
+import MusterRuntime
 
 /// `muster-poller`: the edge poller. Installs its package, attests to Core once, then relays: it caches the
 /// agent and checker packages Core streams to it and onboards those agents on its own segment.
@@ -36,8 +37,7 @@ struct PollerCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var logger = Logger(label: "muster.poller")
-            logger.logLevel = ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            let logger = Runtime.bootstrapLogging(label: "muster.poller")
             let state = PollerState(directory: dir)
             let advertised = advertise ?? listen.replacingOccurrences(of: "0.0.0.0:", with: "127.0.0.1:")
             state.recoverInterruptedRenewal()
@@ -47,7 +47,7 @@ struct PollerCommand: AsyncParsableCommand {
             }
             let poller = try await PollerServer.start(state: state, listen: listen, agentSVIDTTL: TimeInterval(agentSVIDTTL), logger: logger)
             logger.notice("serving agents", metadata: ["port": "\(poller.server.port)", "advertise": "\(advertised)"])
-            await poller.run()
+            try await poller.run(logger: logger)
         }
     }
 
@@ -62,8 +62,7 @@ struct PollerCommand: AsyncParsableCommand {
     }
 }
 
-do {
-    let command = try PollerCommand.parseAsRoot()
+await Runtime.main(PollerCommand.self, program: "muster-poller") { command in
     switch command {
     case let run as PollerCommand.Run: try await run.run()
     case let status as PollerCommand.Status: try await status.run()
@@ -71,16 +70,4 @@ do {
         var command = command
         try command.run()
     }
-} catch let error as InstallError {
-    FileHandle.standardError.write(Data("muster-poller: \(error.message)\n".utf8))
-    exit(1)
-} catch let error as PollerError {
-    FileHandle.standardError.write(Data("muster-poller: \(error.message)\n".utf8))
-    exit(1)
-} catch {
-    let code = PollerCommand.exitCode(for: error)
-    if code == .success { PollerCommand.exit(withError: error) }
-    let message = PollerCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-    FileHandle.standardError.write(Data("muster-poller: \(message)\n".utf8))
-    exit(code == .validationFailure ? 2 : 1)
 }

@@ -1,12 +1,6 @@
 import Foundation
 import SQLKit
 
-/// One schema step; applied once, in order, inside a transaction, and recorded in `schema_migrations`.
-struct Migration: Sendable {
-    let version: Int
-    let name: String
-    let apply: @Sendable (any SQLDatabase) async throws -> Void
-}
 
 extension Store {
     /// Every schema step, oldest first. Append; never edit a released step.
@@ -114,43 +108,10 @@ extension Store {
 
     /// Brings the schema up to date. Safe with several Core replicas starting at once: on PostgreSQL each
     /// step runs under a transaction-scoped advisory lock; on SQLite `BEGIN IMMEDIATE` serializes them.
-    public func migrate() async throws {
-        try await transaction { [isPostgres] sql in
-            if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244001)").run() }
-            try await sql.create(table: "schema_migrations")
-                .ifNotExists()
-                .column("version", type: .bigint, .primaryKey(autoIncrement: false))
-                .column("name", type: .text, .notNull)
-                .column("applied_at", type: .bigint, .notNull)
-                .run()
-        }
-        for migration in Store.migrations {
-            try await transaction { [isPostgres] sql in
-                if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244001)").run() }
-                let applied = try await sql.select().column("version").from("schema_migrations")
-                    .where("version", .equal, migration.version).first()
-                guard applied == nil else { return }
-                try await migration.apply(sql)
-                try await sql.insert(into: "schema_migrations")
-                    .columns("version", "name", "applied_at")
-                    .values(SQLBind(migration.version), SQLBind(migration.name), SQLBind(Clock.nowMillis()))
-                    .run()
-            }
-        }
-    }
+    /// Brings Core's schema up to date (one step at a time, each in its own transaction; replicas serialise).
+    public func migrate() async throws { try await database.migrate(Store.migrations) }
 
     /// The schema version this database is at.
-    public func schemaVersion() async throws -> Int {
-        try await read { sql in
-            let rows = try await sql.raw("SELECT MAX(version) AS v FROM schema_migrations").all()
-            return try rows.first.flatMap { try $0.decode(column: "v", as: Int?.self) } ?? 0
-        }
-    }
+    public func schemaVersion() async throws -> Int { try await database.schemaVersion() }
 }
 
-/// Wall-clock milliseconds, the unit every stored timestamp uses.
-public enum Clock {
-    public static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
-    public static func date(_ millis: Int64) -> Date { Date(timeIntervalSince1970: Double(millis) / 1000) }
-    public static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-}

@@ -262,5 +262,7 @@ extension Store {
         guard let event else { return }
         if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244002)").run() }
         try await sql.insert(into: "events").model(event).run()
+        // Delivered at commit to every Core replica listening (Store.listenForEvents); one per transaction.
+        if isPostgres { try await sql.raw("SELECT pg_notify(\(bind: Store.eventChannel), '')").run() }
     }
 }

@@ -78,3 +78,24 @@ extension Store {
         )
     }
 }
+
+extension Store {
+    /// The registration entry IDs a package's end would clear: its own and, `cascading` for a poller package,
+    /// those of the live agent and checker packages it serves (a revocation takes them along).
+    public func liveEntryIDs(of id: String, cascading: Bool) async throws -> [String] {
+        try await read { sql in
+            guard let package = try await sql.select().column("*").from("packages").where("id", .equal, id)
+                .first(decoding: PackageRecord.self, with: rowDecoder)
+            else { return [] }
+            var ids = package.entryID.map { [$0] } ?? []
+            if cascading, package.componentType == .poller, package.status.isTerminal == false {
+                ids += try await sql.select().column("entry_id").from("packages")
+                    .where("poller_name", .equal, package.name)
+                    .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue, PackageStatus.activated.rawValue])
+                    .where(SQLIdentifier("entry_id"), .isNot, SQLLiteral.null)
+                    .all(decodingColumn: "entry_id", as: String.self)
+            }
+            return ids
+        }
+    }
+}

@@ -1,175 +1,46 @@
+@_exported import MusterDatabase
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
-import PostgresKit
 import SQLKit
-import SQLiteKit
 
-/// The package store: a pool of connections to SQLite or PostgreSQL, transactions, and the versioned schema.
+/// Core's store: its schema (`Store.migrations`), its records and the named operations on them (packages and
+/// their transitions, pollers, issued certificates, operator tokens, the audit log and the event outbox), over
+/// the shared connection and transaction layer (`Database`).
 public final class Store: Sendable {
-    public let location: DatabaseLocation
-    let logger: Logger
-    private let pool: ConnectionPool
-    /// Where transactions run: the same pool on PostgreSQL; on SQLite one dedicated connection, since
-    /// SQLite has one writer at a time anyway and queueing here beats busy-waiting inside SQLite.
-    private let writers: ConnectionPool
+    public let database: Database
 
-    public var isPostgres: Bool { location.isPostgres }
-
-    /// Opens (without connecting yet) a store at `location`; `connections` bounds the pool.
+    /// Opens (without connecting yet) Core's store at `location`; `connections` bounds the pool.
     public init(location: DatabaseLocation, connections: Int = 8, logger: Logger) {
-        self.location = location
-        self.logger = logger
-        switch location {
-        case .sqlite(let path):
-            pool = ConnectionPool(maximum: min(connections, 4)) { try await Store.openSQLite(path: path, logger: logger) }
-            writers = ConnectionPool(maximum: 1) { try await Store.openSQLite(path: path, logger: logger) }
-        case .postgres(let host, let port, let user, let password, let database, let tls):
-            var configuration = PostgresConnection.Configuration(
-                host: host, port: port, username: user, password: password, database: database, tls: Store.postgresTLS(tls)
-            )
-            configuration.options.connectTimeout = .seconds(3)
-            let settings = configuration
-            pool = ConnectionPool(maximum: connections) {
-                try await Store.openPostgres(configuration: settings, logger: logger)
-            }
-            writers = pool
-        }
+        database = Database(location: location, connections: connections, logger: logger)
     }
+
+    public var location: DatabaseLocation { database.location }
+    public var isPostgres: Bool { database.isPostgres }
+    public var canListenForEvents: Bool { database.canListenForEvents }
 
     /// Closes every idle connection; calls after this fail with `unavailable`.
-    public func shutdown() async {
-        await pool.shutdown()
-        await writers.shutdown()
-    }
-
-    /// Runs `body` on one connection outside a transaction (reads).
-    public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withConnection(from: pool) { try await body($0) }
-    }
-
-    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
-    /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so concurrent writers queue instead of deadlocking.
-    public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withConnection(from: writers) { sql in
-            try await sql.raw(isPostgres ? "BEGIN" : "BEGIN IMMEDIATE").run()
-            let result: R
-            do {
-                result = try await body(sql)
-            } catch {
-                try await sql.raw("ROLLBACK").run()
-                throw error
-            }
-            try await sql.raw("COMMIT").run()
-            return result
-        }
-    }
-
-    /// Runs one statement batch on the writer connection without an explicit transaction: for a single
-    /// statement that is atomic by itself (SQLite's autocommit), without the BEGIN/COMMIT round trips.
-    public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withConnection(from: writers) { try await body($0) }
-    }
+    public func shutdown() async { await database.shutdown() }
 
     /// Checks the database answers (for `/readyz`).
-    public func ping() async throws {
-        try await read { try await $0.raw("SELECT 1").run() }
+    public func ping() async throws { try await database.ping() }
+
+    func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await database.read(body)
     }
 
-    private func withConnection<R: Sendable>(from pool: ConnectionPool, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
-        let connection: PooledConnection
-        do {
-            connection = try await pool.acquire()
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError(.unavailable, "cannot connect to the database at \(location): \(Store.reason(error))")
-        }
-        do {
-            let result = try await body(connection.sql)
-            await pool.release(connection, broken: false)
-            return result
-        } catch {
-            let mapped = Store.classify(error, location: location)
-            await pool.release(connection, broken: mapped.code == .unavailable)
-            throw mapped
-        }
-    }
-}
-
-/// SQLite calls block a thread each; a pool of its own (more threads than connections) keeps a waiting
-/// reader from starving the writer that would release it.
-let sqliteThreads: NIOThreadPool = {
-    let pool = NIOThreadPool(numberOfThreads: 8)
-    pool.start()
-    return pool
-}()
-
-extension Store {
-    static func openSQLite(path: String, logger: Logger) async throws -> PooledConnection {
-        let connection = try await SQLiteConnection.open(
-            storage: .file(path: path), threadPool: sqliteThreads, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any()
-        )
-        let sql = connection.sql(queryLogLevel: nil)
-        do {
-            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
-                try await sql.raw(SQLQueryString(pragma)).run()
-            }
-        } catch {
-            await closeUncancelled { try await connection.close() }
-            throw error
-        }
-        return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })
+    func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await database.transaction(body)
     }
 
-    /// Closes outside the caller's task: a cancelled caller (a call ended by shutdown) must still close its
-    /// connection, and SQLiteNIO asserts that every connection is closed before it is freed.
-    static func closeUncancelled(_ close: @escaping @Sendable () async throws -> Void) async {
-        await Task { try? await close() }.value
+    func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await database.write(body)
     }
 
-    static func openPostgres(configuration: PostgresConnection.Configuration, logger: Logger) async throws -> PooledConnection {
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
-        let sql = connection.sql(queryLogLevel: nil)
-        return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })
+    /// Calls `heard` for every event transaction any Core replica commits (PostgreSQL; see `Database`).
+    public func listenForEvents(listening: @Sendable () -> Void, heard: @Sendable () -> Void) async throws {
+        try await database.listenForEvents(channel: Store.eventChannel, listening: listening, heard: heard)
     }
 
-    /// Maps driver errors to store codes: constraint violations are conflicts; anything that is not an answer
-    /// from the database server (connection refused, reset, closed) means the database is unavailable.
-    static func classify(_ error: any Error, location: DatabaseLocation) -> StoreError {
-        if let error = error as? StoreError { return error }
-        if let error = error as? PSQLError {
-            if error.code == .server {
-                let state = error.serverInfo?[.sqlState] ?? ""
-                if state == "23505" { return StoreError(.conflict, "a record with these unique fields already exists") }
-                if state.hasPrefix("08") || state.hasPrefix("57") {
-                    return StoreError(.unavailable, "the database at \(location) went away (\(state))")
-                }
-                let message = error.serverInfo?[.message] ?? "server error"
-                return StoreError(.invalid, "database refused the statement: \(message) (\(state))")
-            }
-            return StoreError(.unavailable, "the database at \(location) is unreachable: \(reason(error))")
-        }
-        if let error = error as? SQLiteError {
-            if [.constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed].contains(error.reason) {
-                return StoreError(.conflict, "a record with these unique fields already exists")
-            }
-            if [.busy, .busyTimeout, .locked].contains(error.reason) {
-                return StoreError(.unavailable, "the SQLite database is locked by another writer")
-            }
-            return StoreError(.invalid, "sqlite: \(error.message)")
-        }
-        return StoreError(.unavailable, "database error: \(reason(error))")
-    }
-
-    static func reason(_ error: any Error) -> String {
-        if let error = error as? PSQLError {
-            // The server's own message, else what failed beneath (a TLS refusal names the certificate problem).
-            if let message = error.serverInfo?[.message] { return "\(error.code): \(message)" }
-            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
-            return "\(error.code)"
-        }
-        return String(describing: error)
-    }
+    /// The PostgreSQL channel every event commit notifies (`pg_notify`, delivered at commit).
+    static let eventChannel = "muster_events"
 }

@@ -25,6 +25,24 @@ LOG_DIR = pathlib.Path(tempfile.mkdtemp(prefix="muster-core-logs-"))
 SECRETS = set()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(request):
+    """After the whole session (whatever ran, in whatever order): no log written by any Core, poller or agent
+    process contains a token the tests saw. A leak fails the session as an error in this fixture's teardown."""
+    yield
+    logs = sorted(LOG_DIR.glob("*.log"))
+    if not logs:
+        return  # nothing here started a process
+    text = "\n".join(path.read_text(errors="replace") for path in logs)
+    leaked = [secret[:8] + "…" for secret in SECRETS if secret in text]
+    assert not leaked, f"secrets in the process logs of this run: {leaked}"
+    assert "mjt_" not in text and "mot_" not in text, "a token-shaped string is in the process logs of this run"
+    if request.session.testscollected >= 50:
+        # A full run must have seen enough secrets (and the admin-token notice) for this check to mean anything.
+        assert len(SECRETS) >= 5, "the run saw too few secrets for the log check to mean anything"
+        assert "created the admin token" in text
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

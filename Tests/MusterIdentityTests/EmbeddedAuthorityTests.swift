@@ -6,45 +6,71 @@ import X509
 
 @Suite("embedded identity authority")
 struct EmbeddedAuthorityTests {
-    @Test("a poller's entry yields its SVID and downstream CA; agents under that CA verify; a deleted entry issues nothing")
-    func pollerLifecycle() async throws {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "authority-\(UUID())").path
-        let authority = try EmbeddedAuthority(directory: directory, trustDomain: "example.org")
-        let pollerID = try MusterIDs.poller(trustDomain: "example.org", name: "edge-1")
-        let entry = try await authority.createDownstreamEntry(pollerID: pollerID, selectors: ["site:berlin"])
-        #expect(entry.downstream)
+    static func authority() throws -> EmbeddedAuthority {
+        try EmbeddedAuthority(directory: FileManager.default.temporaryDirectory.appending(path: "authority-\(UUID())").path, trustDomain: "example.org")
+    }
 
-        let svid = try await authority.issuePollerSVID(
-            entryID: entry.id, csrDER: try CSRTests.csr(), dnsNames: ["edge-1.example.org"], ipAddresses: ["10.1.2.3"])
+    @Test("a poller's entry, SVID and downstream CA; agents under that CA verify; Core's SVID comes from the same seam")
+    func pollerLifecycle() async throws {
+        let authority = try Self.authority()
+        let pollerID = try MusterIDs.poller(trustDomain: "example.org", name: "edge-1")
+        let agentID = try MusterIDs.agent(trustDomain: "example.org", poller: "edge-1", name: "a1")
+        let entries = try await authority.batchCreateEntries([
+            EntryRequest(spiffeID: pollerID, selectors: ["site:berlin"], downstream: true),
+            EntryRequest(spiffeID: agentID),
+        ])
+        let pollerEntry = try entries[0].get(), agentEntry = try entries[1].get()
+        #expect(pollerEntry.downstream && !agentEntry.downstream && pollerEntry.id != agentEntry.id)
+
+        let svid = try await authority.mintX509SVID(SVIDRequest(
+            spiffeID: pollerID, csrDER: try CSRTests.csr(), dnsNames: ["edge-1.example.org"], ipAddresses: ["10.1.2.3"], ttl: 3600))
         let bundle = try await authority.bundle()
         let verifier = SVIDVerifier(trustDomain: "example.org", roots: bundle.roots)
         #expect(try await verifier.verify(chain: svid.chain).id == pollerID)
         #expect(svid.certificate.notValidAfter.timeIntervalSince(svid.certificate.notValidBefore) <= 3600 + 10 + 1)
 
         let caKey = P256.Signing.PrivateKey()
-        let downstream = try await authority.issueDownstreamCA(entryID: entry.id, csrDER: try CSRTests.csr(key: caKey))
+        let downstream = try await authority.newDownstreamX509CA(SVIDRequest(spiffeID: pollerID, csrDER: try CSRTests.csr(key: caKey), ttl: 86_400))
         let pollerCA = CertificateAuthority(certificate: downstream.certificate, privateKey: .init(caKey), chainToRoot: Array(downstream.chain.dropFirst()))
-        let agentID = try MusterIDs.agent(trustDomain: "example.org", poller: "edge-1", name: "a1")
         let agent = try pollerCA.issueLeaf(spiffeID: agentID, publicKey: .init(P256.Signing.PrivateKey().publicKey))
-        #expect(try await verifier.verify(chain: [agent, downstream.certificate]).id == agentID)
+        let verified = try await verifier.verify(chain: [agent, downstream.certificate])
+        #expect(verified.id == agentID && !verified.isRootIssued)
 
-        try await authority.deleteEntry(id: entry.id)
-        await #expect(throws: IdentityError(.entryNotFound, "")) {
-            _ = try await authority.issuePollerSVID(entryID: entry.id, csrDER: try CSRTests.csr(), dnsNames: [], ipAddresses: [])
-        }
-        await #expect(throws: IdentityError(.entryNotFound, "")) { try await authority.deleteEntry(id: entry.id) }
+        let core = try await authority.mintX509SVID(SVIDRequest(spiffeID: try MusterIDs.core(trustDomain: "example.org"), csrDER: try CSRTests.csr(), ttl: 600))
+        #expect(try await verifier.verify(chain: core.chain).musterID == .core)
+
+        let deleted = try await authority.batchDeleteEntries(ids: [pollerEntry.id, "not-an-entry"])
+        #expect(try deleted[0].get() == pollerEntry.id)
+        #expect(throws: IdentityError(.entryNotFound, "")) { try deleted[1].get() }
     }
 
-    @Test("bad requests change nothing: foreign trust domain, bad CSR, bad token TTL")
+    @Test("bad requests are refused with codes: foreign trust domain, agent SVIDs or CAs from the root, bad CSR, lifetimes, token TTL")
     func refusals() async throws {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "authority-\(UUID())").path
-        let authority = try EmbeddedAuthority(directory: directory, trustDomain: "example.org")
-        await #expect(throws: IdentityError(.wrongTrustDomain, "")) {
-            _ = try await authority.createDownstreamEntry(pollerID: try SPIFFEID(parsing: "spiffe://evil.org/muster/poller/x"), selectors: [])
+        let authority = try Self.authority()
+        let foreign = try SPIFFEID(parsing: "spiffe://evil.org/muster/poller/x")
+        let poller = try MusterIDs.poller(trustDomain: "example.org", name: "p")
+        let agent = try MusterIDs.agent(trustDomain: "example.org", poller: "p", name: "a")
+        let results = try await authority.batchCreateEntries([
+            EntryRequest(spiffeID: foreign, downstream: true), EntryRequest(spiffeID: agent, downstream: true), EntryRequest(spiffeID: poller),
+        ])
+        #expect(throws: IdentityError(.wrongTrustDomain, "")) { try results[0].get() }
+        #expect(throws: IdentityError(.outsidePollerScope, "")) { try results[1].get() }
+        #expect(try results[2].get().spiffeID == poller)
+
+        await #expect(throws: IdentityError(.outsidePollerScope, "")) {
+            _ = try await authority.mintX509SVID(SVIDRequest(spiffeID: agent, csrDER: try CSRTests.csr(), ttl: 600))
         }
-        let entry = try await authority.createDownstreamEntry(pollerID: try MusterIDs.poller(trustDomain: "example.org", name: "p"), selectors: [])
+        await #expect(throws: IdentityError(.outsidePollerScope, "")) {
+            _ = try await authority.newDownstreamX509CA(SVIDRequest(spiffeID: agent, csrDER: try CSRTests.csr(), ttl: 600))
+        }
+        await #expect(throws: IdentityError(.wrongTrustDomain, "")) {
+            _ = try await authority.mintX509SVID(SVIDRequest(spiffeID: foreign, csrDER: try CSRTests.csr(), ttl: 600))
+        }
         await #expect(throws: IdentityError(.csrMalformed, "")) {
-            _ = try await authority.issueDownstreamCA(entryID: entry.id, csrDER: [0x30, 0x00])
+            _ = try await authority.newDownstreamX509CA(SVIDRequest(spiffeID: poller, csrDER: [0x30, 0x00], ttl: 600))
+        }
+        await #expect(throws: IdentityError(.badLifetime, "")) {
+            _ = try await authority.mintX509SVID(SVIDRequest(spiffeID: poller, csrDER: try CSRTests.csr(), ttl: 0))
         }
         await #expect(throws: IdentityError(.badLifetime, "")) { _ = try await authority.createJoinToken(ttl: 90_000) }
         let (token, expiresAt) = try await authority.createJoinToken(ttl: JoinToken.defaultTTL)

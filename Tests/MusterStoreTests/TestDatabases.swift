@@ -29,7 +29,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             return store
         case .postgres:
             let name = "muster_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-            let admin = Store(location: try DatabaseLocation(parsing: Self.postgresURL), connections: 1, logger: Self.logger)
+            let admin = Database(location: try DatabaseLocation(parsing: Self.postgresURL), connections: 1, logger: Self.logger)
             try await admin.read { try await $0.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
             await admin.shutdown()
             let store = Store(location: try Self.postgres(database: name), connections: connections, logger: Self.logger)
@@ -63,8 +63,8 @@ struct Harness {
     init(store: Store) throws {
         self.store = store
         let authority = try CertificateAuthority.createRoot(trustDomain: "test.example")
-        identity = CoreIdentity(trustDomain: "test.example", authority: authority,
-                                bundle: TrustBundle(trustDomain: "test.example", roots: [authority.certificate]), advertise: "127.0.0.1:50051")
+        let bundle = TrustBundle(trustDomain: "test.example", roots: [authority.certificate])
+        identity = CoreIdentity(authority: EmbeddedAuthority(root: authority, bundle: bundle), bundle: bundle, advertise: "127.0.0.1:50051")
         packages = PackageService(store: store, sealer: TokenSealer(key: .init(size: .bits256)), identity: identity,
                                   events: EventHub(store: store), metrics: CoreMetrics(), logger: Backend.logger)
     }

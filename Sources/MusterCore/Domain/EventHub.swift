@@ -1,49 +1,59 @@
 import Foundation
+import Logging
 import MusterConcurrency
 import MusterStore
+import ServiceLifecycle
 
-/// Wakes event readers (SSE streams, the NATS publisher) when this process commits an event; readers also
-/// poll, so events committed by other Core replicas arrive within `pollInterval`.
-public final class EventHub: Sendable {
+/// Wakes event readers (package streams, SSE streams, the NATS publisher) when an event is committed: this
+/// process rings it after its own commits, and on PostgreSQL a listener (LISTEN/NOTIFY) rings it for commits
+/// of every Core replica. An idle reader therefore costs no query; each still reads again after
+/// `safetyPoll` (30 s by default) in case a wake-up was lost (the listener reconnecting, say).
+public final class EventHub: Service, Sendable {
     public let store: Store
-    public let pollInterval: Duration
-    private let waiters = LockedValue<[UUID: CheckedContinuation<Void, Never>]>([:])
+    public let safetyPoll: Duration
+    let logger: Logger
+    private let state = LockedValue<(generation: UInt64, waiters: [UUID: CheckedContinuation<Void, Never>])>((0, [:]))
 
-    public init(store: Store, pollInterval: Duration = .milliseconds(500)) {
+    public init(store: Store, safetyPoll: Duration = .seconds(30), logger: Logger = Logger(label: "muster.events")) {
         self.store = store
-        self.pollInterval = pollInterval
+        self.safetyPoll = safetyPoll
+        self.logger = logger
     }
+
+    /// A count of rings so far: read it before looking for events, and `wait(since:)` returns at once if a
+    /// ring came in between (no wake-up is lost to that race).
+    public var generation: UInt64 { state.withLock { $0.generation } }
 
     /// Tells every waiting reader that new events may be there.
     public func ring() {
-        let woken = waiters.withLock { waiters in
-            defer { waiters.removeAll() }
-            return Array(waiters.values)
+        let woken = state.withLock { state in
+            state.generation &+= 1
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
         }
         for waiter in woken { waiter.resume() }
     }
 
-    /// Returns after a ring or after `pollInterval`, whichever comes first.
-    public func wait() async {
+    /// Returns after a ring later than `generation`, after `timeout`, or on cancellation, whichever is first.
+    public func wait(since generation: UInt64, timeout: Duration) async {
         let id = UUID()
-        let interval = pollInterval
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 // Registration and cancellation may race; whichever comes second resumes the continuation.
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { continuation in
-                        let cancelled = waiters.withLock { waiters -> Bool in
-                            if Task.isCancelled { return true }
-                            waiters[id] = continuation
+                        let ready = state.withLock { state -> Bool in
+                            if Task.isCancelled || state.generation != generation { return true }
+                            state.waiters[id] = continuation
                             return false
                         }
-                        if cancelled { continuation.resume() }
+                        if ready { continuation.resume() }
                     }
                 } onCancel: {
-                    waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+                    state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
                 }
             }
-            group.addTask { try? await Task.sleep(for: interval) }
+            group.addTask { try? await Task.sleep(for: timeout) }
             await group.next()
             group.cancelAll()
         }
@@ -52,10 +62,28 @@ public final class EventHub: Sendable {
     /// Events after `cursor`, waiting until there is at least one (or the task is cancelled).
     public func next(after cursor: Int64, limit: Int = 100) async throws -> [EventRecord] {
         while !Task.isCancelled {
+            let seen = generation
             let events = try await store.events(after: cursor, limit: limit)
             if !events.isEmpty { return events }
-            await wait()
+            await wait(since: seen, timeout: safetyPoll)
         }
         return []
+    }
+
+    /// On PostgreSQL: listens for other replicas' event commits until shutdown, reconnecting with backoff
+    /// (one second) after a failure and ringing once each time the LISTEN is (re)established, so a commit made while it was
+    /// down is read then. On SQLite there is nothing to listen to and this returns at once.
+    public func run() async throws {
+        guard store.canListenForEvents else { return }
+        await cancelWhenGracefulShutdown { [self] in
+            while !Task.isCancelled {
+                do {
+                    try await store.listenForEvents(listening: { [self] in ring() }, heard: { [self] in ring() })
+                } catch {
+                    logger.warning("event listener lost the database; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 }

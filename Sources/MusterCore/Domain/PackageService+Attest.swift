@@ -30,10 +30,10 @@ extension PackageService {
         guard let token = try? JoinToken(parsing: text) else {
             try await refuse(reason: "malformed token", packageID: nil, ip: ip, at: now)
         }
-        let svidKey: Certificate.PublicKey, caKey: Certificate.PublicKey
+        // Checked here too, before the token is looked at, so a bad CSR is INVALID_ARGUMENT and never burns it.
         do {
-            svidKey = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
-            caKey = try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
+            _ = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
+            _ = try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
         } catch {
             throw DomainError(.invalid, "CSR refused: \(error.message)")
         }
@@ -48,9 +48,11 @@ extension PackageService {
         guard let pending, let spiffeID = try? SPIFFEID(parsing: pending.spiffeID) else {
             try await refuse(reason: "package holds no valid SPIFFE ID", packageID: pending?.id, ip: ip, at: now)
         }
-        let authority = identity.authority
-        let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
-        let ca = try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: caKey, lifetime: pollerCATTL)
+        let svidChain = try await identity.authority.mintX509SVID(SVIDRequest(
+            spiffeID: spiffeID, csrDER: svidCSR, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: leafTTL
+        )).chain
+        let caChain = try await identity.authority.newDownstreamX509CA(SVIDRequest(spiffeID: spiffeID, csrDER: caCSR, ttl: pollerCATTL)).chain
+        let svid = svidChain[0], ca = caChain[0]
 
         let won = try await store.redeem(
             tokenHash: hash, componentType: .poller, at: now, fromIP: ip, spiffeID: spiffeID.description,
@@ -69,7 +71,7 @@ extension PackageService {
         metrics.redemptions.increment()
         metrics.packageTransition("activated", type: .poller)
         logger.notice("poller attested", metadata: ["package": "\(won.id)", "spiffe_id": "\(spiffeID)", "from": "\(ip)"])
-        return PollerAttestation(package: won, svidChain: authority.presentedChain(for: svid), caChain: authority.presentedChain(for: ca))
+        return PollerAttestation(package: won, svidChain: svidChain, caChain: caChain)
     }
 
     /// A poller's advertised address, checked before it goes into a root-signed certificate, join commands and

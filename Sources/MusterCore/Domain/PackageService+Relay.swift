@@ -150,10 +150,9 @@ extension PackageService {
     }
 
     private func renew(_ name: String, svidCSR: [UInt8], caCSR: [UInt8], from ip: String) async throws -> (svid: [Certificate], ca: [Certificate]) {
-        let svidKey: Certificate.PublicKey, caKey: Certificate.PublicKey?
         do {
-            svidKey = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
-            caKey = caCSR.isEmpty ? nil : try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority)
+            _ = try CSRCheck.publicKey(fromDER: svidCSR, purpose: .leaf)
+            if !caCSR.isEmpty { _ = try CSRCheck.publicKey(fromDER: caCSR, purpose: .certificateAuthority) }
         } catch {
             throw DomainError(.invalid, "CSR refused: \(error.message)")
         }
@@ -163,9 +162,12 @@ extension PackageService {
         // Checked again: a record written before the address rule must not put an unchecked name in a new SVID.
         let advertised = poller.advertiseAddress.flatMap { try? checkAdvertised($0) }
         let (dnsNames, ipAddresses) = advertised.map { HostPort.subjectAltNames(host: $0.host) } ?? ([], [])
-        let authority = identity.authority
-        let svid = try authority.issueLeaf(spiffeID: spiffeID, publicKey: svidKey, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: leafTTL)
-        let ca = try caKey.map { try authority.issueDownstreamCA(pollerID: spiffeID, publicKey: $0, lifetime: pollerCATTL) }
+        let svidChain = try await identity.authority.mintX509SVID(SVIDRequest(
+            spiffeID: spiffeID, csrDER: svidCSR, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: leafTTL
+        )).chain
+        let caChain = caCSR.isEmpty
+            ? [] : try await identity.authority.newDownstreamX509CA(SVIDRequest(spiffeID: spiffeID, csrDER: caCSR, ttl: pollerCATTL)).chain
+        let svid = svidChain[0], ca = caChain.first
         var issued = [IssuedCertificate(serial: "\(svid.serialText)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter))]
         if let ca { issued.append(IssuedCertificate(serial: "\(ca.serialText)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))) }
         let now = Clock.nowMillis()
@@ -175,6 +177,6 @@ extension PackageService {
             at: now, actor: "poller:\(name)", sourceIP: ip, action: "poller.renew", targetType: "poller", targetID: name, details: details
         ))
         logger.info("poller renewed", metadata: ["poller": "\(name)", "with_ca": "\(ca != nil)"])
-        return (authority.presentedChain(for: svid), ca.map { authority.presentedChain(for: $0) } ?? [])
+        return (svidChain, caChain)
     }
 }

@@ -83,12 +83,15 @@ public struct PackageService: Sendable {
         }
         let now = Clock.nowMillis()
         let id = UUID().uuidString.lowercased()
-        let token = JoinToken.generate()
+        let (token, _) = try await identity.authority.createJoinToken(ttl: TimeInterval(request.ttlSeconds))
+        let entry = try await identity.authority.batchCreateEntries([EntryRequest(
+            spiffeID: spiffeID, selectors: request.selectors, downstream: request.componentType == .poller, x509SVIDTTL: leafTTL
+        )])[0].get()
         let record = PackageRecord(
             id: id, name: request.name, componentType: request.componentType, site: request.site,
             pollerName: request.pollerName, spiffeID: spiffeID.description, activeSpiffeID: spiffeID.description,
             selectors: JSONText.array(request.selectors), tokenHash: Self.hex(token.hash),
-            tokenCiphertext: try sealer.seal(token, packageID: id), entryID: "entry-" + id,
+            tokenCiphertext: try sealer.seal(token, packageID: id), entryID: entry.id,
             ttlSeconds: request.ttlSeconds, expiresAt: now + request.ttlSeconds * 1000, status: .created,
             createdBy: principal.name, createdAt: now, notes: request.notes, metadata: JSONText.object(request.metadata)
         )
@@ -100,6 +103,7 @@ public struct PackageService: Sendable {
         do {
             try await store.createPackage(record, audit: audit, event: Self.event("package.created", view, at: now))
         } catch let error as StoreError where error.code == .conflict {
+            await deleteEntries([entry.id])
             throw DomainError(.conflict, "a live package already holds \(spiffeID); revoke it first")
         }
         events.ring()
@@ -142,9 +146,12 @@ public struct PackageService: Sendable {
                 at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.revoke", targetType: "package",
                 targetID: id, reason: reason
             )
+            // The entries the revocation ends (the package's, and for a poller those of the packages it serves).
+            let entries = try await store.liveEntryIDs(of: id, cascading: true)
             let record = try await transition("package.revoked", at: now) { event in
                 try await store.revokePackage(id: id, at: now, by: principal.name, reason: reason, audit: audit, event: event)
             }
+            await deleteEntries(entries)
             logger.notice("package revoked", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
             return PackageView(record, joinCommand: try await joinCommand(for: record))
         }
@@ -154,12 +161,27 @@ public struct PackageService: Sendable {
     func expire(id: String, at now: Int64) async throws -> Bool {
         let audit = AuditRecord(at: now, actor: "system:reaper", sourceIP: nil, action: "package.expire", targetType: "package", targetID: id)
         do {
+            let entries = try await DomainError.mapping { try await store.liveEntryIDs(of: id, cascading: false) }
             _ = try await transition("package.expired", at: now) { event in
                 try await store.expirePackage(id: id, at: now, audit: audit, event: event)
             }
+            await deleteEntries(entries)
             return true
         } catch let error as DomainError where error.code == .conflict || error.code == .notFound {
             return false
+        }
+    }
+
+    /// Ends registration entries at the identity authority once the store has committed their package's end. A
+    /// failure cannot undo that commit: it is logged (the package rows no longer point at the entries).
+    func deleteEntries(_ ids: [String]) async {
+        guard !ids.isEmpty else { return }
+        do {
+            for case .failure(let error) in try await identity.authority.batchDeleteEntries(ids: ids) {
+                logger.warning("identity authority kept an entry", metadata: ["error": "\(error.message)"])
+            }
+        } catch {
+            logger.warning("identity authority unreachable; entries not deleted", metadata: ["count": "\(ids.count)", "error": "\(error)"])
         }
     }
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import MusterEdge
 import MusterGRPC
 import MusterIdentity
 import ServiceLifecycle
@@ -19,10 +20,10 @@ public struct CoreGRPC: Service, CustomStringConvertible {
     public var description: String { "CoreGRPC(port \(server.port))" }
 
     public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, services: [any GRPCService] = [], logger: Logger,
-                refusals: (@Sendable (CallRefusal) -> Void)? = nil) throws {
+                refusals: (@Sendable (CallRefusal) -> Void)? = nil) async throws {
         let health = HealthService()
         health.setStatus(.serving, for: "muster.onboarding.v1.CoreOnboarding")
-        let certificates = ServerCertificates(identity: try Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem(),
+        let certificates = ServerCertificates(identity: try await Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem(),
                                               trustDomain: identity.trustDomain)
         var configuration = GRPCServer.Configuration(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional))
         configuration.refusalObserver = refusals
@@ -34,18 +35,19 @@ public struct CoreGRPC: Service, CustomStringConvertible {
         self.logger = logger
     }
 
-    /// A fresh serving SVID for Core: a new P-256 key, the root's signature, SANs for the advertised host.
-    static func issue(identity: CoreIdentity, lifetime: TimeInterval) throws -> CertifiedKey {
+    /// A fresh serving SVID for Core: a new P-256 key, signed by the identity authority, with SANs for the
+    /// advertised host.
+    static func issue(identity: CoreIdentity, lifetime: TimeInterval) async throws -> CertifiedKey {
         let key = P256.Signing.PrivateKey()
         let host = (try? HostPort.parse(identity.advertise).host) ?? "localhost"
         let advertised = HostPort.subjectAltNames(host: host)
-        let leaf = try identity.authority.issueLeaf(
-            spiffeID: try MusterIDs.core(trustDomain: identity.trustDomain), publicKey: .init(key.publicKey),
+        let issued = try await identity.authority.mintX509SVID(SVIDRequest(
+            spiffeID: try MusterIDs.core(trustDomain: identity.trustDomain), csrDER: try CSRBuilder.make(key: key, label: "muster core"),
             dnsNames: Array(Set(["localhost"] + advertised.dnsNames)).sorted(),
-            ipAddresses: Array(Set(["127.0.0.1"] + advertised.ipAddresses)).sorted(), lifetime: lifetime
-        )
+            ipAddresses: Array(Set(["127.0.0.1"] + advertised.ipAddresses)).sorted(), ttl: lifetime
+        ))
         return CertifiedKey(
-            certificateChainPEM: try PEM.encode(identity.authority.presentedChain(for: leaf)),
+            certificateChainPEM: try PEM.encode(issued.chain),
             privateKeyPEM: try PEM.encode(Certificate.PrivateKey(key))
         )
     }
@@ -71,7 +73,7 @@ public struct CoreGRPC: Service, CustomStringConvertible {
             try? await Task.sleep(for: .seconds(lifetime / 2))
             if Task.isCancelled { return }
             do {
-                certificates.update(identity: try Self.issue(identity: identity, lifetime: lifetime))
+                certificates.update(identity: try await Self.issue(identity: identity, lifetime: lifetime))
                 logger.info("renewed Core's serving SVID")
             } catch {
                 logger.error("cannot renew Core's serving SVID", metadata: ["error": "\(error)"])

@@ -120,13 +120,14 @@ extension CoreAPI {
                 try await writer.write(ByteBuffer(string: ": muster events from \(cursor)\n\n"))
                 var lastWrite = ContinuousClock.now
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    let seen = hub.generation
                     let events = try await hub.store.events(after: cursor, limit: 100)
                     if events.isEmpty {
                         if ContinuousClock.now - lastWrite > .seconds(15) {
                             try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                             lastWrite = ContinuousClock.now
                         }
-                        await hub.wait()
+                        await hub.wait(since: seen, timeout: min(.seconds(15), hub.safetyPoll))
                         continue
                     }
                     var buffer = ByteBuffer()

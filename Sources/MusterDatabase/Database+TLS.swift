@@ -1,7 +1,7 @@
 import NIOSSL
 import PostgresKit
 
-extension Store {
+extension Database {
     /// PostgresNIO's TLS setting for a libpq `sslmode`. A context that cannot be built (an unreadable
     /// `sslrootcert`) becomes a setting every connection fails with, so the error surfaces where connections do.
     static func postgresTLS(_ tls: PostgresTLS) -> PostgresConnection.Configuration.TLS {
