@@ -58,12 +58,16 @@ var targets: [Target] = [
     .target(name: "MusterEcho", dependencies: ["MusterGRPC", "MusterProto"]),
     .executableTarget(
         name: "MusterGRPCDemo",
-        dependencies: ["MusterGRPC", "MusterEcho", "MusterIdentity", "MusterProto", argumentParser, x509, crypto, logging]
+        dependencies: [
+            "MusterGRPC", "MusterEcho", "MusterIdentity", "MusterProto", argumentParser, x509, crypto, logging,
+        ]
     ),
     .executableTarget(name: "MusterBench", dependencies: ["MusterIdentity", x509, crypto, asn1]),
     .testTarget(
         name: "MusterGRPCTests",
-        dependencies: ["MusterConcurrency", "MusterGRPC", "MusterEcho", "MusterIdentity", "MusterProto", x509, crypto, asn1]
+        dependencies: [
+            "MusterConcurrency", "MusterGRPC", "MusterEcho", "MusterIdentity", "MusterProto", x509, crypto, asn1,
+        ]
     ),
     .testTarget(
         name: "MusterIdentityTests",
@@ -113,13 +117,17 @@ if !bridgeOnly {
         // Core's store: its schema, records and named operations, over MusterDatabase.
         .target(
             name: "MusterStore",
-            dependencies: ["MusterDatabase", "MusterErrors", "MusterIdentity", .product(name: "SQLKit", package: "sql-kit"), logging]
+            dependencies: [
+                "MusterDatabase", "MusterErrors", "MusterIdentity", .product(name: "SQLKit", package: "sql-kit"),
+                logging,
+            ]
         ),
         // Core's control plane: lifecycle, auth, HTTP API, events, reaper, gRPC onboarding.
         .target(
             name: "MusterCore",
             dependencies: [
-                "MusterConcurrency", "MusterErrors", "MusterRuntime", "MusterStore", "MusterIdentity", "MusterGRPC", "MusterProto", "MusterArchive", "MusterEdge",
+                "MusterConcurrency", "MusterErrors", "MusterRuntime", "MusterStore", "MusterIdentity", "MusterGRPC",
+                "MusterProto", "MusterArchive", "MusterEdge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -133,29 +141,43 @@ if !bridgeOnly {
         .target(
             name: "MusterRuntime",
             dependencies: [
-                "MusterErrors", "MusterGRPC", argumentParser, logging, .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "MusterErrors", "MusterGRPC", argumentParser, logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .executableTarget(name: "MusterCoreMain", dependencies: ["MusterCore", "MusterRuntime", "MusterStore", "MusterIdentity", argumentParser, logging]),
+        .executableTarget(
+            name: "MusterCoreMain",
+            dependencies: ["MusterCore", "MusterRuntime", "MusterStore", "MusterIdentity", argumentParser, logging]),
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
         // What edge hosts share: package installation (and, with the relay, joining and renewal).
-        .target(name: "MusterEdge", dependencies: ["MusterArchive", "MusterErrors", "MusterIdentity", x509, crypto, asn1]),
+        .target(
+            name: "MusterEdge", dependencies: ["MusterArchive", "MusterErrors", "MusterIdentity", x509, crypto, asn1]),
         // The poller: attestation to Core, its identity on disk, the package cache (its own SQLite schema over
         // MusterDatabase), the link to Core, and EdgeOnboarding for the agents on its segment.
         .target(
             name: "MusterPoller",
             dependencies: [
-                "MusterConcurrency", "MusterDatabase", "MusterEdge", "MusterErrors", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterRuntime",
+                "MusterConcurrency", "MusterDatabase", "MusterEdge", "MusterErrors", "MusterGRPC", "MusterProto",
+                "MusterIdentity", "MusterRuntime",
                 .product(name: "SQLKit", package: "sql-kit"), x509, crypto, asn1, logging,
             ]
         ),
         // The agent/checker: joins its poller (package or join command), keeps its SVID renewed.
         .target(
             name: "MusterAgent",
-            dependencies: ["MusterEdge", "MusterErrors", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterRuntime", x509, crypto, asn1, logging]
+            dependencies: [
+                "MusterEdge", "MusterErrors", "MusterGRPC", "MusterProto", "MusterIdentity", "MusterRuntime", x509,
+                crypto, asn1, logging,
+            ]
         ),
-        .executableTarget(name: "MusterAgentMain", dependencies: ["MusterAgent", "MusterEdge", "MusterIdentity", "MusterRuntime", argumentParser, logging]),
-        .executableTarget(name: "MusterPollerMain", dependencies: ["MusterEdge", "MusterPoller", "MusterGRPC", "MusterIdentity", "MusterRuntime", argumentParser, logging]),
+        .executableTarget(
+            name: "MusterAgentMain",
+            dependencies: ["MusterAgent", "MusterEdge", "MusterIdentity", "MusterRuntime", argumentParser, logging]),
+        .executableTarget(
+            name: "MusterPollerMain",
+            dependencies: [
+                "MusterEdge", "MusterPoller", "MusterGRPC", "MusterIdentity", "MusterRuntime", argumentParser, logging,
+            ]),
         .testTarget(
             name: "MusterCoreTests",
             dependencies: [
@@ -168,20 +190,28 @@ if !bridgeOnly {
             name: "MusterStoreTests",
             dependencies: [
                 "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity",
-                .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"), logging,
+                .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"),
+                logging,
             ]
         ),
     ]
 }
 
 if fuzz {
-    let exercised: Set<String> = ["MusterErrors", "MusterProto", "MusterIdentity", "CArchive", "MusterArchive", "MusterEdge"]
-    let fuzzers: [(String, [Target.Dependency])] = [
-        ("FuzzArchive", ["MusterArchive", "MusterEdge"]), ("FuzzCSR", ["MusterIdentity"]), ("FuzzSPIFFEID", ["MusterIdentity"]),
-        ("FuzzBundle", ["MusterIdentity"]), ("FuzzManifest", ["MusterEdge", "MusterIdentity"]),
-        ("FuzzRequests", ["MusterIdentity", "MusterProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    let exercised: Set<String> = [
+        "MusterErrors", "MusterProto", "MusterIdentity", "CArchive", "MusterArchive", "MusterEdge",
     ]
-    targets = targets.filter { exercised.contains($0.name) }
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("FuzzArchive", ["MusterArchive", "MusterEdge"]), ("FuzzCSR", ["MusterIdentity"]),
+        ("FuzzSPIFFEID", ["MusterIdentity"]),
+        ("FuzzBundle", ["MusterIdentity"]), ("FuzzManifest", ["MusterEdge", "MusterIdentity"]),
+        (
+            "FuzzRequests",
+            ["MusterIdentity", "MusterProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+    ]
+    targets =
+        targets.filter { exercised.contains($0.name) }
         + fuzzers.map { .executableTarget(name: $0.0, dependencies: $0.1, path: "Fuzz/\($0.0)") }
     products = fuzzers.map { .executable(name: $0.0, targets: [$0.0]) }
 }

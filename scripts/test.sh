@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Runs Muster's whole test suite: bootstrap, a throwaway PostgreSQL server, the Swift tests (store tests on
-# SQLite and PostgreSQL), the black-box tests of Core and the interop tests against peers written by others
+# Runs Muster's whole test suite: bootstrap, the house rules (swift format lint, domain imports), a throwaway
+# PostgreSQL server, the Swift tests (store tests on SQLite and PostgreSQL; Core's routes in process), the black-box
+# tests of Core and the interop tests against peers written by others
 # (Python grpcio, openssl, tar, a NATS subscriber), the HTTP API against schemathesis, every libFuzzer target for a
 # bounded time, then the bridge's tests again under the address and thread sanitizers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+
+echo "== house rules: swift format lint (.swift-format), domain layer imports"
+# Generated protobuf Swift is left as protoc-gen-swift writes it.
+mapfile -t formatted < <(find Sources Tests Fuzz -name '*.swift' -not -path 'Sources/MusterProto/*' | sort)
+swift format lint --strict --configuration .swift-format "${formatted[@]}" Package.swift
+scripts/check-layers.sh
 
 echo "== PostgreSQL for the tests"
 scripts/test-postgres.sh start

@@ -13,6 +13,8 @@ public func fuzzManifest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     _ = try? HostPort.parse(manifest.connect)
     if let poller = manifest.pollerID { _ = try? MusterIDs.poller(trustDomain: manifest.trustDomain, name: poller) }
     let encoded = try? JSONEncoder().encode(manifest)
-    precondition(encoded.flatMap { try? JSONDecoder().decode(PackageManifest.self, from: $0) } == manifest, "manifest does not round-trip")
+    precondition(
+        encoded.flatMap { try? JSONDecoder().decode(PackageManifest.self, from: $0) } == manifest,
+        "manifest does not round-trip")
     return 0
 }

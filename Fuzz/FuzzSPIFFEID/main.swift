@@ -12,8 +12,11 @@ public func fuzzSPIFFEID(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         }
     }
     if let address = try? HostPort.validateAdvertised(text) {
-        precondition(address.text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "'") && $0 != UInt8(ascii: "$") },
-                     "an advertised address with unsafe characters was accepted")
+        precondition(
+            address.text.utf8.allSatisfy {
+                $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "'") && $0 != UInt8(ascii: "$")
+            },
+            "an advertised address with unsafe characters was accepted")
         precondition((1...65535).contains(address.port))
     }
     _ = try? MusterIDs.checkName(text)

@@ -10,19 +10,29 @@ public enum AgentInstall {
     /// How often a token refusal is retried (2 s apart) before the install gives up.
     static let retries = 5
 
-    public static func install(archive: String, into directory: String, poller override: String?) async throws -> SPIFFEID {
+    public static func install(archive: String, into directory: String, poller override: String?) async throws
+        -> SPIFFEID
+    {
         let state = AgentState(directory: directory)
-        if state.hasIdentity { throw AgentError("\(directory) already holds an identity; use another --dir or remove \(directory)/identity") }
+        if state.hasIdentity {
+            throw AgentError(
+                "\(directory) already holds an identity; use another --dir or remove \(directory)/identity")
+        }
         if (try? state.package()) == nil {
             try PackageInstaller.install(archive: archive, into: directory, expecting: ["agent", "checker"])
         }
         let (manifest, token) = try state.package()
         guard let poller = override ?? (manifest.connect.isEmpty ? nil : manifest.connect) else {
-            throw AgentError("the package names no poller address (its poller had not attested when it was downloaded); pass --poller HOST:PORT")
+            throw AgentError(
+                "the package names no poller address (its poller had not attested when it was downloaded); pass --poller HOST:PORT"
+            )
         }
-        guard let pollerName = manifest.pollerID else { throw AgentError("the package names no poller (manifest poller_id)") }
-        let request = AgentOnboarding.JoinRequest(poller: poller, pollerID: pollerName, token: token, caPin: manifest.caPin,
-                                                  trustDomain: manifest.trustDomain, expectedID: manifest.spiffeID, expectedType: manifest.type)
+        guard let pollerName = manifest.pollerID else {
+            throw AgentError("the package names no poller (manifest poller_id)")
+        }
+        let request = AgentOnboarding.JoinRequest(
+            poller: poller, pollerID: pollerName, token: token, caPin: manifest.caPin,
+            trustDomain: manifest.trustDomain, expectedID: manifest.spiffeID, expectedType: manifest.type)
         // A package fresh from Core may reach the installer before its poller has pulled it (the poller then does
         // not know the token yet, and has not spent it), or while the poller restarts: both are retried briefly.
         var attempt = 0

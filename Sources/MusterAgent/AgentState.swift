@@ -38,7 +38,8 @@ public struct AgentState: Sendable {
     }
 
     public var hasIdentity: Bool {
-        FileManager.default.fileExists(atPath: configPath) || FileManager.default.fileExists(atPath: identityDirectory + ".previous/agent.json")
+        FileManager.default.fileExists(atPath: configPath)
+            || FileManager.default.fileExists(atPath: identityDirectory + ".previous/agent.json")
     }
 
     /// Puts back the previous identity if a renewal stopped between its two renames; `run` calls it at start.
@@ -46,7 +47,8 @@ public struct AgentState: Sendable {
 
     public func config() throws -> Config {
         guard hasIdentity, let data = FileManager.default.contents(atPath: configPath) else {
-            throw AgentError("no identity in \(directory); run muster-agent install --package FILE or muster-agent join first")
+            throw AgentError(
+                "no identity in \(directory); run muster-agent install --package FILE or muster-agent join first")
         }
         do { return try JSONDecoder().decode(Config.self, from: data) } catch {
             throw AgentError("\(configPath) is not a Muster agent configuration")
@@ -60,7 +62,9 @@ public struct AgentState: Sendable {
 
     /// The SVID itself: the first certificate of `svid.pem`.
     public func leaf() throws -> Certificate {
-        guard let first = try PEMDocument.parseMultiple(pemString: try read(svidPath)).first else { throw AgentError("\(svidPath) holds no certificate") }
+        guard let first = try PEMDocument.parseMultiple(pemString: try read(svidPath)).first else {
+            throw AgentError("\(svidPath) holds no certificate")
+        }
         return try Certificate(pemDocument: first)
     }
 
@@ -85,10 +89,11 @@ public struct AgentState: Sendable {
     /// The installed package's manifest and token, if `install` put one here.
     func package() throws -> (manifest: PackageManifest, token: String) {
         guard let data = FileManager.default.contents(atPath: packageDirectory + "/manifest.json"),
-              let manifest = try? JSONDecoder().decode(PackageManifest.self, from: data)
+            let manifest = try? JSONDecoder().decode(PackageManifest.self, from: data)
         else { throw AgentError("no package installed in \(directory)") }
         guard let token = FileManager.default.contents(atPath: packageDirectory + "/join-token") else {
-            throw AgentError("the package's join token is gone (it is single-use and removed after joining); install a new package")
+            throw AgentError(
+                "the package's join token is gone (it is single-use and removed after joining); install a new package")
         }
         return (manifest, String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }

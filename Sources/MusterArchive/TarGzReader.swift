@@ -18,9 +18,13 @@ extension TarGz {
     /// gzip bomb stops at the limit.
     public static func read(_ archiveBytes: [UInt8], limits: ArchiveLimits = ArchiveLimits()) throws -> [ArchiveFile] {
         guard archiveBytes.count <= limits.maxArchiveBytes else {
-            throw ArchiveError(code: .refused, message: "archive is \(archiveBytes.count) bytes; a package is at most \(limits.maxArchiveBytes)")
+            throw ArchiveError(
+                code: .refused,
+                message: "archive is \(archiveBytes.count) bytes; a package is at most \(limits.maxArchiveBytes)")
         }
-        guard let archive = archive_read_new() else { throw ArchiveError(code: .read, message: "libarchive: out of memory") }
+        guard let archive = archive_read_new() else {
+            throw ArchiveError(code: .read, message: "libarchive: out of memory")
+        }
         defer { archive_read_free(archive) }
         archive_read_support_filter_gzip(archive)
         archive_read_support_format_tar(archive)
@@ -39,8 +43,13 @@ extension TarGz {
                 }
                 let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
                 try checkName(name)
-                guard archive_entry_filetype(entry) == 0o100000, archive_entry_hardlink(entry) == nil, archive_entry_symlink(entry) == nil else {
-                    throw ArchiveError(code: .refused, message: "entry '\(name)' is not a regular file (links, directories, devices and FIFOs are refused)")
+                guard archive_entry_filetype(entry) == 0o100000, archive_entry_hardlink(entry) == nil,
+                    archive_entry_symlink(entry) == nil
+                else {
+                    throw ArchiveError(
+                        code: .refused,
+                        message:
+                            "entry '\(name)' is not a regular file (links, directories, devices and FIFOs are refused)")
                 }
                 guard !files.contains(where: { $0.name == name }) else {
                     throw ArchiveError(code: .refused, message: "entry '\(name)' appears twice")
@@ -53,14 +62,18 @@ extension TarGz {
                 while true {
                     let count = chunk.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
                     if count == 0 { break }
-                    guard count > 0 else { throw ArchiveError(code: .read, message: "damaged entry '\(name)': \(errorText(archive))") }
+                    guard count > 0 else {
+                        throw ArchiveError(code: .read, message: "damaged entry '\(name)': \(errorText(archive))")
+                    }
                     contents.append(contentsOf: chunk[0..<count])
                     total += count
                     guard contents.count <= limits.maxEntryBytes else {
-                        throw ArchiveError(code: .refused, message: "entry '\(name)' is larger than \(limits.maxEntryBytes) bytes")
+                        throw ArchiveError(
+                            code: .refused, message: "entry '\(name)' is larger than \(limits.maxEntryBytes) bytes")
                     }
                     guard total <= limits.maxTotalBytes else {
-                        throw ArchiveError(code: .refused, message: "archive expands past \(limits.maxTotalBytes) bytes")
+                        throw ArchiveError(
+                            code: .refused, message: "archive expands past \(limits.maxTotalBytes) bytes")
                     }
                 }
                 files.append(ArchiveFile(name: name, contents: contents, mode: UInt32(archive_entry_perm(entry))))
@@ -71,8 +84,12 @@ extension TarGz {
 
     /// A package holds flat names only: no separators, no `.`/`..`, no control characters, 1–128 bytes.
     static func checkName(_ name: String) throws {
-        guard !name.isEmpty, name.utf8.count <= 128 else { throw ArchiveError(code: .refused, message: "entry name is empty or too long") }
-        guard !name.hasPrefix("/") else { throw ArchiveError(code: .refused, message: "entry '\(name)' is an absolute path") }
+        guard !name.isEmpty, name.utf8.count <= 128 else {
+            throw ArchiveError(code: .refused, message: "entry name is empty or too long")
+        }
+        guard !name.hasPrefix("/") else {
+            throw ArchiveError(code: .refused, message: "entry '\(name)' is an absolute path")
+        }
         guard !name.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." }) else {
             throw ArchiveError(code: .refused, message: "entry '\(name)' climbs out with '..'")
         }

@@ -38,20 +38,28 @@ public enum TarGz {
     /// The archive bytes of `files`, in order, owned by root:root, stamped `modified`.
     public static func write(_ files: [ArchiveFile], modified: Date = Date()) throws -> [UInt8] {
         let sink = ByteSink()
-        guard let archive = archive_write_new() else { throw ArchiveError(code: .write, message: "libarchive: out of memory") }
+        guard let archive = archive_write_new() else {
+            throw ArchiveError(code: .write, message: "libarchive: out of memory")
+        }
         defer { archive_write_free(archive) }
         try check(archive, archive_write_add_filter_gzip(archive))
         try check(archive, archive_write_set_format_pax_restricted(archive))
         let context = Unmanaged.passUnretained(sink).toOpaque()
-        try check(archive, archive_write_open(archive, context, nil, { _, context, buffer, length in
-            guard let context, let buffer else { return -1 }
-            let sink = Unmanaged<ByteSink>.fromOpaque(context).takeUnretainedValue()
-            sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: length))
-            return la_ssize_t(length)
-        }, nil))
+        try check(
+            archive,
+            archive_write_open(
+                archive, context, nil,
+                { _, context, buffer, length in
+                    guard let context, let buffer else { return -1 }
+                    let sink = Unmanaged<ByteSink>.fromOpaque(context).takeUnretainedValue()
+                    sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: length))
+                    return la_ssize_t(length)
+                }, nil))
         let seconds = time_t(modified.timeIntervalSince1970)
         for file in files {
-            guard let entry = archive_entry_new() else { throw ArchiveError(code: .write, message: "libarchive: out of memory") }
+            guard let entry = archive_entry_new() else {
+                throw ArchiveError(code: .write, message: "libarchive: out of memory")
+            }
             defer { archive_entry_free(entry) }
             archive_entry_set_pathname(entry, file.name)
             archive_entry_set_size(entry, la_int64_t(file.contents.count))
@@ -63,7 +71,9 @@ public enum TarGz {
             try check(archive, archive_write_header(archive, entry))
             let written = file.contents.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
             guard written == file.contents.count else {
-                throw ArchiveError(code: .write, message: "libarchive wrote \(written) of \(file.contents.count) bytes of \(file.name)")
+                throw ArchiveError(
+                    code: .write, message: "libarchive wrote \(written) of \(file.contents.count) bytes of \(file.name)"
+                )
             }
         }
         try check(archive, archive_write_close(archive))

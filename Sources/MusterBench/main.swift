@@ -18,7 +18,9 @@ func issuanceBenchmark(count: Int) throws {
         try serializer.serialize(request)
         return serializer.serializedBytes
     }
-    let ids = try (0..<count).map { try MusterIDs.agent(trustDomain: "bench.muster.local", poller: "p1", name: "a\($0)") }
+    let ids = try (0..<count).map {
+        try MusterIDs.agent(trustDomain: "bench.muster.local", poller: "p1", name: "a\($0)")
+    }
     var bytes = 0
     let clock = ContinuousClock()
     let elapsed = try clock.measure {
@@ -29,7 +31,10 @@ func issuanceBenchmark(count: Int) throws {
         }
     }
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    print(String(format: "{\"issued\":%d,\"seconds\":%.3f,\"per_second\":%.1f,\"pem_bytes\":%d}", count, seconds, Double(count) / seconds, bytes))
+    print(
+        String(
+            format: "{\"issued\":%d,\"seconds\":%.3f,\"per_second\":%.1f,\"pem_bytes\":%d}", count, seconds,
+            Double(count) / seconds, bytes))
 }
 
 let arguments = CommandLine.arguments

@@ -1,16 +1,19 @@
 import ArgumentParser
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 struct PackageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "package", abstract: "Onboarding packages.", subcommands: [Create.self, List.self, Show.self, Download.self, Revoke.self]
+        commandName: "package", abstract: "Onboarding packages.",
+        subcommands: [Create.self, List.self, Show.self, Download.self, Revoke.self]
     )
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a package (the join token is revealed only by download).")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a package (the join token is revealed only by download).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Name: [a-z0-9._-], 1-63") var name: String
         @Option(help: "poller, agent or checker") var type: String
@@ -33,8 +36,12 @@ struct PackageCommand: AsyncParsableCommand {
 
         static func seconds(_ text: String) throws -> Int {
             let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]
-            if let unit = text.last, let factor = units[unit], let value = Int(text.dropLast()) { return value * factor }
-            guard let value = Int(text) else { throw CLIError(code: .usage, message: "--ttl must be seconds or a number with s, m or h (e.g. 30m)") }
+            if let unit = text.last, let factor = units[unit], let value = Int(text.dropLast()) {
+                return value * factor
+            }
+            guard let value = Int(text) else {
+                throw CLIError(code: .usage, message: "--ttl must be seconds or a number with s, m or h (e.g. 30m)")
+            }
             return value
         }
     }
@@ -50,14 +57,24 @@ struct PackageCommand: AsyncParsableCommand {
         @Option(help: "Cursor from a previous page") var cursor: String?
 
         func run() async throws {
-            let page = try await global.client().json("GET", "/api/edge-packages", query: [
-                "status": status, "type": type, "poller": poller, "site": site, "limit": String(limit), "cursor": cursor,
-            ]) as? [String: Any] ?? [:]
-            if global.json { Output.printJSON(page); return }
-            Output.table(page["items"] as? [[String: Any]] ?? [], columns: [
-                ("ID", "id"), ("NAME", "name"), ("TYPE", "component_type"), ("STATUS", "status"), ("POLLER", "poller_id"),
-                ("SITE", "site"), ("EXPIRES", "expires_at"), ("SPIFFE ID", "spiffe_id"),
-            ])
+            let page =
+                try await global.client().json(
+                    "GET", "/api/edge-packages",
+                    query: [
+                        "status": status, "type": type, "poller": poller, "site": site, "limit": String(limit),
+                        "cursor": cursor,
+                    ]) as? [String: Any] ?? [:]
+            if global.json {
+                Output.printJSON(page)
+                return
+            }
+            Output.table(
+                page["items"] as? [[String: Any]] ?? [],
+                columns: [
+                    ("ID", "id"), ("NAME", "name"), ("TYPE", "component_type"), ("STATUS", "status"),
+                    ("POLLER", "poller_id"),
+                    ("SITE", "site"), ("EXPIRES", "expires_at"), ("SPIFFE ID", "spiffe_id"),
+                ])
             if let next = page["next_cursor"] as? String { print("\nmore: muster package list --cursor \(next)") }
         }
     }
@@ -74,22 +91,28 @@ struct PackageCommand: AsyncParsableCommand {
     }
 
     struct Download: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Download the package archive once (it holds the join token).")
+        static let configuration = CommandConfiguration(
+            abstract: "Download the package archive once (it holds the join token).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Package id") var id: String
-        @Option(name: .shortAndLong, help: "Where to write the tar.gz (default: the name Core suggests, in the current directory)")
+        @Option(
+            name: .shortAndLong,
+            help: "Where to write the tar.gz (default: the name Core suggests, in the current directory)")
         var output: String?
 
         func run() async throws {
             let client = try global.client()
             let package = try await client.json("GET", "/api/edge-packages/\(id)") as? [String: Any] ?? [:]
-            let path = output ?? "muster-\(Output.text(package["component_type"]))-\(Output.text(package["name"])).tar.gz"
+            let path =
+                output ?? "muster-\(Output.text(package["component_type"]))-\(Output.text(package["name"])).tar.gz"
             // Opened 0600 before the download (never with the default mode, not through a symlink), so a file
             // that cannot be written fails before the one-time download spends the token.
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0, fchmod(fd, 0o600) == 0 else {
                 if fd >= 0 { close(fd) }
-                throw CLIError(code: .error, message: "cannot write \(path): \(String(cString: strerror(errno))); nothing was downloaded")
+                throw CLIError(
+                    code: .error,
+                    message: "cannot write \(path): \(String(cString: strerror(errno))); nothing was downloaded")
             }
             let data: Data
             do {
@@ -101,13 +124,20 @@ struct PackageCommand: AsyncParsableCommand {
             }
             let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard written == data.count, fsync(fd) == 0, close(fd) == 0 else {
-                throw CLIError(code: .error, message: "cannot write \(path); the package is now marked delivered — revoke it and create a new one")
+                throw CLIError(
+                    code: .error,
+                    message:
+                        "cannot write \(path); the package is now marked delivered — revoke it and create a new one")
             }
             if global.json {
-                Output.printJSON(["id": id, "file": path, "bytes": data.count, "join_command": package["join_command"] ?? NSNull()])
+                Output.printJSON([
+                    "id": id, "file": path, "bytes": data.count, "join_command": package["join_command"] ?? NSNull(),
+                ])
                 return
             }
-            print("wrote \(path) (\(data.count) bytes, mode 0600); it holds the join token — move it to the edge host and delete it here")
+            print(
+                "wrote \(path) (\(data.count) bytes, mode 0600); it holds the join token — move it to the edge host and delete it here"
+            )
             if let command = package["join_command"] as? String {
                 print("on the edge host, after extracting it:\n  \(command)")
             } else {
@@ -123,14 +153,16 @@ struct PackageCommand: AsyncParsableCommand {
         @Option(help: "Why (kept in the audit log)") var reason: String?
 
         func run() async throws {
-            let package = try await global.client().json("POST", "/api/edge-packages/\(id)/revoke", body: reason.map { ["reason": $0] } ?? [:])
+            let package = try await global.client().json(
+                "POST", "/api/edge-packages/\(id)/revoke", body: reason.map { ["reason": $0] } ?? [:])
             if global.json { Output.printJSON(package) } else { Output.package(package as? [String: Any] ?? [:]) }
         }
     }
 }
 
 struct PollerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "poller", abstract: "Pollers.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(
+        commandName: "poller", abstract: "Pollers.", subcommands: [List.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List pollers with status and last contact.")
@@ -138,11 +170,16 @@ struct PollerCommand: AsyncParsableCommand {
 
         func run() async throws {
             let page = try await global.client().json("GET", "/api/pollers") as? [String: Any] ?? [:]
-            if global.json { Output.printJSON(page); return }
-            Output.table(page["items"] as? [[String: Any]] ?? [], columns: [
-                ("NAME", "name"), ("STATUS", "status"), ("SITE", "site"), ("ADDRESS", "advertise_address"),
-                ("LAST CONTACT", "last_contact_at"), ("SPIFFE ID", "spiffe_id"),
-            ])
+            if global.json {
+                Output.printJSON(page)
+                return
+            }
+            Output.table(
+                page["items"] as? [[String: Any]] ?? [],
+                columns: [
+                    ("NAME", "name"), ("STATUS", "status"), ("SITE", "site"), ("ADDRESS", "advertise_address"),
+                    ("LAST CONTACT", "last_contact_at"), ("SPIFFE ID", "spiffe_id"),
+                ])
         }
     }
 }
@@ -160,21 +197,31 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(help: "Cursor from a previous page") var cursor: String?
 
     func run() async throws {
-        let page = try await global.client().json("GET", "/api/audit", query: [
-            "actor": actor, "action": action, "target": target, "outcome": outcome, "since": since, "until": until,
-            "limit": String(limit), "cursor": cursor,
-        ]) as? [String: Any] ?? [:]
-        if global.json { Output.printJSON(page); return }
-        Output.table(page["items"] as? [[String: Any]] ?? [], columns: [
-            ("ID", "id"), ("AT", "at"), ("ACTOR", "actor"), ("FROM", "source_ip"), ("ACTION", "action"),
-            ("TARGET", "target_id"), ("OUTCOME", "outcome"), ("REASON", "reason"),
-        ])
+        let page =
+            try await global.client().json(
+                "GET", "/api/audit",
+                query: [
+                    "actor": actor, "action": action, "target": target, "outcome": outcome, "since": since,
+                    "until": until,
+                    "limit": String(limit), "cursor": cursor,
+                ]) as? [String: Any] ?? [:]
+        if global.json {
+            Output.printJSON(page)
+            return
+        }
+        Output.table(
+            page["items"] as? [[String: Any]] ?? [],
+            columns: [
+                ("ID", "id"), ("AT", "at"), ("ACTOR", "actor"), ("FROM", "source_ip"), ("ACTION", "action"),
+                ("TARGET", "target_id"), ("OUTCOME", "outcome"), ("REASON", "reason"),
+            ])
         if let next = page["next_cursor"] as? String { print("\nmore: muster audit --cursor \(next)") }
     }
 }
 
 struct EventsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "events", abstract: "Follow lifecycle events (server-sent events) until interrupted.")
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Follow lifecycle events (server-sent events) until interrupted.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Start after this event id (default: from now on; 0 for everything)") var after: Int?
     @Option(help: "Stop after this many events") var count: Int?
@@ -185,9 +232,12 @@ struct EventsCommand: AsyncParsableCommand {
         request.timeoutInterval = 24 * 3600
         let delegate = StreamDelegate()
         let session = URLSession(configuration: .default, delegate: delegate, delegateQueue: nil)
-        let json = global.json, limit = count
+        let json = global.json
+        let limit = count
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            var pending = "", seen = 0, done = false
+            var pending = ""
+            var seen = 0
+            var done = false
             var event: [String: String] = [:]
             func finish(_ error: (any Error)?) {
                 guard !done else { return }
@@ -202,18 +252,26 @@ struct EventsCommand: AsyncParsableCommand {
                     if line.isEmpty {
                         guard let data = event["data"] else { continue }
                         let text: String
-                        if json { text = #"{"id":\#(event["id"] ?? "0"),"type":"\#(event["event"] ?? "")","data":\#(data)}"# }
-                        else {
-                            let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:]
-                            text = "\(event["id"] ?? "-")  \(event["event"] ?? "-")  \(Output.text(object["id"]))  \(Output.text(object["name"]))  \(Output.text(object["status"]))"
+                        if json {
+                            text = #"{"id":\#(event["id"] ?? "0"),"type":"\#(event["event"] ?? "")","data":\#(data)}"#
+                        } else {
+                            let object =
+                                (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:]
+                            text =
+                                "\(event["id"] ?? "-")  \(event["event"] ?? "-")  \(Output.text(object["id"]))  \(Output.text(object["name"]))  \(Output.text(object["status"]))"
                         }
                         // Unbuffered, so a reader sees each event as it comes.
                         FileHandle.standardOutput.write(Data((text + "\n").utf8))
                         event = [:]
                         seen += 1
-                        if let limit, seen >= limit { session.invalidateAndCancel(); finish(nil); return }
+                        if let limit, seen >= limit {
+                            session.invalidateAndCancel()
+                            finish(nil)
+                            return
+                        }
                     } else if !line.hasPrefix(":"), let colon = line.firstIndex(of: ":") {
-                        event[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                        event[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(
+                            in: .whitespaces)
                     }
                 }
             }

@@ -1,11 +1,17 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// What the CLI exits with (DESIGN.md): 0 ok, 1 error, 2 usage, 3 auth, 4 not found, 5 conflict.
 enum ExitCode: Int32 {
-    case ok = 0, error = 1, usage = 2, auth = 3, notFound = 4, conflict = 5
+    case ok = 0
+    case error = 1
+    case usage = 2
+    case auth = 3
+    case notFound = 4
+    case conflict = 5
 }
 
 /// A failure the CLI reports as one line on stderr with its exit code.
@@ -20,16 +26,22 @@ struct CoreClient {
     let token: String?
 
     init(core: String, token: String?) throws {
-        guard let url = URL(string: core), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw CLIError(code: .usage, message: "--core must be an http(s) URL, e.g. http://127.0.0.1:8080 (got '\(core)')")
+        guard let url = URL(string: core), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil
+        else {
+            throw CLIError(
+                code: .usage, message: "--core must be an http(s) URL, e.g. http://127.0.0.1:8080 (got '\(core)')")
         }
         base = url
         self.token = token
     }
 
-    func request(_ method: String, _ path: String, query: [String: String?] = [:], body: [String: Any]? = nil) throws -> URLRequest {
+    func request(_ method: String, _ path: String, query: [String: String?] = [:], body: [String: Any]? = nil) throws
+        -> URLRequest
+    {
         var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
-        let items = query.compactMap { key, value in value.map { URLQueryItem(name: key, value: $0) } }.sorted { $0.name < $1.name }
+        let items = query.compactMap { key, value in value.map { URLQueryItem(name: key, value: $0) } }.sorted {
+            $0.name < $1.name
+        }
         if !items.isEmpty { components.queryItems = items }
         var request = URLRequest(url: components.url!)
         request.httpMethod = method
@@ -48,16 +60,26 @@ struct CoreClient {
         do {
             (data, response) = try await URLSession.shared.data(for: request)
         } catch {
-            throw CLIError(code: .error, message: "cannot reach Core at \(base.absoluteString): \(error.localizedDescription)")
+            throw CLIError(
+                code: .error, message: "cannot reach Core at \(base.absoluteString): \(error.localizedDescription)")
         }
-        guard let http = response as? HTTPURLResponse else { throw CLIError(code: .error, message: "Core sent no HTTP response") }
-        guard (200..<300).contains(http.statusCode) else { throw Self.failure(status: http.statusCode, body: data, retryAfter: http.value(forHTTPHeaderField: "Retry-After")) }
+        guard let http = response as? HTTPURLResponse else {
+            throw CLIError(code: .error, message: "Core sent no HTTP response")
+        }
+        guard (200..<300).contains(http.statusCode) else {
+            throw Self.failure(
+                status: http.statusCode, body: data, retryAfter: http.value(forHTTPHeaderField: "Retry-After"))
+        }
         return data
     }
 
-    func json(_ method: String, _ path: String, query: [String: String?] = [:], body: [String: Any]? = nil) async throws -> Any {
+    func json(_ method: String, _ path: String, query: [String: String?] = [:], body: [String: Any]? = nil) async throws
+        -> Any
+    {
         let data = try await send(try request(method, path, query: query, body: body))
-        guard let object = try? JSONSerialization.jsonObject(with: data) else { throw CLIError(code: .error, message: "Core answered with something that is not JSON") }
+        guard let object = try? JSONSerialization.jsonObject(with: data) else {
+            throw CLIError(code: .error, message: "Core answered with something that is not JSON")
+        }
         return object
     }
 
@@ -83,8 +105,10 @@ final class StreamDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendabl
     var errorBody = Data()
     var finished: (((any Error)?) -> Void)?
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
+    ) {
         status = (response as? HTTPURLResponse)?.statusCode ?? 0
         completionHandler(.allow)
     }

@@ -3,7 +3,9 @@ import Foundation
 /// Prints API answers: aligned tables for people, JSON for machines.
 enum Output {
     static func printJSON(_ object: Any) {
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+        if let data = try? JSONSerialization.data(
+            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        {
             print(String(decoding: data, as: UTF8.self))
         }
     }
@@ -35,15 +37,21 @@ enum Output {
     /// Text from Core with control characters (ESC, NUL, CR, …) shown as U+FFFD, so nothing stored can drive
     /// the operator's terminal.
     static func printable(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
-            scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) ? "\u{FFFD}" : scalar
-        }))
+        String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.map { scalar in
+                    scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) ? "\u{FFFD}" : scalar
+                }))
     }
 
     /// One package, field per line, then its join command.
     static func package(_ package: [String: Any]) {
-        let keys = ["id", "name", "component_type", "status", "spiffe_id", "poller_id", "site", "selectors", "created_by", "created_at",
-                    "expires_at", "delivered_at", "downloaded_at", "activated_at", "activated_from_ip", "revoked_at", "revoke_reason", "notes"]
+        let keys = [
+            "id", "name", "component_type", "status", "spiffe_id", "poller_id", "site", "selectors", "created_by",
+            "created_at",
+            "expires_at", "delivered_at", "downloaded_at", "activated_at", "activated_from_ip", "revoked_at",
+            "revoke_reason", "notes",
+        ]
         for key in keys { print("\(key.padding(toLength: 18, withPad: " ", startingAt: 0)) \(text(package[key]))") }
         if let command = package["join_command"] as? String {
             print("\njoin (run beside the extracted package):\n  \(command)")

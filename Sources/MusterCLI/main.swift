@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// `muster`: the operator's terminal tool over Core's HTTP API.
@@ -26,7 +27,9 @@ struct GlobalOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         let token = self.token ?? environment["MUSTER_TOKEN"]
         guard let token, !token.isEmpty else {
-            throw CLIError(code: .auth, message: "no token: pass --token or set MUSTER_TOKEN (e.g. the contents of DATA_DIR/admin.token)")
+            throw CLIError(
+                code: .auth,
+                message: "no token: pass --token or set MUSTER_TOKEN (e.g. the contents of DATA_DIR/admin.token)")
         }
         return try CoreClient(core: core ?? environment["MUSTER_CORE_URL"] ?? "http://127.0.0.1:8080", token: token)
     }

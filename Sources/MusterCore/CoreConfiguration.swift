@@ -34,7 +34,8 @@ public struct CoreConfiguration: Sendable {
         dataDirectory: String, httpListen: String = "127.0.0.1:8080", grpcListen: String = "0.0.0.0:50051",
         advertise: String? = nil, database: DatabaseLocation? = nil, trustDomain: String = "muster.local",
         natsURL: String? = nil, tokenKeyFile: String? = nil, tokenKeyBase64: String? = nil,
-        createRatePerMinute: Int = 10, refusalAuditPerMinute: Int = 30, reaperInterval: TimeInterval = 5, leafTTL: TimeInterval = 3600,
+        createRatePerMinute: Int = 10, refusalAuditPerMinute: Int = 30, reaperInterval: TimeInterval = 5,
+        leafTTL: TimeInterval = 3600,
         pollerCATTL: TimeInterval = 24 * 3600, databaseConnections: Int = 8
     ) {
         self.dataDirectory = dataDirectory

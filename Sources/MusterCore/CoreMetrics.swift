@@ -20,15 +20,21 @@ public final class CoreMetrics: Sendable {
     public init() {
         latency = registry.makeDurationHistogram(
             name: "muster_http_request_duration_seconds",
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                      .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5)],
+            buckets: [
+                .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
+            ],
             help: "HTTP API request latency"
         )
         redemptions = registry.makeCounter(name: "muster_token_redemptions_total", help: "Join tokens redeemed")
-        refusedRedemptions = registry.makeCounter(name: "muster_token_redemptions_refused_total", help: "Join token redemptions refused")
-        authFailures = registry.makeCounter(name: "muster_http_auth_failures_total", help: "Requests refused for a missing, bad or under-scoped token")
-        rateLimited = registry.makeCounter(name: "muster_http_rate_limited_total", help: "Package creations refused by the rate limit")
-        eventsPublished = registry.makeCounter(name: "muster_nats_events_published_total", help: "Outbox events published to NATS")
+        refusedRedemptions = registry.makeCounter(
+            name: "muster_token_redemptions_refused_total", help: "Join token redemptions refused")
+        authFailures = registry.makeCounter(
+            name: "muster_http_auth_failures_total", help: "Requests refused for a missing, bad or under-scoped token")
+        rateLimited = registry.makeCounter(
+            name: "muster_http_rate_limited_total", help: "Package creations refused by the rate limit")
+        eventsPublished = registry.makeCounter(
+            name: "muster_nats_events_published_total", help: "Outbox events published to NATS")
         expired = registry.makeCounter(name: "muster_packages_expired_total", help: "Packages expired by the reaper")
         databaseUp = registry.makeGauge(name: "muster_database_up", help: "1 when the last database check succeeded")
     }
@@ -54,7 +60,8 @@ public final class CoreMetrics: Sendable {
         let counter = transitions.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = registry.makeCounter(
-                name: "muster_package_transitions_total", labels: [("status", status), ("component_type", type.rawValue)],
+                name: "muster_package_transitions_total",
+                labels: [("status", status), ("component_type", type.rawValue)],
                 help: "Package lifecycle transitions by target status"
             )
             counters[key] = counter

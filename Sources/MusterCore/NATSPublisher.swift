@@ -33,7 +33,8 @@ public struct NATSPublisher: Service, CustomStringConvertible {
                 } catch is CancellationError {
                     return
                 } catch {
-                    logger.warning("NATS publisher disconnected; retrying", metadata: ["url": "\(url)", "error": "\(error)"])
+                    logger.warning(
+                        "NATS publisher disconnected; retrying", metadata: ["url": "\(url)", "error": "\(error)"])
                     try? await Task.sleep(for: .milliseconds(Int(backoff * 1000 * Double.random(in: 0.8...1.2))))
                     backoff = min(backoff * 2, 10)
                     continue
@@ -43,7 +44,8 @@ public struct NATSPublisher: Service, CustomStringConvertible {
     }
 
     static func parse(_ url: String) throws -> (String, Int) {
-        guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host else {
+        guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host
+        else {
             throw CoreError(.invalidConfiguration, "--nats must be nats://host:port, got '\(url)'")
         }
         return (host, components.port ?? 4222)
@@ -60,8 +62,14 @@ public struct NATSPublisher: Service, CustomStringConvertible {
             }
         try await channel.executeThenClose { inbound, outbound in
             var lines = inbound.makeAsyncIterator()
-            guard let info = try await lines.next(), info.hasPrefix("INFO") else { throw CoreError(.invalidConfiguration, "not a NATS server at \(url)") }
-            try await outbound.write(ByteBuffer(string: #"CONNECT {"verbose":false,"pedantic":false,"name":"muster-core","lang":"swift","version":"1","protocol":1}"# + "\r\n"))
+            guard let info = try await lines.next(), info.hasPrefix("INFO") else {
+                throw CoreError(.invalidConfiguration, "not a NATS server at \(url)")
+            }
+            try await outbound.write(
+                ByteBuffer(
+                    string:
+                        #"CONNECT {"verbose":false,"pedantic":false,"name":"muster-core","lang":"swift","version":"1","protocol":1}"#
+                        + "\r\n"))
             logger.info("NATS publisher connected", metadata: ["url": "\(url)"])
             connected()
             var cursor = try await hub.store.eventCursor(Self.cursorName)
@@ -88,7 +96,10 @@ public struct NATSPublisher: Service, CustomStringConvertible {
         }
     }
 
-    private func awaitPong(_ lines: inout NIOAsyncChannelInboundStream<String>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+    private func awaitPong(
+        _ lines: inout NIOAsyncChannelInboundStream<String>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws {
         while let line = try await lines.next() {
             if line == "PONG" { return }
             if line == "PING" { try await outbound.write(ByteBuffer(string: "PONG\r\n")) }
@@ -115,7 +126,9 @@ struct NATSLineDecoder: ByteToMessageDecoder {
     typealias InboundOut = String
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let offset = buffer.withUnsafeReadableBytes({ $0.firstIndex(of: UInt8(ascii: "\n")) }) else { return .needMoreData }
+        guard let offset = buffer.withUnsafeReadableBytes({ $0.firstIndex(of: UInt8(ascii: "\n")) }) else {
+            return .needMoreData
+        }
         guard let bytes = buffer.readBytes(length: offset + 1) else { return .needMoreData }
         // Byte-wise: "\r\n" is one Character in Swift, so string suffix checks would miss it.
         let line = bytes.dropLast().last == 13 ? bytes.dropLast(2) : bytes.dropLast()

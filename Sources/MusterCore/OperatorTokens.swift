@@ -13,10 +13,13 @@ public enum Scope: String, Sendable, CaseIterable, Codable {
     /// Parses a comma- or space-separated scope list, refusing unknown names.
     public static func parseList(_ text: String) throws -> [Scope] {
         let names = text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-        guard !names.isEmpty else { throw CoreError(.invalidConfiguration, "no scopes given (use config:read, config:write, audit:read, admin)") }
+        guard !names.isEmpty else {
+            throw CoreError(.invalidConfiguration, "no scopes given (use config:read, config:write, audit:read, admin)")
+        }
         return try names.map { name in
             guard let scope = Scope(rawValue: name) else {
-                throw CoreError(.invalidConfiguration, "unknown scope '\(name)' (use config:read, config:write, audit:read, admin)")
+                throw CoreError(
+                    .invalidConfiguration, "unknown scope '\(name)' (use config:read, config:write, audit:read, admin)")
             }
             return scope
         }
@@ -51,7 +54,8 @@ public enum OperatorTokens {
         let token = generate()
         let record = OperatorTokenRecord(
             id: UUID().uuidString.lowercased(), name: name, tokenHash: hash(token),
-            scopes: scopes.map(\.rawValue).joined(separator: " "), createdBy: createdBy, createdAt: Clock.nowMillis(), revokedAt: nil
+            scopes: scopes.map(\.rawValue).joined(separator: " "), createdBy: createdBy, createdAt: Clock.nowMillis(),
+            revokedAt: nil
         )
         let audit = AuditRecord(
             actor: createdBy, sourceIP: nil, action: "token.create", targetType: "operator_token", targetID: record.id,

@@ -4,7 +4,10 @@ import MusterConcurrency
 /// A token bucket per key (the operator token's name): `perMinute` actions, refilled smoothly.
 /// Per Core process; several replicas each allow the rate.
 public final class RateLimiter: Sendable {
-    private struct Bucket { var tokens: Double; var updated: TimeInterval }
+    private struct Bucket {
+        var tokens: Double
+        var updated: TimeInterval
+    }
     private let perMinute: Int
     private let buckets = LockedValue<[String: Bucket]>([:])
 

@@ -14,7 +14,8 @@ struct CoreCommand: AsyncParsableCommand {
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run Core (creates the CA, database and admin token on first start).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run Core (creates the CA, database and admin token on first start).")
     @OptionGroup var options: CoreOptions
 
     func run() async throws {
@@ -27,7 +28,8 @@ struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Operator API tokens.", subcommands: [Create.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mint a token; it is printed once on stdout and stored only as a hash.")
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a token; it is printed once on stdout and stored only as a hash.")
         @OptionGroup var options: CoreOptions
         @Option(help: "Comma-separated scopes: config:read, config:write, audit:read, admin")
         var scopes: String
@@ -41,7 +43,8 @@ struct Token: AsyncParsableCommand {
             var logger = makeLogger()
             logger.logLevel = .warning
             let store = try await CoreServer.openStore(configuration, logger: logger)
-            let token = try await OperatorTokens.mint(name: name, scopes: scopes, createdBy: "cli:muster-core", store: store)
+            let token = try await OperatorTokens.mint(
+                name: name, scopes: scopes, createdBy: "cli:muster-core", store: store)
             await store.shutdown()
             print(token)
         }

@@ -10,13 +10,16 @@ extension Database {
     /// Calls `heard` for every notification on `channel`, once `listening` is called (the LISTEN is in place,
     /// so nothing notified after it is missed), until the task is cancelled or the connection fails (thrown as
     /// `unavailable`). Runs on a connection of its own, outside the pool.
-    public func listenForEvents(channel: String, listening: @Sendable () -> Void, heard: @Sendable () -> Void) async throws {
+    public func listenForEvents(channel: String, listening: @Sendable () -> Void, heard: @Sendable () -> Void)
+        async throws
+    {
         guard let configuration = postgresConfiguration else { return }
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
         } catch {
-            throw StoreError(.unavailable, "cannot connect the event listener to \(location): \(Database.reason(error))")
+            throw StoreError(
+                .unavailable, "cannot connect the event listener to \(location): \(Database.reason(error))")
         }
         do {
             try await connection.listen(on: channel) { notifications in

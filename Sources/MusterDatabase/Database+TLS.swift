@@ -7,10 +7,12 @@ extension Database {
     static func postgresTLS(_ tls: PostgresTLS) -> PostgresConnection.Configuration.TLS {
         guard tls.mode != .disable else { return .disable }
         var configuration = TLSConfiguration.makeClientConfiguration()
-        let verified = tls.mode == .verifyCA || tls.mode == .verifyFull || (tls.mode == .require && tls.rootCertificate != nil)
+        let verified =
+            tls.mode == .verifyCA || tls.mode == .verifyFull || (tls.mode == .require && tls.rootCertificate != nil)
         if verified, let path = tls.rootCertificate {
             configuration.trustRoots = .file(path)
-            configuration.certificateVerification = tls.mode == .verifyFull ? .fullVerification : .noHostnameVerification
+            configuration.certificateVerification =
+                tls.mode == .verifyFull ? .fullVerification : .noHostnameVerification
         } else {
             configuration.certificateVerification = .none
         }

@@ -27,12 +27,15 @@ public final class Database: Sendable {
         self.logger = logger
         switch location {
         case .sqlite(let path):
-            pool = ConnectionPool(maximum: min(connections, 4)) { try await Database.openSQLite(path: path, logger: logger) }
+            pool = ConnectionPool(maximum: min(connections, 4)) {
+                try await Database.openSQLite(path: path, logger: logger)
+            }
             writers = ConnectionPool(maximum: 1) { try await Database.openSQLite(path: path, logger: logger) }
             postgresConfiguration = nil
         case .postgres(let host, let port, let user, let password, let database, let tls):
             var configuration = PostgresConnection.Configuration(
-                host: host, port: port, username: user, password: password, database: database, tls: Database.postgresTLS(tls)
+                host: host, port: port, username: user, password: password, database: database,
+                tls: Database.postgresTLS(tls)
             )
             configuration.options.connectTimeout = .seconds(3)
             let settings = configuration
@@ -83,7 +86,9 @@ public final class Database: Sendable {
         try await read { try await $0.raw("SELECT 1").run() }
     }
 
-    private func withConnection<R: Sendable>(from pool: ConnectionPool, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
+    private func withConnection<R: Sendable>(from pool: ConnectionPool, _ body: (any SQLDatabase) async throws -> R)
+        async throws -> R
+    {
         let connection: PooledConnection
         do {
             connection = try await pool.acquire()
@@ -115,18 +120,24 @@ let sqliteThreads: NIOThreadPool = {
 extension Database {
     static func openSQLite(path: String, logger: Logger) async throws -> PooledConnection {
         let connection = try await SQLiteConnection.open(
-            storage: .file(path: path), threadPool: sqliteThreads, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any()
+            storage: .file(path: path), threadPool: sqliteThreads, logger: logger,
+            on: MultiThreadedEventLoopGroup.singleton.any()
         )
         let sql = connection.sql(queryLogLevel: nil)
         do {
-            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
+            for pragma in [
+                "PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                "PRAGMA foreign_keys=ON",
+            ] {
                 try await sql.raw(SQLQueryString(pragma)).run()
             }
         } catch {
             await closeUncancelled { try await connection.close() }
             throw error
         }
-        return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })
+        return PooledConnection(
+            sql: sql, close: { await closeUncancelled { try await connection.close() } },
+            isClosed: { connection.isClosed })
     }
 
     /// Closes outside the caller's task: a cancelled caller (a call ended by shutdown) must still close its
@@ -135,10 +146,14 @@ extension Database {
         await Task { try? await close() }.value
     }
 
-    static func openPostgres(configuration: PostgresConnection.Configuration, logger: Logger) async throws -> PooledConnection {
+    static func openPostgres(configuration: PostgresConnection.Configuration, logger: Logger) async throws
+        -> PooledConnection
+    {
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         let sql = connection.sql(queryLogLevel: nil)
-        return PooledConnection(sql: sql, close: { await closeUncancelled { try await connection.close() } }, isClosed: { connection.isClosed })
+        return PooledConnection(
+            sql: sql, close: { await closeUncancelled { try await connection.close() } },
+            isClosed: { connection.isClosed })
     }
 
     /// Maps driver errors to store codes: constraint violations are conflicts; anything that is not an answer

@@ -28,7 +28,8 @@ public struct PostgresTLS: Sendable, Equatable {
 /// Where the store lives: an SQLite file or a PostgreSQL server, parsed from `sqlite:PATH` or `postgres://…`.
 public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     case sqlite(path: String)
-    case postgres(host: String, port: Int, user: String, password: String?, database: String, tls: PostgresTLS = PostgresTLS())
+    case postgres(
+        host: String, port: Int, user: String, password: String?, database: String, tls: PostgresTLS = PostgresTLS())
 
     /// Parses `sqlite:PATH`, `sqlite://PATH` or `postgres://user[:password]@host[:port]/database[?sslmode=…&sslrootcert=PATH]`.
     public init(parsing text: String) throws {
@@ -40,7 +41,7 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
             return
         }
         guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://"),
-              let url = URLComponents(string: text), let host = url.host, !host.isEmpty
+            let url = URLComponents(string: text), let host = url.host, !host.isEmpty
         else {
             throw StoreError(.invalid, "database must be sqlite:PATH or postgres://user@host:port/database")
         }
@@ -51,18 +52,25 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
             switch item.name {
             case "sslmode":
                 guard let mode = item.value.flatMap(PostgresTLS.Mode.init(rawValue:)) else {
-                    throw StoreError(.invalid, "sslmode must be one of \(PostgresTLS.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw StoreError(
+                        .invalid,
+                        "sslmode must be one of \(PostgresTLS.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 tls.mode = mode
             case "sslrootcert":
-                guard let path = item.value, !path.isEmpty else { throw StoreError(.invalid, "sslrootcert needs a file path") }
+                guard let path = item.value, !path.isEmpty else {
+                    throw StoreError(.invalid, "sslrootcert needs a file path")
+                }
                 tls.rootCertificate = path
             default:
-                throw StoreError(.invalid, "unknown postgres URL parameter '\(item.name)' (known: sslmode, sslrootcert)")
+                throw StoreError(
+                    .invalid, "unknown postgres URL parameter '\(item.name)' (known: sslmode, sslrootcert)")
             }
         }
         if [.verifyCA, .verifyFull].contains(tls.mode), tls.rootCertificate == nil {
-            throw StoreError(.invalid, "sslmode=\(tls.mode.rawValue) needs sslrootcert=PATH (the CA that signs the server's certificate)")
+            throw StoreError(
+                .invalid,
+                "sslmode=\(tls.mode.rawValue) needs sslrootcert=PATH (the CA that signs the server's certificate)")
         }
         self = .postgres(
             host: host, port: url.port ?? 5432, user: url.user ?? "postgres",

@@ -1,6 +1,8 @@
 import MusterGRPC
 import MusterProto
 
+import struct Foundation.Data
+
 /// `muster.testing.v1.Echo`: echoes payloads over every call kind, and fails or delays on request.
 public struct EchoService: GRPCService {
     public typealias Request = Muster_Testing_V1_EchoRequest
@@ -16,13 +18,15 @@ public struct EchoService: GRPCService {
             Self.echoMetadata(context)
             return try Self.response(request.payload, context: context)
         }
-        router.serverStreaming("/muster.testing.v1.Echo/ServerStream", Request.self, Response.self, policy: policy) { request, writer, context in
+        router.serverStreaming("/muster.testing.v1.Echo/ServerStream", Request.self, Response.self, policy: policy) {
+            request, writer, context in
             try await Self.obey(request)
             for _ in 0..<max(1, request.repeat) {
                 try await writer.write(try Self.response(request.payload, context: context))
             }
         }
-        router.clientStreaming("/muster.testing.v1.Echo/ClientStream", Request.self, policy: policy) { requests, context in
+        router.clientStreaming("/muster.testing.v1.Echo/ClientStream", Request.self, policy: policy) {
+            requests, context in
             var count: Int32 = 0
             var last = Request()
             for try await request in requests {
@@ -34,7 +38,8 @@ public struct EchoService: GRPCService {
             response.count = count
             return response
         }
-        router.bidirectional("/muster.testing.v1.Echo/Bidi", Request.self, Response.self, policy: policy) { requests, writer, context in
+        router.bidirectional("/muster.testing.v1.Echo/Bidi", Request.self, Response.self, policy: policy) {
+            requests, writer, context in
             for try await request in requests {
                 try await Self.obey(request)
                 try await writer.write(try Self.response(request.payload, context: context))
@@ -63,5 +68,3 @@ public struct EchoService: GRPCService {
         return response
     }
 }
-
-import struct Foundation.Data

@@ -15,8 +15,10 @@ public struct PackageManifest: Codable, Sendable, Equatable {
     public var caPin: String
     public var pollerID: String?
 
-    public init(id: String, name: String, type: String, trustDomain: String, spiffeID: String, expiresAt: String,
-                connect: String, caPin: String, pollerID: String?) {
+    public init(
+        id: String, name: String, type: String, trustDomain: String, spiffeID: String, expiresAt: String,
+        connect: String, caPin: String, pollerID: String?
+    ) {
         self.id = id
         self.name = name
         self.type = type
@@ -54,24 +56,34 @@ public enum PackageInstaller {
 
     /// Reads a package archive in memory and checks it whole (entries, manifest, token form, bundle and pin, ID)
     /// before anything is written; returns its files and manifest.
-    public static func inspect(_ archive: [UInt8], expecting types: Set<String>) throws -> (files: [ArchiveFile], manifest: PackageManifest) {
+    public static func inspect(_ archive: [UInt8], expecting types: Set<String>) throws -> (
+        files: [ArchiveFile], manifest: PackageManifest
+    ) {
         let files: [ArchiveFile]
         do { files = try TarGz.read(archive) } catch { throw InstallError("package refused: \(error)") }
         let byName = Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0) })
         for name in required where byName[name] == nil { throw InstallError("package refused: it has no \(name)") }
 
         let manifest: PackageManifest
-        do { manifest = try JSONDecoder().decode(PackageManifest.self, from: Data(byName["manifest.json"]!.contents)) } catch {
+        do {
+            manifest = try JSONDecoder().decode(PackageManifest.self, from: Data(byName["manifest.json"]!.contents))
+        } catch {
             throw InstallError("package refused: manifest.json is not a Muster manifest")
         }
         guard types.contains(manifest.type) else {
-            throw InstallError("package refused: it is for component type \(manifest.type); this installs \(types.sorted().joined(separator: " or ")) packages")
+            throw InstallError(
+                "package refused: it is for component type \(manifest.type); this installs \(types.sorted().joined(separator: " or ")) packages"
+            )
         }
         do {
-            _ = try JoinToken(parsing: String(decoding: byName["join-token"]!.contents, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-            let bundle = try TrustBundle(trustDomain: manifest.trustDomain, pem: String(decoding: byName["bundle.pem"]!.contents, as: UTF8.self))
+            _ = try JoinToken(
+                parsing: String(decoding: byName["join-token"]!.contents, as: UTF8.self).trimmingCharacters(
+                    in: .whitespacesAndNewlines))
+            let bundle = try TrustBundle(
+                trustDomain: manifest.trustDomain, pem: String(decoding: byName["bundle.pem"]!.contents, as: UTF8.self))
             guard bundle.roots.contains(where: { CAPin.of($0) == manifest.caPin }) else {
-                throw InstallError("package refused: bundle.pem does not hold the CA the manifest pins (\(manifest.caPin))")
+                throw InstallError(
+                    "package refused: bundle.pem does not hold the CA the manifest pins (\(manifest.caPin))")
             }
             _ = try SPIFFEID(parsing: manifest.spiffeID)
         } catch let error as InstallError {
@@ -84,14 +96,21 @@ public enum PackageInstaller {
     }
 
     @discardableResult
-    public static func install(archive path: String, into directory: String, expecting types: Set<String>) throws -> PackageManifest {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path), attributes[.type] as? FileAttributeType == .typeRegular else {
+    public static func install(archive path: String, into directory: String, expecting types: Set<String>) throws
+        -> PackageManifest
+    {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            attributes[.type] as? FileAttributeType == .typeRegular
+        else {
             throw InstallError("cannot read package \(path): not a regular file")
         }
         if let size = attributes[.size] as? Int, size > ArchiveLimits().maxArchiveBytes {
-            throw InstallError("package \(path) is \(size) bytes; a package is at most \(ArchiveLimits().maxArchiveBytes)")
+            throw InstallError(
+                "package \(path) is \(size) bytes; a package is at most \(ArchiveLimits().maxArchiveBytes)")
         }
-        guard let data = FileManager.default.contents(atPath: path) else { throw InstallError("cannot read package \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw InstallError("cannot read package \(path)")
+        }
         let (files, manifest) = try inspect(Array(data), expecting: types)
         let target = directory + "/package"
         guard !FileManager.default.fileExists(atPath: target) else {
@@ -99,10 +118,11 @@ public enum PackageInstaller {
         }
         do {
             try SecureFile.makeDirectory(directory)
-            try SecureFile.writeDirectory(files.map { file in
-                let secret = file.name == "join-token" || file.name.hasSuffix(".key")
-                return (file.name, file.contents, secret ? 0o600 : 0o644)
-            }, to: target)
+            try SecureFile.writeDirectory(
+                files.map { file in
+                    let secret = file.name == "join-token" || file.name.hasSuffix(".key")
+                    return (file.name, file.contents, secret ? 0o600 : 0o644)
+                }, to: target)
         } catch {
             throw InstallError("cannot install into \(directory): \(error)")
         }

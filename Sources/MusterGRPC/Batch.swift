@@ -197,7 +197,10 @@ final class Batch: @unchecked Sendable {
         }
         if error != GRPC_CALL_OK {
             CompletionTag.release(pointer)
-            completion(.failure(RPCError(code: .internalError, message: "gRPC core refused the batch (call error \(error.rawValue))")))
+            completion(
+                .failure(
+                    RPCError(
+                        code: .internalError, message: "gRPC core refused the batch (call error \(error.rawValue))")))
         }
     }
 
@@ -219,7 +222,8 @@ final class Batch: @unchecked Sendable {
 
     var status: RPCError {
         let code = RPCError.Code(rawValue: receivedStatus?.pointee.rawValue ?? GRPC_STATUS_UNKNOWN.rawValue)
-        let message = receivedDetails.map { String(decoding: ByteBufferReading.bytes(of: $0.pointee), as: UTF8.self) } ?? ""
+        let message =
+            receivedDetails.map { String(decoding: ByteBufferReading.bytes(of: $0.pointee), as: UTF8.self) } ?? ""
         let trailing = receivedTrailingMetadata.map { ByteBufferReading.metadata(of: $0) } ?? [:]
         return RPCError(code: code, message: message, metadata: trailing)
     }
@@ -250,7 +254,8 @@ enum ByteBufferReading {
         var metadata = Metadata()
         for index in 0..<array.pointee.count {
             let entry = array.pointee.metadata[index]
-            metadata.append(.init(key: String(decoding: bytes(of: entry.key), as: UTF8.self), value: bytes(of: entry.value)))
+            metadata.append(
+                .init(key: String(decoding: bytes(of: entry.key), as: UTF8.self), value: bytes(of: entry.value)))
         }
         return metadata
     }

@@ -14,7 +14,7 @@ struct ChannelArguments {
 
     func withCoreArgs<R>(_ body: (UnsafePointer<grpc_channel_args>) -> R) -> R {
         var owned: [UnsafeMutablePointer<CChar>] = []
-        defer { owned.forEach { free($0) } }
+        defer { for pointer in owned { free(pointer) } }
         var args: [grpc_arg] = entries.map { key, value in
             var arg = grpc_arg()
             let keyCopy = strdup(key)!

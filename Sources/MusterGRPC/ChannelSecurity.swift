@@ -33,7 +33,9 @@ public struct ClientTLS: Sendable {
 
     /// A client that accepts exactly the server `id`, from an SVID the root signed itself (Core, a poller).
     public init(trust: ServerTrust, server id: SPIFFEID, identity: CertifiedKey? = nil) {
-        self.init(trust: trust, trustDomain: id.trustDomain, serverPolicy: .exactly(id, issuedByRoot: true), identity: identity)
+        self.init(
+            trust: trust, trustDomain: id.trustDomain, serverPolicy: .exactly(id, issuedByRoot: true),
+            identity: identity)
     }
 }
 
@@ -70,7 +72,8 @@ final class ServerChainVerifier: Sendable {
             case .bundle:
                 verified = try await SVIDVerifier(trustDomain: trustDomain, roots: roots).verify(chain: chain, at: now)
             case .pin(let pin):
-                verified = try await SVIDVerifier.verifyPinned(chain: chain, pin: pin.lowercased(), trustDomain: trustDomain, at: now)
+                verified = try await SVIDVerifier.verifyPinned(
+                    chain: chain, pin: pin.lowercased(), trustDomain: trustDomain, at: now)
             }
         } catch let error as RPCError {
             return "server certificate rejected: \(error.message)"
@@ -79,7 +82,9 @@ final class ServerChainVerifier: Sendable {
         } catch {
             return "server certificate rejected"
         }
-        return tls.serverPolicy.decide(PeerIdentity(verified: verified)).map { "server identity rejected: \($0.message)" }
+        return tls.serverPolicy.decide(PeerIdentity(verified: verified)).map {
+            "server identity rejected: \($0.message)"
+        }
     }
 
     /// `check` for gRPC core's synchronous verifier callback. Core may run the handshake inline on whatever thread
@@ -161,28 +166,29 @@ enum ExternalVerifier {
     static func make(_ verifier: ServerChainVerifier) -> OpaquePointer? {
         let external = UnsafeMutablePointer<grpc_tls_certificate_verifier_external>.allocate(capacity: 1)
         let box = Box(verifier: verifier, external: external)
-        external.initialize(to: grpc_tls_certificate_verifier_external(
-            user_data: Unmanaged.passRetained(box).toOpaque(),
-            verify: { userData, request, _, _, syncStatus, syncErrorDetails in
-                let box = Unmanaged<Box>.fromOpaque(userData!).takeUnretainedValue()
-                let info = request?.pointee.peer_info
-                let chain = (info?.peer_cert_full_chain ?? info?.peer_cert).map { String(cString: $0) }
-                if let problem = box.verifier.checkBlocking(chainPEM: chain) {
-                    syncStatus?.pointee = GRPC_STATUS_UNAUTHENTICATED
-                    syncErrorDetails?.pointee = gpr_strdup(problem)
-                } else {
-                    syncStatus?.pointee = GRPC_STATUS_OK
+        external.initialize(
+            to: grpc_tls_certificate_verifier_external(
+                user_data: Unmanaged.passRetained(box).toOpaque(),
+                verify: { userData, request, _, _, syncStatus, syncErrorDetails in
+                    let box = Unmanaged<Box>.fromOpaque(userData!).takeUnretainedValue()
+                    let info = request?.pointee.peer_info
+                    let chain = (info?.peer_cert_full_chain ?? info?.peer_cert).map { String(cString: $0) }
+                    if let problem = box.verifier.checkBlocking(chainPEM: chain) {
+                        syncStatus?.pointee = GRPC_STATUS_UNAUTHENTICATED
+                        syncErrorDetails?.pointee = gpr_strdup(problem)
+                    } else {
+                        syncStatus?.pointee = GRPC_STATUS_OK
+                    }
+                    return 1
+                },
+                cancel: { _, _ in },
+                destruct: { userData in
+                    guard let userData else { return }
+                    let box = Unmanaged<Box>.fromOpaque(userData).takeRetainedValue()
+                    box.external.deinitialize(count: 1)
+                    box.external.deallocate()
                 }
-                return 1
-            },
-            cancel: { _, _ in },
-            destruct: { userData in
-                guard let userData else { return }
-                let box = Unmanaged<Box>.fromOpaque(userData).takeRetainedValue()
-                box.external.deinitialize(count: 1)
-                box.external.deallocate()
-            }
-        ))
+            ))
         return grpc_tls_certificate_verifier_external_create(external)
     }
 }

@@ -15,7 +15,9 @@ extension GRPCChannel {
         _ path: String, _ request: Request, as: Response.Type = Response.self, options: CallOptions = .init()
     ) async throws -> ClientResponse<Response> {
         let raw = try await unaryBytes(path, try Codec.encode(request), options: options)
-        return ClientResponse(message: try Codec.decode(Response.self, from: raw.message), initialMetadata: raw.initialMetadata, trailingMetadata: raw.trailingMetadata)
+        return ClientResponse(
+            message: try Codec.decode(Response.self, from: raw.message), initialMetadata: raw.initialMetadata,
+            trailingMetadata: raw.trailingMetadata)
     }
 
     /// A unary call on serialized bytes: one batch, one completion.
@@ -112,7 +114,8 @@ final class StreamingCall: Sendable {
     let options: CallOptions
     let status = OneShot<RPCError>()
     let headers = OneShot<Metadata>()
-    private let progress = LockedValue<(sentHeaders: Bool, closed: Bool, receivedHeaders: Bool, ended: Bool)>((false, false, false, false))
+    private let progress = LockedValue<(sentHeaders: Bool, closed: Bool, receivedHeaders: Bool, ended: Bool)>(
+        (false, false, false, false))
 
     init(channel: GRPCChannel, path: String, options: CallOptions) throws {
         call = try ClientCall(channel: channel, path: path, options: options)
@@ -121,7 +124,9 @@ final class StreamingCall: Sendable {
         let batch = Batch()
         batch.receiveStatusOnClient()
         batch.start(on: call.raw) { [status, headers] result in
-            let final = (try? result.get()) != nil ? batch.status : RPCError(code: .internalError, message: "gRPC core did not deliver a status")
+            let final =
+                (try? result.get()) != nil
+                ? batch.status : RPCError(code: .internalError, message: "gRPC core did not deliver a status")
             headers.fulfil([:])
             status.fulfil(final)
         }
@@ -147,7 +152,10 @@ final class StreamingCall: Sendable {
     func write(_ bytes: [UInt8], closing: Bool) async throws {
         let batch = Batch()
         let needsHeaders = progress.withLock { state in
-            defer { state.sentHeaders = true; if closing { state.closed = true } }
+            defer {
+                state.sentHeaders = true
+                if closing { state.closed = true }
+            }
             return state.sentHeaders == false
         }
         if needsHeaders { batch.sendInitialMetadata(options.metadata) }
@@ -158,7 +166,10 @@ final class StreamingCall: Sendable {
 
     func closeWrites() async throws {
         let (needsHeaders, needsClose) = progress.withLock { state in
-            defer { state.sentHeaders = true; state.closed = true }
+            defer {
+                state.sentHeaders = true
+                state.closed = true
+            }
             return (state.sentHeaders == false, state.closed == false)
         }
         guard needsClose else { return }

@@ -73,7 +73,11 @@ final class ClientCall: Sendable {
         let queue = CompletionQueuePool.shared.pick()
         let method = grpc_slice_from_copied_string(path)
         defer { grpc_slice_unref(method) }
-        guard let call = grpc_channel_create_call(channel.raw, nil, 0xFFFF /* GRPC_PROPAGATE_DEFAULTS */, queue.raw, method, nil, deadline, nil) else {
+        // 0xFFFF: GRPC_PROPAGATE_DEFAULTS.
+        guard
+            let call = grpc_channel_create_call(
+                channel.raw, nil, 0xFFFF, queue.raw, method, nil, deadline, nil)
+        else {
             throw RPCError(code: .internalError, message: "gRPC core could not create a call to \(path)")
         }
         raw = call

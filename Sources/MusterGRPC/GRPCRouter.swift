@@ -57,7 +57,8 @@ public struct GRPCRouter: Sendable {
     /// Streams both ways.
     public mutating func bidirectional<Request: Message, Response: Message>(
         _ path: String, _ request: Request.Type, _ response: Response.Type, policy: PeerPolicy = .anyone,
-        handler: @escaping @Sendable (RequestStream<Request>, ResponseWriter<Response>, ServerContext) async throws -> Void
+        handler:
+            @escaping @Sendable (RequestStream<Request>, ResponseWriter<Response>, ServerContext) async throws -> Void
     ) {
         methods[path] = Method(policy: policy, longLived: true) { call, context in
             try await handler(RequestStream(call: call), ResponseWriter(call: call, context: context), context)
@@ -65,7 +66,9 @@ public struct GRPCRouter: Sendable {
         }
     }
 
-    private static func onlyRequest<Request: Message>(_ type: Request.Type, from call: ServerCall) async throws -> Request {
+    private static func onlyRequest<Request: Message>(_ type: Request.Type, from call: ServerCall) async throws
+        -> Request
+    {
         if case .some(let preread) = call.prereadMessage {
             guard let bytes = preread else {
                 throw RPCError(code: .invalidArgument, message: "the call carried no request message")

@@ -51,7 +51,9 @@ public final class GRPCServer: Sendable {
     private let logger: Logger
 
     /// Creates, binds and starts the server.
-    public init(configuration: Configuration, services: [any GRPCService], logger: Logger = Logger(label: "muster.grpc.server")) throws(RPCError) {
+    public init(
+        configuration: Configuration, services: [any GRPCService], logger: Logger = Logger(label: "muster.grpc.server")
+    ) throws(RPCError) {
         GRPCLibrary.ensureInitialised()
         var router = GRPCRouter()
         for service in services { service.register(with: &router) }
@@ -80,18 +82,24 @@ public final class GRPCServer: Sendable {
             peerVerifier = PeerVerifier(certificates: certificates)
             credentials = CertificateFetcher.makeCredentials(fetcher, policy: clientCertificates)
         }
-        let bound = credentials.map { creds in
-            defer { grpc_server_credentials_release(creds) }
-            return Int(grpc_server_add_http2_port(raw, configuration.listenAddress, creds))
-        } ?? 0
+        let bound =
+            credentials.map { creds in
+                defer { grpc_server_credentials_release(creds) }
+                return Int(grpc_server_add_http2_port(raw, configuration.listenAddress, creds))
+            } ?? 0
         guard bound > 0 else {
             grpc_server_destroy(raw)
             for queue in queues { queue.shutdown() }
-            throw RPCError(code: .unavailable, message: "cannot listen on \(configuration.listenAddress) (address in use, bad address, or bad TLS certificates)")
+            throw RPCError(
+                code: .unavailable,
+                message:
+                    "cannot listen on \(configuration.listenAddress) (address in use, bad address, or bad TLS certificates)"
+            )
         }
         port = bound
         // Single-request methods are registered so core reads the request with the call: one batch less per call.
-        let registered: [RegisteredMethod] = router.methods.filter(\.value.singleRequest).keys.sorted().compactMap { path in
+        let registered: [RegisteredMethod] = router.methods.filter(\.value.singleRequest).keys.sorted().compactMap {
+            path in
             grpc_server_register_method(raw, path, nil, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0)
                 .map { RegisteredMethod(path: path, handle: $0) }
         }
@@ -162,9 +170,11 @@ public final class GRPCServer: Sendable {
         let error: grpc_call_error
         if let registered {
             error = grpc_server_request_registered_call(
-                raw, registered.handle, pending.call, pending.deadline, pending.metadata, pending.payload, queue.raw, queue.raw, pointer)
+                raw, registered.handle, pending.call, pending.deadline, pending.metadata, pending.payload, queue.raw,
+                queue.raw, pointer)
         } else {
-            error = grpc_server_request_call(raw, pending.call, pending.details, pending.metadata, queue.raw, queue.raw, pointer)
+            error = grpc_server_request_call(
+                raw, pending.call, pending.details, pending.metadata, queue.raw, queue.raw, pointer)
         }
         if error != GRPC_CALL_OK {
             CompletionTag.release(pointer)
@@ -195,9 +205,11 @@ public final class GRPCServer: Sendable {
     }
 
     private func handle(_ call: ServerCall) async {
-        let context = ServerContext(call: call, peer: await peerVerifier.identity(forChain: call.peerCertificateChainPEM))
+        let context = ServerContext(
+            call: call, peer: await peerVerifier.identity(forChain: call.peerCertificateChainPEM))
         guard let method = router.methods[call.method] else {
-            let status = RPCError(code: .unimplemented, message: "method \(call.method) is not implemented by this server")
+            let status = RPCError(
+                code: .unimplemented, message: "method \(call.method) is not implemented by this server")
             return call.finish(message: nil, status: status, initialMetadata: [:])
         }
         let peer: PeerIdentity?
@@ -211,7 +223,8 @@ public final class GRPCServer: Sendable {
         // Counted per verified identity, so pollers behind one NAT address do not share a cap; per address otherwise.
         let key = peer.map { "id:\($0.spiffeID)" } ?? "ip:\(context.peerIP)"
         guard openStream(for: key) else {
-            let status = RPCError(code: .resourceExhausted, message: "at most \(maxStreamsPerPeer) open streams per peer")
+            let status = RPCError(
+                code: .resourceExhausted, message: "at most \(maxStreamsPerPeer) open streams per peer")
             return call.finish(message: nil, status: status, initialMetadata: [:])
         }
         await run(method, call, context)
@@ -224,8 +237,13 @@ public final class GRPCServer: Sendable {
     /// Ends a call the peer check refused: logged, reported to the server's observer (Core audits it, a poller
     /// relays it to Core), answered with the refusal's status.
     private func refuse(_ call: ServerCall, context: ServerContext, status: RPCError, peer: PeerIdentity?) {
-        logger.notice("call refused", metadata: ["method": "\(call.method)", "peer": "\(context.peerAddress)", "reason": "\(status.message)"])
-        refusals?(CallRefusal(method: call.method, peerAddress: context.peerIP, spiffeID: peer?.spiffeID, code: status.code, reason: status.message))
+        logger.notice(
+            "call refused",
+            metadata: ["method": "\(call.method)", "peer": "\(context.peerAddress)", "reason": "\(status.message)"])
+        refusals?(
+            CallRefusal(
+                method: call.method, peerAddress: context.peerIP, spiffeID: peer?.spiffeID, code: status.code,
+                reason: status.message))
         call.finish(message: nil, status: status, initialMetadata: [:])
     }
 
@@ -250,7 +268,9 @@ public final class GRPCServer: Sendable {
             let status = RPCError(code: .cancelled, message: "the call was cancelled")
             call.finish(message: nil, status: status, initialMetadata: [:])
         } catch {
-            logger.error("handler failed", metadata: ["method": "\(call.method)", "error": "\(String(describing: type(of: error)))"])
+            logger.error(
+                "handler failed",
+                metadata: ["method": "\(call.method)", "error": "\(String(describing: type(of: error)))"])
             let status = RPCError(code: .unknown, message: "the server failed to handle the call")
             call.finish(message: nil, status: status, initialMetadata: [:])
         }
@@ -300,7 +320,9 @@ private final class RequestedCall: @unchecked Sendable {
         let requestMetadata = ByteBufferReading.metadata(of: metadata)
         guard let registered else {
             let method = String(decoding: ByteBufferReading.bytes(of: details.pointee.method), as: UTF8.self)
-            return ServerCall(raw: raw, method: method, requestMetadata: requestMetadata, deadline: Self.date(details.pointee.deadline))
+            return ServerCall(
+                raw: raw, method: method, requestMetadata: requestMetadata,
+                deadline: Self.date(details.pointee.deadline))
         }
         var message: [UInt8]?
         if let buffer = payload.pointee {

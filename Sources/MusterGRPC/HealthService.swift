@@ -5,7 +5,9 @@ import MusterProto
 public final class HealthService: GRPCService {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
-    private let state = LockedValue<(statuses: [String: Status], watchers: [UInt64: (String, AsyncStream<Status>.Continuation)], nextID: UInt64)>(([:], [:], 0))
+    private let state = LockedValue<
+        (statuses: [String: Status], watchers: [UInt64: (String, AsyncStream<Status>.Continuation)], nextID: UInt64)
+    >(([:], [:], 0))
 
     public init() {
         state.withLock { $0.statuses[""] = .serving }
@@ -28,7 +30,8 @@ public final class HealthService: GRPCService {
             return Grpc_Health_V1_HealthCheckResponse.with { $0.status = status }
         }
         router.serverStreaming(
-            "/grpc.health.v1.Health/Watch", Grpc_Health_V1_HealthCheckRequest.self, Grpc_Health_V1_HealthCheckResponse.self
+            "/grpc.health.v1.Health/Watch", Grpc_Health_V1_HealthCheckRequest.self,
+            Grpc_Health_V1_HealthCheckResponse.self
         ) { [self] request, writer, _ in
             let (stream, continuation) = AsyncStream<Status>.makeStream(bufferingPolicy: .bufferingNewest(1))
             let id = state.withLock { state in

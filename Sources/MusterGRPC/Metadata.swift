@@ -57,15 +57,20 @@ public struct Metadata: Sendable, Equatable, Sequence, ExpressibleByDictionaryLi
             guard legal else { return "metadata key '\(entry.key)' has a character outside [a-z0-9-_.]" }
             if entry.key.hasSuffix("-bin") == false {
                 let printable = entry.value.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
-                guard printable else { return "metadata value for '\(entry.key)' is not printable ASCII; use a -bin key" }
+                guard printable else {
+                    return "metadata value for '\(entry.key)' is not printable ASCII; use a -bin key"
+                }
             }
         }
         return nil
     }
 
     public var description: String {
-        "[" + entries.map { entry in
-            entry.key.hasSuffix("-bin") ? "\(entry.key): <\(entry.value.count) bytes>" : "\(entry.key): \(String(decoding: entry.value, as: UTF8.self))"
-        }.joined(separator: ", ") + "]"
+        "["
+            + entries.map { entry in
+                entry.key.hasSuffix("-bin")
+                    ? "\(entry.key): <\(entry.value.count) bytes>"
+                    : "\(entry.key): \(String(decoding: entry.value, as: UTF8.self))"
+            }.joined(separator: ", ") + "]"
     }
 }

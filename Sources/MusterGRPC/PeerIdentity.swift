@@ -28,7 +28,9 @@ public struct PeerIdentity: Sendable {
         } catch {
             throw RPCError(code: .unauthenticated, message: "the peer's certificate chain could not be parsed")
         }
-        guard !certificates.isEmpty else { throw RPCError(code: .unauthenticated, message: "the peer presented no certificate") }
+        guard !certificates.isEmpty else {
+            throw RPCError(code: .unauthenticated, message: "the peer presented no certificate")
+        }
         return certificates
     }
 
@@ -65,10 +67,13 @@ final class PeerVerifier: Sendable {
     func identity(forChain pem: String?, now: Date = Date()) async -> Result<PeerIdentity, RPCError>? {
         guard let pem else { return nil }
         guard let certificates, let trust = certificates.current.verifier else {
-            return .failure(RPCError(code: .unauthenticated, message: "this server does not verify client certificates"))
+            return .failure(
+                RPCError(code: .unauthenticated, message: "this server does not verify client certificates"))
         }
         let generation = certificates.current.generation
-        if let entry = entries.withLock({ $0[pem] }), entry.generation == generation, now < entry.validUntil { return entry.result }
+        if let entry = entries.withLock({ $0[pem] }), entry.generation == generation, now < entry.validUntil {
+            return entry.result
+        }
         let result: Result<PeerIdentity, RPCError>
         var validUntil = now.addingTimeInterval(60)
         do {
@@ -80,7 +85,8 @@ final class PeerVerifier: Sendable {
         } catch let error as IdentityError {
             result = .failure(PeerIdentity.refusal(error))
         } catch {
-            result = .failure(RPCError(code: .unauthenticated, message: "the peer's certificate chain could not be verified"))
+            result = .failure(
+                RPCError(code: .unauthenticated, message: "the peer's certificate chain could not be verified"))
         }
         entries.withLock { entries in
             if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
@@ -104,7 +110,8 @@ public struct PeerPolicy: Sendable {
         PeerPolicy { peer in
             guard let peer else { return .needsCertificate }
             guard peer.spiffeID.trustDomain == trustDomain else {
-                return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not in trust domain \(trustDomain)")
+                return RPCError(
+                    code: .permissionDenied, message: "\(peer.spiffeID) is not in trust domain \(trustDomain)")
             }
             return nil
         }
@@ -115,9 +122,13 @@ public struct PeerPolicy: Sendable {
     public static func exactly(_ id: SPIFFEID, issuedByRoot: Bool = false) -> PeerPolicy {
         PeerPolicy { peer in
             guard let peer else { return .needsCertificate }
-            guard peer.spiffeID == id else { return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not allowed here; expected \(id)") }
+            guard peer.spiffeID == id else {
+                return RPCError(
+                    code: .permissionDenied, message: "\(peer.spiffeID) is not allowed here; expected \(id)")
+            }
             guard !issuedByRoot || peer.isRootIssued else {
-                return RPCError(code: .permissionDenied, message: "\(id) must be issued by the root CA, not by a poller's CA")
+                return RPCError(
+                    code: .permissionDenied, message: "\(id) must be issued by the root CA, not by a poller's CA")
             }
             return nil
         }
@@ -127,7 +138,8 @@ public struct PeerPolicy: Sendable {
     public static func within(_ prefix: SPIFFEID) -> PeerPolicy {
         PeerPolicy { peer in
             guard let peer else { return .needsCertificate }
-            return peer.spiffeID.isWithin(prefix) ? nil : RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not allowed here")
+            return peer.spiffeID.isWithin(prefix)
+                ? nil : RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not allowed here")
         }
     }
 }

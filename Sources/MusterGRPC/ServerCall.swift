@@ -15,7 +15,9 @@ final class ServerCall: @unchecked Sendable {
     private var sentInitialMetadata = false
     private let cancellation = LockedValue<(cancelled: Bool, task: Task<Void, Never>?)>((false, nil))
 
-    init(raw: OpaquePointer, method: String, requestMetadata: Metadata, deadline: Date?, prereadMessage: [UInt8]?? = nil) {
+    init(
+        raw: OpaquePointer, method: String, requestMetadata: Metadata, deadline: Date?, prereadMessage: [UInt8]?? = nil
+    ) {
         self.raw = raw
         self.prereadMessage = prereadMessage
         self.method = method
@@ -41,8 +43,10 @@ final class ServerCall: @unchecked Sendable {
             // The iterator keeps the name pointer, so the C string must outlive every iterator call.
             name.withCString { cName in
                 var iterator = grpc_auth_context_find_properties_by_name(context, cName)
-                guard let property = grpc_auth_property_iterator_next(&iterator), let value = property.pointee.value else { return nil }
-                return String(decoding: UnsafeRawBufferPointer(start: value, count: property.pointee.value_length), as: UTF8.self)
+                guard let property = grpc_auth_property_iterator_next(&iterator), let value = property.pointee.value
+                else { return nil }
+                return String(
+                    decoding: UnsafeRawBufferPointer(start: value, count: property.pointee.value_length), as: UTF8.self)
             }
         }
         guard let leaf = property("x509_pem_cert") else { return nil }

@@ -29,8 +29,10 @@ public final class ServerCertificates: Sendable {
 
     public init(identity: CertifiedKey, trustRootsPEM: String?, trustDomain: String) {
         self.trustDomain = trustDomain
-        state = LockedValue(Current(generation: 1, identity: identity, trustRootsPEM: trustRootsPEM,
-                                    verifier: Self.verifier(trustRootsPEM, trustDomain: trustDomain)))
+        state = LockedValue(
+            Current(
+                generation: 1, identity: identity, trustRootsPEM: trustRootsPEM,
+                verifier: Self.verifier(trustRootsPEM, trustDomain: trustDomain)))
     }
 
     /// Replaces the identity and/or the trust roots; connections already open keep what they negotiated.
@@ -49,7 +51,9 @@ public final class ServerCertificates: Sendable {
     var current: Current { state.withLock { $0 } }
 
     private static func verifier(_ pem: String?, trustDomain: String) -> SVIDVerifier? {
-        guard let pem, let bundle = try? TrustBundle(trustDomain: trustDomain, pem: pem), !bundle.roots.isEmpty else { return nil }
+        guard let pem, let bundle = try? TrustBundle(trustDomain: trustDomain, pem: pem), !bundle.roots.isEmpty else {
+            return nil
+        }
         return SVIDVerifier(trustDomain: trustDomain, roots: bundle.roots)
     }
 }
@@ -119,7 +123,10 @@ final class CertificateFetcher: Sendable {
             guard let userData, let config else { return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL }
             return Unmanaged<CertificateFetcher>.fromOpaque(userData).takeUnretainedValue().fetch(into: config)
         }
-        guard let options = grpc_ssl_server_credentials_create_options_using_config_fetcher(policy.coreValue, callback, userData) else {
+        guard
+            let options = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+                policy.coreValue, callback, userData)
+        else {
             return nil
         }
         return grpc_ssl_server_credentials_create_with_options(options)

@@ -40,7 +40,10 @@ struct Call: AsyncParsableCommand {
         let options = CallOptions(metadata: ["x-echo": payload], timeout: .milliseconds(timeoutMs))
         typealias Request = Muster_Testing_V1_EchoRequest
         typealias Response = Muster_Testing_V1_EchoResponse
-        let request = Request.with { $0.payload = Data(payload.utf8); $0.repeat = Int32(count) }
+        let request = Request.with {
+            $0.payload = Data(payload.utf8)
+            $0.repeat = Int32(count)
+        }
         var result: [String: Any] = ["ok": true]
         do {
             switch kind {
@@ -50,29 +53,40 @@ struct Call: AsyncParsableCommand {
                     as: Grpc_Health_V1_HealthCheckResponse.self, options: options)
                 result["status"] = "\(response.status)"
             case "unary":
-                let response = try await channel.unaryResponse("/muster.testing.v1.Echo/Unary", request, as: Response.self, options: options)
+                let response = try await channel.unaryResponse(
+                    "/muster.testing.v1.Echo/Unary", request, as: Response.self, options: options)
                 result["payloads"] = [String(decoding: response.message.payload, as: UTF8.self)]
                 result["peer"] = response.message.peerSpiffeID
                 result["header"] = response.initialMetadata["x-echo"] ?? ""
             case "server-stream":
-                let payloads: [String] = try await channel.serverStreaming("/muster.testing.v1.Echo/ServerStream", request, as: Response.self, options: options) { stream in
+                let payloads: [String] = try await channel.serverStreaming(
+                    "/muster.testing.v1.Echo/ServerStream", request, as: Response.self, options: options
+                ) { stream in
                     var payloads: [String] = []
-                    for try await response in stream { payloads.append(String(decoding: response.payload, as: UTF8.self)) }
+                    for try await response in stream {
+                        payloads.append(String(decoding: response.payload, as: UTF8.self))
+                    }
                     return payloads
                 }
                 result["payloads"] = payloads
             case "client-stream":
-                let response = try await channel.clientStreaming("/muster.testing.v1.Echo/ClientStream", as: Response.self, options: options) { (writer: ClientRequestWriter<Request>) in
+                let response = try await channel.clientStreaming(
+                    "/muster.testing.v1.Echo/ClientStream", as: Response.self, options: options
+                ) { (writer: ClientRequestWriter<Request>) in
                     for _ in 0..<count { try await writer.write(request) }
                 }
                 result["count"] = Int(response.count)
             case "bidi":
-                let payloads: [String] = try await channel.bidirectional("/muster.testing.v1.Echo/Bidi", as: Response.self, options: options) { (writer: ClientRequestWriter<Request>, responses) in
+                let payloads: [String] = try await channel.bidirectional(
+                    "/muster.testing.v1.Echo/Bidi", as: Response.self, options: options
+                ) { (writer: ClientRequestWriter<Request>, responses) in
                     var payloads: [String] = []
                     var iterator = responses.makeAsyncIterator()
                     for index in 0..<count {
                         try await writer.write(Request.with { $0.payload = Data("\(payload)-\(index)".utf8) })
-                        if let response = try await iterator.next() { payloads.append(String(decoding: response.payload, as: UTF8.self)) }
+                        if let response = try await iterator.next() {
+                            payloads.append(String(decoding: response.payload, as: UTF8.self))
+                        }
                     }
                     try await writer.finish()
                     while try await iterator.next() != nil {}

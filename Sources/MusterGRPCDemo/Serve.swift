@@ -1,14 +1,15 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import Logging
 import MusterEcho
 import MusterGRPC
 import MusterIdentity
 import X509
-import Crypto
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Serve Health and Echo over mTLS; SIGHUP rotates the server's SVID.")
+    static let configuration = CommandConfiguration(
+        abstract: "Serve Health and Echo over mTLS; SIGHUP rotates the server's SVID.")
 
     @Option(help: "Directory for the demo CA, SVIDs and bundle (created if new).")
     var dataDir: String = "./muster-demo"
@@ -32,7 +33,9 @@ struct Serve: AsyncParsableCommand {
         let files = DemoFiles(root: URL(filePath: dataDir))
         let pki = try DemoPKI.loadOrCreate(files: files, trustDomain: trustDomain)
         try pki.issueClientIdentity(files: files)
-        let certificates = ServerCertificates(identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM, trustDomain: trustDomain)
+        let certificates = ServerCertificates(
+            identity: try pki.issueServerIdentity(files: files), trustRootsPEM: try pki.bundlePEM,
+            trustDomain: trustDomain)
         let policy: ClientCertificatePolicy
         switch clientCertificates {
         case "required": policy = .required
@@ -89,7 +92,8 @@ struct DemoPKI: Sendable {
 
     /// Loads or creates the CA with Core's `RootCAStore` in `DIR/ca`, and refreshes `DIR/bundle.pem`.
     static func loadOrCreate(files: DemoFiles, trustDomain: String) throws -> DemoPKI {
-        let (authority, bundle) = try RootCAStore(directory: files.caDirectory.path).loadOrCreate(trustDomain: trustDomain)
+        let (authority, bundle) = try RootCAStore(directory: files.caDirectory.path).loadOrCreate(
+            trustDomain: trustDomain)
         try DemoFiles.write(bundle.pem(), to: files.bundle)
         return DemoPKI(authority: authority, trustDomain: trustDomain)
     }
@@ -112,7 +116,8 @@ struct DemoPKI: Sendable {
     }
 
     func issueServerIdentity(files: DemoFiles) throws -> CertifiedKey {
-        let identity = try issue(segments: ["muster", "core"], dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"])
+        let identity = try issue(
+            segments: ["muster", "core"], dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"])
         try DemoFiles.write(identity.privateKeyPEM, to: files.serverKey, secret: true)
         try DemoFiles.write(identity.certificateChainPEM, to: files.serverCertificate)
         return identity

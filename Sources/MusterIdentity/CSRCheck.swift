@@ -1,5 +1,7 @@
+import Crypto
 import SwiftASN1
 import X509
+import _CryptoExtras
 
 /// Checks a PKCS#10 CSR and yields only its public key: the identity, lifetime and profile come from the caller's record.
 public enum CSRCheck {
@@ -12,7 +14,9 @@ public enum CSRCheck {
     public enum Purpose: Sendable { case leaf, certificateAuthority }
 
     /// Parses `der`, checks its size, signature, key type and size and requested extensions; returns its public key.
-    public static func publicKey(fromDER der: [UInt8], purpose: Purpose = .leaf) throws(IdentityError) -> Certificate.PublicKey {
+    public static func publicKey(fromDER der: [UInt8], purpose: Purpose = .leaf) throws(IdentityError)
+        -> Certificate.PublicKey
+    {
         guard der.count <= maxBytes else {
             throw IdentityError(.csrTooLarge, "the CSR is \(der.count) bytes; at most \(maxBytes) are accepted")
         }
@@ -42,10 +46,13 @@ public enum CSRCheck {
         if let requested {
             let count = requested.extensions.count
             guard count <= maxExtensions else {
-                throw IdentityError(.csrTooManyExtensions, "the CSR requests \(count) extensions; at most \(maxExtensions) are accepted")
+                throw IdentityError(
+                    .csrTooManyExtensions, "the CSR requests \(count) extensions; at most \(maxExtensions) are accepted"
+                )
             }
             if purpose == .leaf, let constraints = try? requested.extensions.basicConstraints,
-               case .isCertificateAuthority = constraints {
+                case .isCertificateAuthority = constraints
+            {
                 throw IdentityError(.csrRequestsCA, "the CSR asks for a CA certificate; an SVID is never a CA")
             }
         }
@@ -53,7 +60,9 @@ public enum CSRCheck {
     }
 
     /// Parses a PEM CSR; see `publicKey(fromDER:purpose:)`.
-    public static func publicKey(fromPEM pem: String, purpose: Purpose = .leaf) throws(IdentityError) -> Certificate.PublicKey {
+    public static func publicKey(fromPEM pem: String, purpose: Purpose = .leaf) throws(IdentityError)
+        -> Certificate.PublicKey
+    {
         guard pem.utf8.count <= maxBytes * 2 else {
             throw IdentityError(.csrTooLarge, "the CSR is larger than \(maxBytes * 2) bytes of PEM")
         }
@@ -63,8 +72,10 @@ public enum CSRCheck {
         } catch {
             throw IdentityError(.csrMalformed, "the CSR is not PEM")
         }
-        guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST" else {
-            throw IdentityError(.csrMalformed, "the PEM block is a \(document.discriminator), not a CERTIFICATE REQUEST")
+        guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST"
+        else {
+            throw IdentityError(
+                .csrMalformed, "the PEM block is a \(document.discriminator), not a CERTIFICATE REQUEST")
         }
         return try publicKey(fromDER: document.derBytes, purpose: purpose)
     }
@@ -74,11 +85,13 @@ public enum CSRCheck {
     static func checkKey(_ key: Certificate.PublicKey) throws(IdentityError) {
         if P256.Signing.PublicKey(key) != nil { return }
         if P384.Signing.PublicKey(key) != nil {
-            throw IdentityError(.csrUnsupportedKey, "the CSR's key is ECDSA P-384; Muster certifies ECDSA P-256 keys only")
+            throw IdentityError(
+                .csrUnsupportedKey, "the CSR's key is ECDSA P-384; Muster certifies ECDSA P-256 keys only")
         }
         if let rsa = _RSA.Signing.PublicKey(key) {
             guard rsa.keySizeInBits >= 2048 else {
-                throw IdentityError(.csrWeakKey, "the CSR's RSA key has \(rsa.keySizeInBits) bits; at least 2048 are required")
+                throw IdentityError(
+                    .csrWeakKey, "the CSR's RSA key has \(rsa.keySizeInBits) bits; at least 2048 are required")
             }
             throw IdentityError(.csrUnsupportedKey, "the CSR's key is RSA; Muster certifies ECDSA P-256 keys only")
         }
@@ -92,7 +105,8 @@ public enum CSRCheck {
         }
         switch algorithm {
         case [1, 2, 840, 113549, 1, 1, 1]:
-            return IdentityError(.csrWeakKey, "the CSR's RSA key is too small or malformed; at least 2048 bits are required")
+            return IdentityError(
+                .csrWeakKey, "the CSR's RSA key is too small or malformed; at least 2048 bits are required")
         case [1, 2, 840, 10045, 2, 1]:
             return IdentityError(.csrUnsupportedKey, "the CSR's elliptic curve is not supported; use P-256")
         default:
@@ -104,19 +118,19 @@ public enum CSRCheck {
     static func subjectPublicKeyAlgorithm(_ der: [UInt8]) throws -> [UInt] {
         let root = try DER.parse(der)
         guard case .constructed(let request) = root.content,
-              let info = request.first(where: { _ in true }), case .constructed(let infoFields) = info.content else {
+            let info = request.first(where: { _ in true }), case .constructed(let infoFields) = info.content
+        else {
             throw IdentityError(.csrMalformed, "not a CSR")
         }
         let fields = Array(infoFields)
         guard fields.count >= 3, case .constructed(let spki) = fields[2].content,
-              let algorithm = spki.first(where: { _ in true }), case .constructed(let algorithmFields) = algorithm.content,
-              let oidNode = algorithmFields.first(where: { _ in true }) else {
+            let algorithm = spki.first(where: { _ in true }),
+            case .constructed(let algorithmFields) = algorithm.content,
+            let oidNode = algorithmFields.first(where: { _ in true })
+        else {
             throw IdentityError(.csrMalformed, "not a CSR")
         }
         let oid = try ASN1ObjectIdentifier(derEncoded: oidNode)
         return Array(oid.oidComponents)
     }
 }
-
-import Crypto
-import _CryptoExtras

@@ -21,7 +21,9 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// Creates a self-signed root CA for `trustDomain` with a new P-256 key.
-    public static func createRoot(trustDomain: String, lifetime: TimeInterval = 10 * 365 * 86_400, now: Date = Date()) throws -> CertificateAuthority {
+    public static func createRoot(trustDomain: String, lifetime: TimeInterval = 10 * 365 * 86_400, now: Date = Date())
+        throws -> CertificateAuthority
+    {
         let key = P256.Signing.PrivateKey()
         let publicKey = Certificate.PublicKey(key.publicKey)
         let name = try rootName(trustDomain: trustDomain)
@@ -101,12 +103,15 @@ public struct CertificateAuthority: Sendable {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
             Critical(KeyUsage(keyCertSign: true, cRLSign: true))
             SubjectAlternativeNames([.uniformResourceIdentifier(pollerID.description)])
-            Critical(NameConstraints(
-                excludedDNSDomains: [""],
-                excludedIPRanges: [ASN1OctetString(contentBytes: [UInt8](repeating: 0, count: 8)[...]),
-                                   ASN1OctetString(contentBytes: [UInt8](repeating: 0, count: 32)[...])],
-                permittedURIDomains: [pollerID.trustDomain]
-            ))
+            Critical(
+                NameConstraints(
+                    excludedDNSDomains: [""],
+                    excludedIPRanges: [
+                        ASN1OctetString(contentBytes: [UInt8](repeating: 0, count: 8)[...]),
+                        ASN1OctetString(contentBytes: [UInt8](repeating: 0, count: 32)[...]),
+                    ],
+                    permittedURIDomains: [pollerID.trustDomain]
+                ))
             SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }

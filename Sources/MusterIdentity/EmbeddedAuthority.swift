@@ -25,7 +25,8 @@ public struct EmbeddedAuthority: IdentityAuthority {
         self.trustBundle = bundle
     }
 
-    public func createJoinToken(ttl: TimeInterval = JoinToken.defaultTTL) throws -> (token: JoinToken, expiresAt: Date) {
+    public func createJoinToken(ttl: TimeInterval = JoinToken.defaultTTL) throws -> (token: JoinToken, expiresAt: Date)
+    {
         try JoinToken.validateTTL(ttl)
         return (JoinToken.generate(), Date() + ttl)
     }
@@ -35,15 +36,20 @@ public struct EmbeddedAuthority: IdentityAuthority {
             do throws(IdentityError) {
                 // Any Muster ID may have an entry (agents' SVIDs come from their poller's CA); only pollers downstream.
                 try checkTrustDomain(request.spiffeID)
-                guard let parsed = MusterID(request.spiffeID) else { throw IdentityError(.notAnSVID, "\(request.spiffeID) is not a Muster ID") }
-                if request.downstream, case .poller = parsed {} else if request.downstream {
-                    throw IdentityError(.outsidePollerScope, "only a poller may hold a downstream CA, not \(request.spiffeID)")
+                guard let parsed = MusterID(request.spiffeID) else {
+                    throw IdentityError(.notAnSVID, "\(request.spiffeID) is not a Muster ID")
+                }
+                if request.downstream, case .poller = parsed {
+                } else if request.downstream {
+                    throw IdentityError(
+                        .outsidePollerScope, "only a poller may hold a downstream CA, not \(request.spiffeID)")
                 }
                 try checkLifetime(request.x509SVIDTTL)
-                return .success(RegistrationEntry(
-                    id: UUID().uuidString.lowercased(), spiffeID: request.spiffeID, selectors: request.selectors,
-                    downstream: request.downstream, x509SVIDTTL: request.x509SVIDTTL
-                ))
+                return .success(
+                    RegistrationEntry(
+                        id: UUID().uuidString.lowercased(), spiffeID: request.spiffeID, selectors: request.selectors,
+                        downstream: request.downstream, x509SVIDTTL: request.x509SVIDTTL
+                    ))
             } catch {
                 return .failure(error)
             }
@@ -54,7 +60,8 @@ public struct EmbeddedAuthority: IdentityAuthority {
     /// refused, a well-formed one is gone.
     public func batchDeleteEntries(ids: [String]) -> [Result<String, IdentityError>] {
         ids.map { id in
-            UUID(uuidString: id) == nil ? .failure(IdentityError(.entryNotFound, "no registration entry \(id)")) : .success(id)
+            UUID(uuidString: id) == nil
+                ? .failure(IdentityError(.entryNotFound, "no registration entry \(id)")) : .success(id)
         }
     }
 
@@ -63,7 +70,8 @@ public struct EmbeddedAuthority: IdentityAuthority {
         try checkLifetime(request.ttl)
         let key = try CSRCheck.publicKey(fromDER: request.csrDER, purpose: .leaf)
         let leaf = try root.issueLeaf(
-            spiffeID: request.spiffeID, publicKey: key, dnsNames: request.dnsNames, ipAddresses: request.ipAddresses, lifetime: request.ttl
+            spiffeID: request.spiffeID, publicKey: key, dnsNames: request.dnsNames, ipAddresses: request.ipAddresses,
+            lifetime: request.ttl
         )
         return IssuedChain(chain: root.presentedChain(for: leaf), bundle: trustBundle)
     }
@@ -97,13 +105,18 @@ public struct EmbeddedAuthority: IdentityAuthority {
         case .core where !downstream: return
         case nil: throw IdentityError(.notAnSVID, "\(id) is not a Muster ID")
         default:
-            throw IdentityError(.outsidePollerScope, downstream ? "only a poller may hold a downstream CA, not \(id)"
-                                                                : "the root issues SVIDs to Core and pollers only, not \(id)")
+            throw IdentityError(
+                .outsidePollerScope,
+                downstream
+                    ? "only a poller may hold a downstream CA, not \(id)"
+                    : "the root issues SVIDs to Core and pollers only, not \(id)")
         }
     }
 
     /// Lifetimes Core asks for: positive and at most a year (the root outlives them).
     private func checkLifetime(_ ttl: TimeInterval) throws(IdentityError) {
-        guard ttl > 0, ttl <= 366 * 86_400 else { throw IdentityError(.badLifetime, "a certificate lifetime must be positive and at most a year") }
+        guard ttl > 0, ttl <= 366 * 86_400 else {
+            throw IdentityError(.badLifetime, "a certificate lifetime must be positive and at most a year")
+        }
     }
 }

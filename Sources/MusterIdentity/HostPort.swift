@@ -5,21 +5,31 @@ public enum HostPort {
     /// Checks an address a component advertises (and that Core copies into root-signed SANs, join commands and
     /// READMEs): a DNS hostname (letters, digits, '-', labels of 1–63, at most 253 in all, no wildcard, no
     /// trailing dot) or an IP literal (IPv6 in brackets), then a port 1–65535. Returns it normalised (lowercase).
-    public static func validateAdvertised(_ text: String) throws(IdentityError) -> (host: String, port: Int, text: String) {
+    public static func validateAdvertised(_ text: String) throws(IdentityError) -> (
+        host: String, port: Int, text: String
+    ) {
         guard text.utf8.count <= 261, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
-            throw IdentityError(.badAddress, "an advertised address is at most 261 printable ASCII characters without spaces")
+            throw IdentityError(
+                .badAddress, "an advertised address is at most 261 printable ASCII characters without spaces")
         }
         let (host, port) = try parse(text)
-        guard (1...65535).contains(port) else { throw IdentityError(.badAddress, "the advertised port must be 1 to 65535") }
+        guard (1...65535).contains(port) else {
+            throw IdentityError(.badAddress, "the advertised port must be 1 to 65535")
+        }
         let bracketed = text.hasPrefix("[")
         if (try? IPAddressBytes.parse(host)) != nil {
-            guard host.contains(":") == bracketed else { throw IdentityError(.badAddress, "an IPv6 address is written in brackets: [ADDR]:PORT") }
+            guard host.contains(":") == bracketed else {
+                throw IdentityError(.badAddress, "an IPv6 address is written in brackets: [ADDR]:PORT")
+            }
             return (host.lowercased(), port, text.lowercased())
         }
         guard !bracketed else { throw IdentityError(.badAddress, "'\(host)' in brackets is not an IPv6 address") }
         let lower = host.lowercased()
         guard isHostname(lower) else {
-            throw IdentityError(.badAddress, "'\(host)' is neither a hostname (letters, digits, '-', dot-separated labels, no wildcard) nor an IP address")
+            throw IdentityError(
+                .badAddress,
+                "'\(host)' is neither a hostname (letters, digits, '-', dot-separated labels, no wildcard) nor an IP address"
+            )
         }
         return (lower, port, "\(lower):\(port)")
     }
@@ -44,7 +54,9 @@ public enum HostPort {
     }
 
     public static func parse(_ text: String) throws(IdentityError) -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
             throw IdentityError(.badAddress, "'\(text)' is not host:port")
         }
         var host = String(text[..<colon])

@@ -26,7 +26,9 @@ public struct EntryRequest: Sendable {
     public var downstream: Bool
     public var x509SVIDTTL: TimeInterval
 
-    public init(spiffeID: SPIFFEID, selectors: [String] = [], downstream: Bool = false, x509SVIDTTL: TimeInterval = 3600) {
+    public init(
+        spiffeID: SPIFFEID, selectors: [String] = [], downstream: Bool = false, x509SVIDTTL: TimeInterval = 3600
+    ) {
         self.spiffeID = spiffeID
         self.selectors = selectors
         self.downstream = downstream
@@ -43,7 +45,9 @@ public struct SVIDRequest: Sendable {
     public var ipAddresses: [String]
     public var ttl: TimeInterval
 
-    public init(spiffeID: SPIFFEID, csrDER: [UInt8], dnsNames: [String] = [], ipAddresses: [String] = [], ttl: TimeInterval) {
+    public init(
+        spiffeID: SPIFFEID, csrDER: [UInt8], dnsNames: [String] = [], ipAddresses: [String] = [], ttl: TimeInterval
+    ) {
         self.spiffeID = spiffeID
         self.csrDER = csrDER
         self.dnsNames = dnsNames

@@ -27,7 +27,9 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
     public init(parsing text: String) throws(IdentityError) {
         let bodyLength = (Self.secretBytes * 4 + 2) / 3
         guard text.hasPrefix(Self.prefix), text.utf8.count == Self.prefix.utf8.count + bodyLength + 6 else {
-            throw IdentityError(.tokenMalformed, "a join token starts with \(Self.prefix) and has \(Self.prefix.count + bodyLength + 6) characters")
+            throw IdentityError(
+                .tokenMalformed,
+                "a join token starts with \(Self.prefix) and has \(Self.prefix.count + bodyLength + 6) characters")
         }
         let rest = text.dropFirst(Self.prefix.count)
         guard rest.utf8.allSatisfy(Self.isURLSafe) else {
@@ -35,7 +37,8 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
         }
         let body = String(rest.prefix(bodyLength))
         guard String(rest.suffix(6)) == Self.checksum(of: body) else {
-            throw IdentityError(.tokenMalformed, "the join token's checksum does not match; it was mistyped or truncated")
+            throw IdentityError(
+                .tokenMalformed, "the join token's checksum does not match; it was mistyped or truncated")
         }
         secret = text
     }
@@ -57,7 +60,8 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
     /// Checks a requested TTL: positive and at most 24 hours.
     public static func validateTTL(_ ttl: TimeInterval) throws(IdentityError) {
         guard ttl > 0, ttl <= maximumTTL else {
-            throw IdentityError(.badLifetime, "a join token lives between 1 second and 24 hours; \(Int(ttl)) s was asked")
+            throw IdentityError(
+                .badLifetime, "a join token lives between 1 second and 24 hours; \(Int(ttl)) s was asked")
         }
     }
 
@@ -75,6 +79,7 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
 
     static func isURLSafe(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+            || byte == UInt8(ascii: "_")
     }
 }

@@ -9,10 +9,13 @@ public enum MusterIDs {
 
     /// Checks a poller, agent or checker name: `[a-z0-9._-]`, 1–63 bytes, not `.` or `..`.
     public static func checkName(_ name: String) throws(NameError) {
-        guard (1...63).contains(name.utf8.count) else { throw NameError(name: name, reason: "a name is 1 to 63 characters") }
+        guard (1...63).contains(name.utf8.count) else {
+            throw NameError(name: name, reason: "a name is 1 to 63 characters")
+        }
         guard name != ".", name != ".." else { throw NameError(name: name, reason: "a name may not be '.' or '..'") }
         let allowed = name.utf8.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
                 || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
         }
         guard allowed else { throw NameError(name: name, reason: "a name holds only a-z, 0-9, '.', '_' and '-'") }
@@ -57,7 +60,8 @@ public enum MusterID: Hashable, Sendable, CustomStringConvertible {
             self = .core
         case 3 where segments[1] == "poller" && (try? MusterIDs.checkName(segments[2])) != nil:
             self = .poller(segments[2])
-        case 5 where segments[1] == "poller" && (try? MusterIDs.checkName(segments[2])) != nil
+        case 5
+        where segments[1] == "poller" && (try? MusterIDs.checkName(segments[2])) != nil
             && (try? MusterIDs.checkName(segments[4])) != nil:
             switch segments[3] {
             case "agent": self = .agent(poller: segments[2], name: segments[4])

@@ -13,7 +13,9 @@ public struct RootCAStore: Sendable {
 
     /// Loads the root CA, or creates one for `trustDomain` on first use.
     /// Refuses a stored CA of another trust domain rather than silently serving it.
-    public func loadOrCreate(trustDomain: String) throws(IdentityError) -> (authority: CertificateAuthority, bundle: TrustBundle) {
+    public func loadOrCreate(trustDomain: String) throws(IdentityError) -> (
+        authority: CertificateAuthority, bundle: TrustBundle
+    ) {
         if FileManager.default.fileExists(atPath: keyPath) {
             return try load(trustDomain: trustDomain)
         }
@@ -33,7 +35,9 @@ public struct RootCAStore: Sendable {
     }
 
     func load(trustDomain: String) throws(IdentityError) -> (authority: CertificateAuthority, bundle: TrustBundle) {
-        let keyPEM: String, certificatePEM: String, bundlePEM: String
+        let keyPEM: String
+        let certificatePEM: String
+        let bundlePEM: String
         do {
             keyPEM = try String(contentsOfFile: keyPath, encoding: .utf8)
             certificatePEM = try String(contentsOfFile: certificatePath, encoding: .utf8)
@@ -41,7 +45,8 @@ public struct RootCAStore: Sendable {
         } catch {
             throw IdentityError(.storage, "cannot read the root CA in \(directory): \(error.localizedDescription)")
         }
-        let key: Certificate.PrivateKey, certificate: Certificate
+        let key: Certificate.PrivateKey
+        let certificate: Certificate
         do {
             key = try Certificate.PrivateKey(pemEncoded: keyPEM)
             certificate = try Certificate(pemEncoded: certificatePEM)
@@ -52,7 +57,8 @@ public struct RootCAStore: Sendable {
             throw IdentityError(.storage, "the root CA key in \(directory) does not match its certificate")
         }
         guard (try? CertificateAuthority.rootName(trustDomain: trustDomain)) == certificate.subject else {
-            throw IdentityError(.storage, "the root CA in \(directory) belongs to another trust domain than \(trustDomain)")
+            throw IdentityError(
+                .storage, "the root CA in \(directory) belongs to another trust domain than \(trustDomain)")
         }
         var bundle = try TrustBundle(trustDomain: trustDomain, pem: bundlePEM)
         if bundle.roots.contains(certificate) == false { bundle.roots.insert(certificate, at: 0) }

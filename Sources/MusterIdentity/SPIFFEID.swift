@@ -73,8 +73,12 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible {
         guard path.isEmpty == false else { return }
         guard path.last != UInt8(ascii: "/") else { throw .init(.trailingSlash, "a SPIFFE ID path may not end with /") }
         for segment in path.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
-            guard segment.isEmpty == false else { throw .init(.badPathSegment, "a SPIFFE ID path has an empty segment") }
-            if segment.elementsEqual([UInt8(ascii: ".")]) || segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+            guard segment.isEmpty == false else {
+                throw .init(.badPathSegment, "a SPIFFE ID path has an empty segment")
+            }
+            if segment.elementsEqual([UInt8(ascii: ".")])
+                || segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+            {
                 throw .init(.badPathSegment, "a SPIFFE ID path may not hold a '.' or '..' segment")
             }
             for byte in segment {

@@ -29,25 +29,35 @@ public struct SVIDVerifier: Sendable {
         guard case .validCertificate(let validated) = result else {
             if case .couldNotValidate(let failures) = result {
                 let reasons = failures.map { String(describing: $0.policyFailureReason) }
-                throw IdentityError(.chainInvalid, "the chain does not validate against the trust bundle: \(Self.summary(reasons, leaf: leaf, at: time))")
+                throw IdentityError(
+                    .chainInvalid,
+                    "the chain does not validate against the trust bundle: \(Self.summary(reasons, leaf: leaf, at: time))"
+                )
             }
             throw IdentityError(.chainInvalid, "the chain does not validate against the trust bundle")
         }
         let path = Array(validated)
         // A trust anchor is never its own leaf: an SVID is always signed by a CA of the bundle.
-        guard path.count >= 2 else { throw IdentityError(.chainInvalid, "the leaf is itself a trust anchor, not an SVID signed by one") }
+        guard path.count >= 2 else {
+            throw IdentityError(.chainInvalid, "the leaf is itself a trust anchor, not an SVID signed by one")
+        }
         try Self.checkIssuers(Array(path.dropFirst()), leafID: id, leaf: leaf)
         return VerifiedSVID(id: id, path: path)
     }
 
     /// First contact through a CA pin: the certificate in the presented chain whose key has `pin` becomes the one
     /// trust anchor, and the rest is verified exactly like a bundle chain. Never trust-on-first-use.
-    public static func verifyPinned(chain: [Certificate], pin: String, trustDomain: String, at time: Date = Date()) async throws(IdentityError) -> VerifiedSVID {
+    public static func verifyPinned(chain: [Certificate], pin: String, trustDomain: String, at time: Date = Date())
+        async throws(IdentityError) -> VerifiedSVID
+    {
         guard let anchor = chain.first(where: { CAPin.of($0) == pin }) else {
             throw IdentityError(.chainInvalid, "no certificate in the chain matches the CA pin \(pin)")
         }
-        guard anchor != chain.first else { throw IdentityError(.chainInvalid, "the pinned key is the peer's own leaf, not a CA") }
-        guard let constraints = try? anchor.extensions.basicConstraints, case .isCertificateAuthority = constraints else {
+        guard anchor != chain.first else {
+            throw IdentityError(.chainInvalid, "the pinned key is the peer's own leaf, not a CA")
+        }
+        guard let constraints = try? anchor.extensions.basicConstraints, case .isCertificateAuthority = constraints
+        else {
             throw IdentityError(.chainInvalid, "the pinned certificate is not a CA")
         }
         let verifier = SVIDVerifier(trustDomain: trustDomain, roots: [anchor])
@@ -69,11 +79,18 @@ public struct SVIDVerifier: Sendable {
         guard let usageExtension = leaf.extensions[oid: .X509ExtensionID.keyUsage] else {
             throw IdentityError(.notAnSVID, "the leaf has no key usage extension")
         }
-        guard usageExtension.critical else { throw IdentityError(.notAnSVID, "the leaf's key usage is not marked critical") }
-        guard let usage = try? KeyUsage(usageExtension) else { throw IdentityError(.notAnSVID, "the leaf's key usage cannot be parsed") }
-        guard usage.digitalSignature else { throw IdentityError(.notAnSVID, "the leaf's key usage lacks digitalSignature") }
+        guard usageExtension.critical else {
+            throw IdentityError(.notAnSVID, "the leaf's key usage is not marked critical")
+        }
+        guard let usage = try? KeyUsage(usageExtension) else {
+            throw IdentityError(.notAnSVID, "the leaf's key usage cannot be parsed")
+        }
+        guard usage.digitalSignature else {
+            throw IdentityError(.notAnSVID, "the leaf's key usage lacks digitalSignature")
+        }
         guard usage.keyCertSign == false, usage.cRLSign == false else {
-            throw IdentityError(.notAnSVID, "the leaf's key usage includes keyCertSign or cRLSign; a leaf SVID signs no certificates")
+            throw IdentityError(
+                .notAnSVID, "the leaf's key usage includes keyCertSign or cRLSign; a leaf SVID signs no certificates")
         }
         return id
     }
@@ -89,8 +106,11 @@ public struct SVIDVerifier: Sendable {
             let isRoot = index == issuers.count - 1
             guard isRoot == false else { break }
             let scope = try spiffeID(of: issuer, what: "intermediate CA \(index + 1)")
-            guard case .poller = MusterID(scope), scope.trustDomain == leafID.trustDomain, leafID.isWithin(scope), leafID != scope else {
-                throw IdentityError(.outsidePollerScope, "\(leafID) is not under \(scope), the scope of the CA that signed it")
+            guard case .poller = MusterID(scope), scope.trustDomain == leafID.trustDomain, leafID.isWithin(scope),
+                leafID != scope
+            else {
+                throw IdentityError(
+                    .outsidePollerScope, "\(leafID) is not under \(scope), the scope of the CA that signed it")
             }
         }
         if issuers.count > 1, let names = try? leaf.extensions.subjectAlternativeNames {
@@ -101,13 +121,16 @@ public struct SVIDVerifier: Sendable {
                 }
             }
             guard hostNames.isEmpty else {
-                throw IdentityError(.outsidePollerScope, "a leaf signed by a poller's CA may not name DNS hosts or IP addresses")
+                throw IdentityError(
+                    .outsidePollerScope, "a leaf signed by a poller's CA may not name DNS hosts or IP addresses")
             }
         }
     }
 
     /// The SPIFFE ID an X.509-SVID (or a Muster CA) carries: its one and only URI SAN.
-    public static func spiffeID(of certificate: Certificate, what: String = "the certificate") throws(IdentityError) -> SPIFFEID {
+    public static func spiffeID(of certificate: Certificate, what: String = "the certificate") throws(IdentityError)
+        -> SPIFFEID
+    {
         let names: SubjectAlternativeNames?
         do {
             names = try certificate.extensions.subjectAlternativeNames
@@ -160,5 +183,7 @@ public struct VerifiedSVID: Sendable {
 struct SVIDNamesPolicy: VerifierPolicy {
     let verifyingCriticalExtensions: [ASN1ObjectIdentifier] = [.X509ExtensionID.subjectAlternativeName]
 
-    mutating func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) async -> PolicyEvaluationResult { .meetsPolicy }
+    mutating func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) async -> PolicyEvaluationResult {
+        .meetsPolicy
+    }
 }

@@ -25,7 +25,8 @@ public enum SecureFile {
     }
 
     /// Writes `bytes` to `path` with `mode` via a temporary file, fsync and rename; the directory is created 0700 if missing.
-    public static func write(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o600) throws(WriteError) {
+    public static func write(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o600) throws(WriteError)
+    {
         try write(bytes, to: path, mode: mode, beforeRename: nil)
     }
 
@@ -33,9 +34,11 @@ public enum SecureFile {
     static func write(
         _ bytes: some Collection<UInt8>, to path: String, mode: mode_t, beforeRename: (() throws -> Void)?
     ) throws(WriteError) {
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let directory =
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         if FileManager.default.fileExists(atPath: directory) == false { try makeDirectory(directory) }
-        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let temporary =
+            "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw WriteError(path: path, reason: errnoText()) }
         var failure: String?
@@ -44,7 +47,9 @@ public enum SecureFile {
         let data = Array(bytes)
         var written = 0
         while failure == nil && written < data.count {
-            let count = data.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress! + written, data.count - written) }
+            let count = data.withUnsafeBytes {
+                Foundation.write(descriptor, $0.baseAddress! + written, data.count - written)
+            }
             if count < 0 {
                 if errno == EINTR { continue }
                 failure = errnoText()
@@ -73,17 +78,23 @@ public enum SecureFile {
     /// readers see every file or none. Refuses an existing `target`; removes the staging directory on failure.
     /// With `replacing`, an existing `target` is first renamed to `target.previous` and removed once the new one
     /// is in place; `restorePrevious(of:)` undoes a crash between the two renames.
-    public static func writeDirectory(_ files: [(name: String, bytes: [UInt8], mode: mode_t)], to target: String, replacing: Bool = false) throws(WriteError) {
+    public static func writeDirectory(
+        _ files: [(name: String, bytes: [UInt8], mode: mode_t)], to target: String, replacing: Bool = false
+    ) throws(WriteError) {
         let exists = FileManager.default.fileExists(atPath: target)
         guard !exists || replacing else { throw WriteError(path: target, reason: "already exists") }
-        let parent = (target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent
+        let parent =
+            (target as NSString).deletingLastPathComponent.isEmpty
+            ? "." : (target as NSString).deletingLastPathComponent
         let staging = "\(parent)/.staging-\((target as NSString).lastPathComponent)-\(UUID().uuidString.lowercased())"
         do {
             try makeDirectory(staging)
             for file in files { try write(file.bytes, to: staging + "/" + file.name, mode: file.mode) }
             if exists {
                 try? FileManager.default.removeItem(atPath: target + ".previous")
-                guard rename(target, target + ".previous") == 0 else { throw WriteError(path: target, reason: errnoText()) }
+                guard rename(target, target + ".previous") == 0 else {
+                    throw WriteError(path: target, reason: errnoText())
+                }
             }
             guard rename(staging, target) == 0 else {
                 let reason = errnoText()
@@ -107,7 +118,8 @@ public enum SecureFile {
 
     /// Puts back `target.previous` when a replacement stopped between its two renames.
     public static func restorePrevious(of target: String) {
-        if !FileManager.default.fileExists(atPath: target), FileManager.default.fileExists(atPath: target + ".previous") {
+        if !FileManager.default.fileExists(atPath: target), FileManager.default.fileExists(atPath: target + ".previous")
+        {
             _ = rename(target + ".previous", target)
         }
     }

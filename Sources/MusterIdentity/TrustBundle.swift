@@ -35,12 +35,15 @@ public struct TrustBundle: Sendable, Equatable {
         var roots: [Certificate] = []
         for document in documents {
             guard document.discriminator == "CERTIFICATE" else {
-                throw IdentityError(.bundleMalformed, "the bundle holds a \(document.discriminator) block; only certificates belong there")
+                throw IdentityError(
+                    .bundleMalformed,
+                    "the bundle holds a \(document.discriminator) block; only certificates belong there")
             }
             do {
                 roots.append(try Certificate(derEncoded: document.derBytes))
             } catch {
-                throw IdentityError(.certificateMalformed, "certificate \(roots.count + 1) of the bundle cannot be parsed")
+                throw IdentityError(
+                    .certificateMalformed, "certificate \(roots.count + 1) of the bundle cannot be parsed")
             }
         }
         self.init(trustDomain: trustDomain, roots: roots)
@@ -76,7 +79,8 @@ public struct TrustBundle: Sendable, Equatable {
                 throw IdentityError(.bundleMalformed, "key \(index) of the SPIFFE bundle is not an object")
             }
             guard key["use"] as? String == "x509-svid" else { continue }
-            guard let chain = key["x5c"] as? [String], let first = chain.first, let der = Data(base64Encoded: first) else {
+            guard let chain = key["x5c"] as? [String], let first = chain.first, let der = Data(base64Encoded: first)
+            else {
                 throw IdentityError(.bundleMalformed, "x509-svid key \(index) has no base64 certificate in 'x5c'")
             }
             do {

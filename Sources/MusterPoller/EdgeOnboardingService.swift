@@ -21,7 +21,10 @@ public struct EdgeOnboardingService: GRPCService {
     /// The one answer for every refused token; the poller's log keeps the real reason.
     static let refusedToken = RPCError(code: .unauthenticated, message: JoinToken.refusal)
 
-    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, svidTTL: TimeInterval, logger: Logger) {
+    public init(
+        identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding,
+        svidTTL: TimeInterval, logger: Logger
+    ) {
         self.identity = identity
         self.cache = cache
         self.outbox = outbox
@@ -31,13 +34,17 @@ public struct EdgeOnboardingService: GRPCService {
     }
 
     public func register(with router: inout GRPCRouter) {
-        router.unary("/muster.onboarding.v1.EdgeOnboarding/Join", Muster_Onboarding_V1_JoinRequest.self) { request, context in
+        router.unary("/muster.onboarding.v1.EdgeOnboarding/Join", Muster_Onboarding_V1_JoinRequest.self) {
+            request, context in
             try await join(request, from: context.peerIP)
         }
-        router.unary("/muster.onboarding.v1.EdgeOnboarding/Renew", Muster_Onboarding_V1_RenewRequest.self, policy: agentPolicy) { request, context in
+        router.unary(
+            "/muster.onboarding.v1.EdgeOnboarding/Renew", Muster_Onboarding_V1_RenewRequest.self, policy: agentPolicy
+        ) { request, context in
             try await renew(request, peer: try context.peer(), from: context.peerIP)
         }
-        router.unary("/muster.onboarding.v1.EdgeOnboarding/GetBundle", Muster_Onboarding_V1_GetBundleRequest.self) { _, _ in
+        router.unary("/muster.onboarding.v1.EdgeOnboarding/GetBundle", Muster_Onboarding_V1_GetBundleRequest.self) {
+            _, _ in
             var response = Muster_Onboarding_V1_GetBundleResponse()
             response.trustDomain = identity.trustDomain
             response.bundle = try identity.roots.map { try $0.derData() }
@@ -45,30 +52,42 @@ public struct EdgeOnboardingService: GRPCService {
         }
     }
 
-    func join(_ request: Muster_Onboarding_V1_JoinRequest, from address: String) async throws -> Muster_Onboarding_V1_JoinResponse {
+    func join(_ request: Muster_Onboarding_V1_JoinRequest, from address: String) async throws
+        -> Muster_Onboarding_V1_JoinResponse
+    {
         guard !standing.isRevoked else { throw PollerStanding.refusal }
         let now = Clock.nowMillis()
-        guard let token = try? JoinToken(parsing: request.joinToken) else { throw await refuse("malformed token", package: nil, from: address) }
+        guard let token = try? JoinToken(parsing: request.joinToken) else {
+            throw await refuse("malformed token", package: nil, from: address)
+        }
         let key = try Self.publicKey(fromCSR: request.csr)
         let hash = ByteEncoding.hex(token.hash)
         // Refuse spent, revoked, expired and unknown tokens before signing: a replay costs a lookup.
         let held = try await store { try await cache.package(tokenHash: hash) }
         if let reason = Self.refusal(of: held, at: now) { throw await refuse(reason, package: held?.id, from: address) }
         guard let held, let spiffeID = try? SPIFFEID(parsing: held.spiffeID), identity.serves(spiffeID) else {
-            throw await refuse("the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
+            throw await refuse(
+                "the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
         }
         let leaf = try issue(spiffeID, key: key)
         let redeemed = try await store {
-            try await cache.redeem(tokenHash: hash, at: now, serial: "\(leaf.certificate.serialText)",
-                                   notAfter: Clock.millis(leaf.certificate.notValidAfter), from: address)
+            try await cache.redeem(
+                tokenHash: hash, at: now, serial: "\(leaf.certificate.serialText)",
+                notAfter: Clock.millis(leaf.certificate.notValidAfter), from: address)
         }
         guard redeemed != nil else {
-            let reason = Self.refusal(of: try await store { try await cache.package(tokenHash: hash) }, at: now) ?? "lost a race to another join"
+            let reason =
+                Self.refusal(of: try await store { try await cache.package(tokenHash: hash) }, at: now)
+                ?? "lost a race to another join"
             throw await refuse(reason, package: held.id, from: address)
         }
         outbox.ring()
-        logger.notice("agent joined", metadata: ["package": "\(held.id)", "spiffe_id": "\(spiffeID)", "from": "\(address)",
-                                                 "serial": "\(leaf.certificate.serialText)"])
+        logger.notice(
+            "agent joined",
+            metadata: [
+                "package": "\(held.id)", "spiffe_id": "\(spiffeID)", "from": "\(address)",
+                "serial": "\(leaf.certificate.serialText)",
+            ])
         var response = Muster_Onboarding_V1_JoinResponse()
         response.spiffeID = spiffeID.description
         response.svidChain = try leaf.chain.map { try $0.derData() }
@@ -77,11 +96,14 @@ public struct EdgeOnboardingService: GRPCService {
     }
 
     /// A leaf from the downstream CA; never outlives the CA, and refused once the CA has expired.
-    func issue(_ spiffeID: SPIFFEID, key: Certificate.PublicKey) throws -> (certificate: Certificate, chain: [Certificate]) {
+    func issue(_ spiffeID: SPIFFEID, key: Certificate.PublicKey) throws -> (
+        certificate: Certificate, chain: [Certificate]
+    ) {
         let authority = identity.authority
         let remaining = authority.certificate.notValidAfter.timeIntervalSinceNow
         guard remaining > 10 else {
-            throw RPCError(code: .unavailable, message: "the poller's CA has expired and Core has not renewed it yet; retry later")
+            throw RPCError(
+                code: .unavailable, message: "the poller's CA has expired and Core has not renewed it yet; retry later")
         }
         let leaf = try authority.issueLeaf(spiffeID: spiffeID, publicKey: key, lifetime: min(svidTTL, remaining))
         return (leaf, authority.presentedChain(for: leaf))
@@ -89,7 +111,8 @@ public struct EdgeOnboardingService: GRPCService {
 
     /// Logs a refused join and queues it for Core's audit log; the caller gets the one generic answer.
     func refuse(_ reason: String, package: String?, from address: String) async -> RPCError {
-        logger.warning("join refused", metadata: ["reason": "\(reason)", "package": "\(package ?? "-")", "from": "\(address)"])
+        logger.warning(
+            "join refused", metadata: ["reason": "\(reason)", "package": "\(package ?? "-")", "from": "\(address)"])
         do {
             try await cache.queueRefusal(packageID: package, reason: reason, from: address, at: Clock.nowMillis())
             outbox.ring()
@@ -127,9 +150,9 @@ public struct EdgeOnboardingService: GRPCService {
         }
     }
 
-
 }
 
 extension RPCError {
-    static let needsAgentSVID = RPCError(code: .unauthenticated, message: "renewal needs the agent's current X.509-SVID (mTLS)")
+    static let needsAgentSVID = RPCError(
+        code: .unauthenticated, message: "renewal needs the agent's current X.509-SVID (mTLS)")
 }

@@ -6,5 +6,10 @@ public final class OutboxSignal: Sendable {
     public init() {}
     public func ring() { pending.withLock { $0 = true } }
     /// True once since the last ring.
-    func take() -> Bool { pending.withLock { value in defer { value = false }; return value } }
+    func take() -> Bool {
+        pending.withLock { value in
+            defer { value = false }
+            return value
+        }
+    }
 }

@@ -16,17 +16,20 @@ extension PollerCache {
     /// Queues a refused join for Core's audit log, unless the queue is full.
     public func queueRefusal(packageID: String?, reason: String, from address: String, at now: Int64) async throws {
         try await database.write { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO refusals (package_id, reason, source_address, at)
                 SELECT \(bind: packageID ?? ""), \(bind: reason), \(bind: address), \(bind: now)
                 WHERE (SELECT COUNT(*) FROM refusals) < \(bind: Self.maxQueuedRefusals)
-                """).run()
+                """
+            ).run()
         }
     }
 
     public func refusals(limit: Int) async throws -> [QueuedRefusal] {
         try await database.read { sql in
-            try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(decoding: QueuedRefusal.self, with: Self.decoder)
+            try await sql.raw("SELECT * FROM refusals ORDER BY id LIMIT \(unsafeRaw: "\(limit)")").all(
+                decoding: QueuedRefusal.self, with: Self.decoder)
         }
     }
 

@@ -72,7 +72,9 @@ public final class PollerCache: Sendable {
 
     public func markRevokedByCore(at now: Int64) async throws {
         try await database.write { sql in
-            try await sql.raw("INSERT INTO meta (key, value) VALUES ('revoked_by_core', \(bind: now)) ON CONFLICT (key) DO NOTHING").run()
+            try await sql.raw(
+                "INSERT INTO meta (key, value) VALUES ('revoked_by_core', \(bind: now)) ON CONFLICT (key) DO NOTHING"
+            ).run()
         }
     }
 
@@ -81,44 +83,57 @@ public final class PollerCache: Sendable {
     }
 
     static func meta(_ key: String, in sql: any SQLDatabase) async throws -> Int64? {
-        try await sql.raw("SELECT value FROM meta WHERE key = \(bind: key)").first(decodingColumn: "value", as: Int64.self)
+        try await sql.raw("SELECT value FROM meta WHERE key = \(bind: key)").first(
+            decodingColumn: "value", as: Int64.self)
     }
 
     /// Stores a pending package and the cursor it came with. A package already held keeps its local state
     /// (a resumed stream re-sends packages the poller has redeemed or seen revoked).
     public func receive(_ package: CachedPackage, cursor: Int64) async throws {
         try await database.transaction { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO packages (id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state)
                 VALUES (\(bind: package.id), \(bind: package.componentType), \(bind: package.name), \(bind: package.spiffeID),
                         \(bind: package.tokenHash), \(bind: package.expiresAt), \(bind: package.selectors), 'pending')
                 ON CONFLICT (id) DO NOTHING
-                """).run()
+                """
+            ).run()
             try await Self.setCursor(cursor, in: sql)
         }
     }
 
     /// Applies a revocation: the package is dropped from redemption, its SVIDs are denied renewal.
-    public func revoke(packageID: String, spiffeID: String, serials: [String], cursor: Int64, at now: Int64) async throws {
+    public func revoke(packageID: String, spiffeID: String, serials: [String], cursor: Int64, at now: Int64)
+        async throws
+    {
         try await database.transaction { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO packages (id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, revoked_at)
                 VALUES (\(bind: packageID), '', '', \(bind: spiffeID), NULL, 0, '[]', 'revoked', \(bind: now))
                 ON CONFLICT (id) DO UPDATE SET state = 'revoked', revoked_at = \(bind: now), token_hash = NULL
-                """).run()
-            try await sql.raw("UPDATE issued SET revoked_at = \(bind: now) WHERE package_id = \(bind: packageID) AND revoked_at IS NULL").run()
+                """
+            ).run()
+            try await sql.raw(
+                "UPDATE issued SET revoked_at = \(bind: now) WHERE package_id = \(bind: packageID) AND revoked_at IS NULL"
+            ).run()
             for serial in serials {
-                try await sql.raw("UPDATE issued SET revoked_at = \(bind: now) WHERE serial = \(bind: serial) AND revoked_at IS NULL").run()
+                try await sql.raw(
+                    "UPDATE issued SET revoked_at = \(bind: now) WHERE serial = \(bind: serial) AND revoked_at IS NULL"
+                ).run()
             }
             try await Self.setCursor(cursor, in: sql)
         }
     }
 
     static func setCursor(_ cursor: Int64, in sql: any SQLDatabase) async throws {
-        try await sql.raw("""
+        try await sql.raw(
+            """
             INSERT INTO meta (key, value) VALUES ('cursor', \(bind: cursor))
             ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)
-            """).run()
+            """
+        ).run()
     }
 
     /// Counts for `muster-poller status`: packages by state, SVIDs issued, activations queued, the cursor.
@@ -126,12 +141,16 @@ public final class PollerCache: Sendable {
         try await database.read { sql in
             var counts: [String: Int64] = [:]
             for row in try await sql.raw("SELECT state, COUNT(*) AS n FROM packages GROUP BY state").all() {
-                counts["packages_" + (try row.decode(column: "state", as: String.self))] = try row.decode(column: "n", as: Int64.self)
+                counts["packages_" + (try row.decode(column: "state", as: String.self))] = try row.decode(
+                    column: "n", as: Int64.self)
             }
-            counts["issued"] = try await sql.raw("SELECT COUNT(*) AS n FROM issued").first(decodingColumn: "n", as: Int64.self) ?? 0
-            counts["outbox"] = try await sql.raw("SELECT COUNT(*) AS n FROM outbox").first(decodingColumn: "n", as: Int64.self) ?? 0
+            counts["issued"] =
+                try await sql.raw("SELECT COUNT(*) AS n FROM issued").first(decodingColumn: "n", as: Int64.self) ?? 0
+            counts["outbox"] =
+                try await sql.raw("SELECT COUNT(*) AS n FROM outbox").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["revoked_by_core"] = try await Self.meta("revoked_by_core", in: sql)
-            counts["refusals"] = try await sql.raw("SELECT COUNT(*) AS n FROM refusals").first(decodingColumn: "n", as: Int64.self) ?? 0
+            counts["refusals"] =
+                try await sql.raw("SELECT COUNT(*) AS n FROM refusals").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["cursor"] = try await Self.meta("cursor", in: sql) ?? 0
             return counts
         }

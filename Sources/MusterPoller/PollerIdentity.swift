@@ -28,7 +28,9 @@ public final class PollerIdentity: Sendable {
     public init(state: PollerState) throws {
         let manifest = try state.manifest()
         func certificates(_ path: String) throws -> [Certificate] {
-            let chain = try PEMDocument.parseMultiple(pemString: try state.read(path)).map { try Certificate(pemDocument: $0) }
+            let chain = try PEMDocument.parseMultiple(pemString: try state.read(path)).map {
+                try Certificate(pemDocument: $0)
+            }
             guard !chain.isEmpty else { throw PollerError("\(path) holds no certificate") }
             return chain
         }
@@ -37,7 +39,8 @@ public final class PollerIdentity: Sendable {
         let roots = try certificates(state.bundlePath)
         let material = Material(
             svidChain: try certificates(state.svidPath), svidKeyPEM: try state.read(state.svidKeyPath),
-            authority: CertificateAuthority(certificate: caChain[0], privateKey: caKey, chainToRoot: Array(caChain.dropFirst())),
+            authority: CertificateAuthority(
+                certificate: caChain[0], privateKey: caKey, chainToRoot: Array(caChain.dropFirst())),
             previousCA: (try? state.read(state.previousCAPath)).flatMap { try? Certificate(pemEncoded: $0) },
             roots: roots
         )
@@ -45,8 +48,9 @@ public final class PollerIdentity: Sendable {
         self.trustDomain = manifest.trustDomain
         self.spiffeID = try SPIFFEID(parsing: manifest.spiffeID)
         self.material = LockedValue(material)
-        self.serverCertificates = ServerCertificates(identity: try Self.serving(material), trustRootsPEM: try PEM.encode(roots),
-                                                        trustDomain: manifest.trustDomain)
+        self.serverCertificates = ServerCertificates(
+            identity: try Self.serving(material), trustRootsPEM: try PEM.encode(roots),
+            trustDomain: manifest.trustDomain)
     }
 
     var current: Material { material.withLock { $0 } }
@@ -56,7 +60,9 @@ public final class PollerIdentity: Sendable {
 
     /// True for an agent or checker ID of this poller in its trust domain: the only IDs it serves and signs.
     public func serves(_ id: SPIFFEID) -> Bool {
-        guard id.trustDomain == trustDomain, let parsed = MusterID(id), let poller = MusterID(spiffeID) else { return false }
+        guard id.trustDomain == trustDomain, let parsed = MusterID(id), let poller = MusterID(spiffeID) else {
+            return false
+        }
         return parsed.isServed(by: poller)
     }
 
@@ -70,24 +76,32 @@ public final class PollerIdentity: Sendable {
     public var clientIdentity: CertifiedKey {
         get throws {
             let material = current
-            return CertifiedKey(certificateChainPEM: try PEM.encode(material.svidChain), privateKeyPEM: material.svidKeyPEM)
+            return CertifiedKey(
+                certificateChainPEM: try PEM.encode(material.svidChain), privateKeyPEM: material.svidKeyPEM)
         }
     }
 
     /// What the poller serves to agents: its SVID with the root appended, so an agent that knows only the
     /// CA pin can check the chain up to the pinned key.
     static func serving(_ material: Material) throws -> CertifiedKey {
-        CertifiedKey(certificateChainPEM: try PEM.encode(material.svidChain + material.roots), privateKeyPEM: material.svidKeyPEM)
+        CertifiedKey(
+            certificateChainPEM: try PEM.encode(material.svidChain + material.roots), privateKeyPEM: material.svidKeyPEM
+        )
     }
 
     /// Stores a renewed SVID (and CA, if renewed) on disk as one directory, then switches to it.
-    func replace(svidChain: [Certificate], svidKey: P256.Signing.PrivateKey, ca: (chain: [Certificate], key: P256.Signing.PrivateKey)?, roots: [Certificate]) throws {
+    func replace(
+        svidChain: [Certificate], svidKey: P256.Signing.PrivateKey,
+        ca: (chain: [Certificate], key: P256.Signing.PrivateKey)?, roots: [Certificate]
+    ) throws {
         var next = current
         next.svidChain = svidChain
         next.svidKeyPEM = try PEM.encode(Certificate.PrivateKey(svidKey))
         if let ca {
             next.previousCA = next.authority.certificate
-            next.authority = CertificateAuthority(certificate: ca.chain[0], privateKey: Certificate.PrivateKey(ca.key), chainToRoot: Array(ca.chain.dropFirst()))
+            next.authority = CertificateAuthority(
+                certificate: ca.chain[0], privateKey: Certificate.PrivateKey(ca.key),
+                chainToRoot: Array(ca.chain.dropFirst()))
         }
         next.roots = roots
         try state.storeIdentity(

@@ -14,7 +14,9 @@ public struct PollerServer: Sendable {
     let health: HealthService
 
     /// Opens the cache and binds `listen`; `agentSVIDTTL` is the lifetime of the SVIDs it issues.
-    public static func start(state: PollerState, listen: String, agentSVIDTTL: TimeInterval, logger: Logger) async throws -> PollerServer {
+    public static func start(state: PollerState, listen: String, agentSVIDTTL: TimeInterval, logger: Logger)
+        async throws -> PollerServer
+    {
         let manifest = try state.manifest()
         let identity = try PollerIdentity(state: state)
         let cache = PollerCache(path: state.cachePath, logger: logger)
@@ -30,20 +32,28 @@ public struct PollerServer: Sendable {
         let standing = PollerStanding(health: health)
         if let revoked = try? await cache.revokedByCore() {
             standing.markRevoked()
-            logger.critical("Core revoked this poller; it does not onboard agents", metadata: ["revoked_at": "\(revoked)"])
+            logger.critical(
+                "Core revoked this poller; it does not onboard agents", metadata: ["revoked_at": "\(revoked)"])
         }
-        let edge = EdgeOnboardingService(identity: identity, cache: cache, outbox: outbox, standing: standing, svidTTL: agentSVIDTTL, logger: logger)
-        var configuration = GRPCServer.Configuration(listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional))
+        let edge = EdgeOnboardingService(
+            identity: identity, cache: cache, outbox: outbox, standing: standing, svidTTL: agentSVIDTTL, logger: logger)
+        var configuration = GRPCServer.Configuration(
+            listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional))
         // A certificate refused here (forged, misbound, another poller's) reaches Core's audit log like a refused join.
         configuration.refusalObserver = { refusal in
             Task {
-                try? await cache.queueRefusal(packageID: nil, reason: TextRules.printable("certificate refused at \(refusal.method): \(refusal.reason)", limit: 200),
-                                              from: refusal.peerAddress, at: Clock.nowMillis())
+                try? await cache.queueRefusal(
+                    packageID: nil,
+                    reason: TextRules.printable(
+                        "certificate refused at \(refusal.method): \(refusal.reason)", limit: 200),
+                    from: refusal.peerAddress, at: Clock.nowMillis())
                 outbox.ring()
             }
         }
         let server = try GRPCServer(configuration: configuration, services: [health, edge], logger: logger)
-        let uplink = PollerUplink(identity: identity, cache: cache, outbox: outbox, standing: standing, core: manifest.connect, logger: logger)
+        let uplink = PollerUplink(
+            identity: identity, cache: cache, outbox: outbox, standing: standing, core: manifest.connect, logger: logger
+        )
         return PollerServer(server: server, uplink: uplink, cache: cache, health: health)
     }
 
@@ -52,12 +62,16 @@ public struct PollerServer: Sendable {
     /// their own (a poller revoked by Core stops them) while serving goes on.
     public func run(logger: Logger) async throws {
         let uplink = self.uplink
-        try await Runtime.run([
-            .init(GRPCServerService(server: server, health: health, services: ["muster.onboarding.v1.EdgeOnboarding"]), name: "edge-onboarding"),
-            .init(LoopService { await uplink.watchLoop() }, name: "package-stream", mayEnd: true),
-            .init(LoopService { await uplink.outboxLoop() }, name: "outbox", mayEnd: true),
-            .init(LoopService { await uplink.renewLoop() }, name: "renewal", mayEnd: true),
-        ], logger: logger)
+        try await Runtime.run(
+            [
+                .init(
+                    GRPCServerService(
+                        server: server, health: health, services: ["muster.onboarding.v1.EdgeOnboarding"]),
+                    name: "edge-onboarding"),
+                .init(LoopService { await uplink.watchLoop() }, name: "package-stream", mayEnd: true),
+                .init(LoopService { await uplink.outboxLoop() }, name: "outbox", mayEnd: true),
+                .init(LoopService { await uplink.renewLoop() }, name: "renewal", mayEnd: true),
+            ], logger: logger)
         await cache.close()
     }
 }

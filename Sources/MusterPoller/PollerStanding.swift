@@ -14,10 +14,14 @@ public final class PollerStanding: Sendable {
     /// Marks the poller revoked; true the first time.
     @discardableResult
     func markRevoked() -> Bool {
-        let first = revoked.withLock { value in defer { value = true }; return !value }
+        let first = revoked.withLock { value in
+            defer { value = true }
+            return !value
+        }
         health.setStatus(.notServing, for: "muster.onboarding.v1.EdgeOnboarding")
         return first
     }
 
-    static let refusal = RPCError(code: .failedPrecondition, message: "this poller was revoked by Core and no longer onboards agents")
+    static let refusal = RPCError(
+        code: .failedPrecondition, message: "this poller was revoked by Core and no longer onboards agents")
 }

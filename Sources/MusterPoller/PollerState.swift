@@ -22,7 +22,8 @@ public struct PollerState: Sendable {
     public var previousCAPath: String { identityDirectory + "/ca-previous.pem" }
 
     public var isAttested: Bool {
-        FileManager.default.fileExists(atPath: identityDirectory) || FileManager.default.fileExists(atPath: identityDirectory + ".previous")
+        FileManager.default.fileExists(atPath: identityDirectory)
+            || FileManager.default.fileExists(atPath: identityDirectory + ".previous")
     }
 
     /// Puts back the previous identity if a renewal stopped between its two renames. Only the running poller
@@ -33,7 +34,8 @@ public struct PollerState: Sendable {
 
     public func manifest() throws -> PackageManifest {
         guard let data = FileManager.default.contents(atPath: packageDirectory + "/manifest.json") else {
-            throw PollerError("no package installed in \(directory); run muster-poller install --package FILE --dir \(directory)")
+            throw PollerError(
+                "no package installed in \(directory); run muster-poller install --package FILE --dir \(directory)")
         }
         do { return try JSONDecoder().decode(PackageManifest.self, from: data) } catch {
             throw PollerError("\(packageDirectory)/manifest.json is not a Muster manifest")
@@ -42,19 +44,27 @@ public struct PollerState: Sendable {
 
     func joinToken() throws -> String {
         guard let data = FileManager.default.contents(atPath: packageDirectory + "/join-token") else {
-            throw PollerError("the package's join token is gone (it is single-use and removed after attestation); install a new package")
+            throw PollerError(
+                "the package's join token is gone (it is single-use and removed after attestation); install a new package"
+            )
         }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Writes the attested identity as one directory, then spends the token file.
     /// On renewal the previous directory is replaced in two renames; a crash between them is undone at start.
-    func storeIdentity(svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String,
-                       previousCAPEM: String? = nil, replacing: Bool = false) throws {
-        var files = [("svid.key", svidKeyPEM), ("svid.pem", svidChainPEM), ("ca.key", caKeyPEM), ("ca.pem", caChainPEM), ("bundle.pem", bundlePEM)]
+    func storeIdentity(
+        svidChainPEM: String, svidKeyPEM: String, caChainPEM: String, caKeyPEM: String, bundlePEM: String,
+        previousCAPEM: String? = nil, replacing: Bool = false
+    ) throws {
+        var files = [
+            ("svid.key", svidKeyPEM), ("svid.pem", svidChainPEM), ("ca.key", caKeyPEM), ("ca.pem", caChainPEM),
+            ("bundle.pem", bundlePEM),
+        ]
         if let previousCAPEM { files.append(("ca-previous.pem", previousCAPEM)) }
         do {
-            try SecureFile.writeDirectory(files.map { ($0.0, Array($0.1.utf8), 0o600) }, to: identityDirectory, replacing: replacing)
+            try SecureFile.writeDirectory(
+                files.map { ($0.0, Array($0.1.utf8), 0o600) }, to: identityDirectory, replacing: replacing)
         } catch {
             throw PollerError("cannot store the identity in \(directory): \(error)")
         }

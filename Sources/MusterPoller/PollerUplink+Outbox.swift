@@ -21,7 +21,10 @@ extension PollerUplink {
                 lastReport = .now
                 backoff.reset()
             } catch {
-                if await stops(after: error, "cannot report activations to Core; kept in the outbox", backoff: &backoff) { return }
+                if await stops(after: error, "cannot report activations to Core; kept in the outbox", backoff: &backoff)
+                {
+                    return
+                }
                 outbox.ring()
             }
         }
@@ -52,11 +55,14 @@ extension PollerUplink {
                 activation.serial = item.serial
                 return activation
             }
-            let response = try await channel.unary("/muster.onboarding.v1.CoreOnboarding/ReportActivations", request,
-                                                   as: Muster_Onboarding_V1_ReportActivationsResponse.self, options: CallOptions(timeout: .seconds(15)))
+            let response = try await channel.unary(
+                "/muster.onboarding.v1.CoreOnboarding/ReportActivations", request,
+                as: Muster_Onboarding_V1_ReportActivationsResponse.self, options: CallOptions(timeout: .seconds(15)))
             let accepted = Set(response.accepted)
             for item in batch where !accepted.contains(item.packageID) {
-                logger.error("Core refused an activation for good (see Core's audit log); dropped", metadata: ["package": "\(item.packageID)"])
+                logger.error(
+                    "Core refused an activation for good (see Core's audit log); dropped",
+                    metadata: ["package": "\(item.packageID)"])
             }
             // Accepted and refused-for-good both leave the outbox; a failed call leaves everything in it.
             try await cache.removeFromOutbox(batch.map(\.packageID))

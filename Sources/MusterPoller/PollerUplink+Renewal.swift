@@ -32,18 +32,24 @@ extension PollerUplink {
         var request = Muster_Onboarding_V1_RenewPollerRequest()
         request.svidCsr = Data(try PollerAttestation.csr(key: svidKey, ca: false))
         if let caKey { request.caCsr = Data(try PollerAttestation.csr(key: caKey, ca: true)) }
-        let response = try await channel().unary("/muster.onboarding.v1.CoreOnboarding/RenewPoller", request,
-                                                 as: Muster_Onboarding_V1_RenewPollerResponse.self, options: CallOptions(timeout: .seconds(30)))
+        let response = try await channel().unary(
+            "/muster.onboarding.v1.CoreOnboarding/RenewPoller", request,
+            as: Muster_Onboarding_V1_RenewPollerResponse.self, options: CallOptions(timeout: .seconds(30)))
         // Verified against the roots already held; the answer's bundle cannot replace them.
-        let issued = try await PollerAttestation.accept(svidChain: response.svidChain, caChain: response.caChain, trustedRoots: identity.roots,
-                                                        for: identity.spiffeID, svidKey: svidKey, caKey: caKey)
-        try identity.replace(svidChain: issued.svid, svidKey: svidKey, ca: caKey.map { (issued.ca, $0) }, roots: issued.roots)
-        logger.notice("renewed the poller's SVID\(caKey == nil ? "" : " and CA")", metadata: [
-            "svid_until": "\(issued.svid[0].notValidAfter.formatted(.iso8601))",
-        ])
+        let issued = try await PollerAttestation.accept(
+            svidChain: response.svidChain, caChain: response.caChain, trustedRoots: identity.roots,
+            for: identity.spiffeID, svidKey: svidKey, caKey: caKey)
+        try identity.replace(
+            svidChain: issued.svid, svidKey: svidKey, ca: caKey.map { (issued.ca, $0) }, roots: issued.roots)
+        logger.notice(
+            "renewed the poller's SVID\(caKey == nil ? "" : " and CA")",
+            metadata: [
+                "svid_until": "\(issued.svid[0].notValidAfter.formatted(.iso8601))"
+            ])
     }
 
     static func halfLife(of certificate: Certificate) -> Date {
-        certificate.notValidBefore.addingTimeInterval(certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore) / 2)
+        certificate.notValidBefore.addingTimeInterval(
+            certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore) / 2)
     }
 }

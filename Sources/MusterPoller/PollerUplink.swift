@@ -23,8 +23,11 @@ public struct PollerUplink: Sendable {
     let heartbeat: Duration
     private let channels = LockedValue<(serial: String, channel: GRPCChannel)?>(nil)
 
-    public init(identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, core: String, logger: Logger,
-                heartbeat: Duration = .seconds(30)) {
+    public init(
+        identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, core: String,
+        logger: Logger,
+        heartbeat: Duration = .seconds(30)
+    ) {
         self.identity = identity
         self.cache = cache
         self.outbox = outbox
@@ -40,9 +43,13 @@ public struct PollerUplink: Sendable {
         let serial = "\(identity.svid.serialText)"
         if let cached = channels.withLock({ $0 }), cached.serial == serial { return cached.channel }
         let coreID = try MusterIDs.core(trustDomain: identity.trustDomain)
-        let channel = try GRPCChannel(target: core, security: .tls(ClientTLS(
-            trust: .bundle(rootsPEM: try PEM.encode(identity.roots)), server: coreID, identity: try identity.clientIdentity
-        )))
+        let channel = try GRPCChannel(
+            target: core,
+            security: .tls(
+                ClientTLS(
+                    trust: .bundle(rootsPEM: try PEM.encode(identity.roots)), server: coreID,
+                    identity: try identity.clientIdentity
+                )))
         channels.withLock { $0 = (serial, channel) }
         return channel
     }
@@ -59,8 +66,10 @@ public struct PollerUplink: Sendable {
                 var request = Muster_Onboarding_V1_WatchPackagesRequest()
                 request.cursor = cursor
                 logger.info("watching Core for packages", metadata: ["core": "\(core)", "cursor": "\(cursor)"])
-                try await channel().serverStreaming("/muster.onboarding.v1.CoreOnboarding/WatchPackages", request,
-                                                    as: Muster_Onboarding_V1_PackageUpdate.self) { stream in
+                try await channel().serverStreaming(
+                    "/muster.onboarding.v1.CoreOnboarding/WatchPackages", request,
+                    as: Muster_Onboarding_V1_PackageUpdate.self
+                ) { stream in
                     for try await update in stream {
                         try await apply(update)
                         backoff.reset()
@@ -91,7 +100,9 @@ public struct PollerUplink: Sendable {
     func refusedAsRevoked(_ error: any Error) async -> Bool {
         guard let error = error as? RPCError, error.code == .permissionDenied else { return false }
         if standing.markRevoked() {
-            logger.critical("Core refused this poller as revoked; it stops onboarding agents", metadata: ["reason": "\(error.message)"])
+            logger.critical(
+                "Core refused this poller as revoked; it stops onboarding agents",
+                metadata: ["reason": "\(error.message)"])
             do {
                 try await cache.markRevokedByCore(at: Clock.nowMillis())
             } catch {
@@ -104,20 +115,32 @@ public struct PollerUplink: Sendable {
     func apply(_ update: Muster_Onboarding_V1_PackageUpdate) async throws {
         switch update.change {
         case .pending(let package):
-            guard let spiffeID = try? SPIFFEID(parsing: package.spiffeID), identity.serves(spiffeID), package.tokenHash.count == 32 else {
-                logger.error("Core sent a package this poller cannot serve; ignored", metadata: ["package": "\(package.id)"])
+            guard let spiffeID = try? SPIFFEID(parsing: package.spiffeID), identity.serves(spiffeID),
+                package.tokenHash.count == 32
+            else {
+                logger.error(
+                    "Core sent a package this poller cannot serve; ignored", metadata: ["package": "\(package.id)"])
                 return
             }
-            let selectors = (try? JSONSerialization.data(withJSONObject: package.selectors)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
-            try await cache.receive(CachedPackage(
-                id: package.id, componentType: package.componentType, name: package.name, spiffeID: package.spiffeID,
-                tokenHash: ByteEncoding.hex(Array(package.tokenHash)), expiresAt: package.expiresAtUnixMs, selectors: selectors, state: "pending"
-            ), cursor: update.cursor)
+            let selectors =
+                (try? JSONSerialization.data(withJSONObject: package.selectors)).map {
+                    String(decoding: $0, as: UTF8.self)
+                } ?? "[]"
+            try await cache.receive(
+                CachedPackage(
+                    id: package.id, componentType: package.componentType, name: package.name,
+                    spiffeID: package.spiffeID,
+                    tokenHash: ByteEncoding.hex(Array(package.tokenHash)), expiresAt: package.expiresAtUnixMs,
+                    selectors: selectors, state: "pending"
+                ), cursor: update.cursor)
             logger.info("package cached", metadata: ["package": "\(package.id)", "spiffe_id": "\(package.spiffeID)"])
         case .revoked(let revocation):
-            try await cache.revoke(packageID: revocation.packageID, spiffeID: revocation.spiffeID, serials: revocation.serials,
-                                   cursor: update.cursor, at: Clock.nowMillis())
-            logger.notice("package revoked by Core", metadata: ["package": "\(revocation.packageID)", "spiffe_id": "\(revocation.spiffeID)"])
+            try await cache.revoke(
+                packageID: revocation.packageID, spiffeID: revocation.spiffeID, serials: revocation.serials,
+                cursor: update.cursor, at: Clock.nowMillis())
+            logger.notice(
+                "package revoked by Core",
+                metadata: ["package": "\(revocation.packageID)", "spiffe_id": "\(revocation.spiffeID)"])
         case nil:
             break
         }

@@ -11,11 +11,13 @@ import MusterRuntime
 /// agent and checker packages Core streams to it and onboards those agents on its own segment.
 struct PollerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "muster-poller", abstract: "Muster's edge poller.", subcommands: [Install.self, Run.self, Status.self]
+        commandName: "muster-poller", abstract: "Muster's edge poller.",
+        subcommands: [Install.self, Run.self, Status.self]
     )
 
     struct Install: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Install a poller package (checked entry by entry, moved into place atomically).")
+        static let configuration = CommandConfiguration(
+            abstract: "Install a poller package (checked entry by entry, moved into place atomically).")
         @Option(help: "The package tar.gz downloaded from Core") var package: String
         @Option(help: "State directory (default /var/lib/muster-poller)") var dir: String = "/var/lib/muster-poller"
 
@@ -26,14 +28,21 @@ struct PollerCommand: AsyncParsableCommand {
     }
 
     struct Run: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Attest to Core once (the token is single-use), then relay: cache agent packages, onboard agents, report to Core.")
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Attest to Core once (the token is single-use), then relay: cache agent packages, onboard agents, report to Core."
+        )
         @Option(help: "State directory") var dir: String = "/var/lib/muster-poller"
         @Option(help: "Address to serve agents on") var listen: String = "0.0.0.0:50052"
         @Option(help: "host:port agents dial (default: --listen, 0.0.0.0 → 127.0.0.1)") var advertise: String?
-        @Option(name: .customLong("agent-svid-ttl"), help: "Lifetime in seconds of the SVIDs issued to agents (60–86400)") var agentSVIDTTL: Int = 3600
+        @Option(
+            name: .customLong("agent-svid-ttl"), help: "Lifetime in seconds of the SVIDs issued to agents (60–86400)")
+        var agentSVIDTTL: Int = 3600
 
         func validate() throws {
-            guard (60...86_400).contains(agentSVIDTTL) else { throw ValidationError("--agent-svid-ttl must be between 60 and 86400 seconds") }
+            guard (60...86_400).contains(agentSVIDTTL) else {
+                throw ValidationError("--agent-svid-ttl must be between 60 and 86400 seconds")
+            }
         }
 
         func run() async throws {
@@ -45,14 +54,16 @@ struct PollerCommand: AsyncParsableCommand {
                 let id = try await PollerAttestation.attest(state: state, advertise: advertised)
                 logger.notice("attested to Core", metadata: ["spiffe_id": "\(id)"])
             }
-            let poller = try await PollerServer.start(state: state, listen: listen, agentSVIDTTL: TimeInterval(agentSVIDTTL), logger: logger)
+            let poller = try await PollerServer.start(
+                state: state, listen: listen, agentSVIDTTL: TimeInterval(agentSVIDTTL), logger: logger)
             logger.notice("serving agents", metadata: ["port": "\(poller.server.port)", "advertise": "\(advertised)"])
             try await poller.run(logger: logger)
         }
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "What the poller holds and whether Core is reachable.")
+        static let configuration = CommandConfiguration(
+            abstract: "What the poller holds and whether Core is reachable.")
         @Option(help: "State directory") var dir: String = "/var/lib/muster-poller"
 
         func run() async throws {

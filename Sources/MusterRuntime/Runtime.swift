@@ -9,7 +9,8 @@ import ServiceLifecycle
 public enum Runtime {
     /// Logs to standard error at `MUSTER_LOG_LEVEL` (default `info`); call once, before the first logger.
     public static func bootstrapLogging(label: String) -> Logger {
-        let level = ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let level =
+            ProcessInfo.processInfo.environment["MUSTER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -23,7 +24,9 @@ public enum Runtime {
     public static func run(_ services: [Part], logger: Logger, grace: Duration = .seconds(10)) async throws {
         var configuration = ServiceGroupConfiguration(
             services: services.map {
-                .init(service: $0.service, successTerminationBehavior: $0.mayEnd ? .ignore : .gracefullyShutdownGroup, serviceName: $0.name)
+                .init(
+                    service: $0.service, successTerminationBehavior: $0.mayEnd ? .ignore : .gracefullyShutdownGroup,
+                    serviceName: $0.name)
             },
             gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger
         )
@@ -46,8 +49,10 @@ public enum Runtime {
 
     /// Parses the command line, runs the command and exits: 0 ok, 1 error, 2 usage, or the code an error names
     /// (`ExitCodeError`, ArgumentParser's `ExitCode`); every failure is one line on stderr, `program: message`.
-    public static func main<Command: ParsableCommand>(_ command: Command.Type, program: String,
-                                                     run: (ParsableCommand) async throws -> Void) async -> Never {
+    public static func main<Command: ParsableCommand>(
+        _ command: Command.Type, program: String,
+        run: (ParsableCommand) async throws -> Void
+    ) async -> Never {
         do {
             let parsed = try Command.parseAsRoot()
             try await run(parsed)
@@ -55,7 +60,9 @@ public enum Runtime {
         } catch {
             let code = exitCode(for: error, command)
             if code == nil { Command.exit(withError: error) }
-            if let message = message(for: error, command) { FileHandle.standardError.write(Data("\(program): \(message)\n".utf8)) }
+            if let message = message(for: error, command) {
+                FileHandle.standardError.write(Data("\(program): \(message)\n".utf8))
+            }
             exit(code ?? 1)
         }
     }

@@ -1,7 +1,6 @@
 import Foundation
 import SQLKit
 
-
 extension Store {
     /// Every schema step, oldest first. Append; never edit a released step.
     static let migrations: [Migration] = [
@@ -37,9 +36,12 @@ extension Store {
                 .column("metadata", type: .text, .notNull)
                 .run()
             try await sql.create(index: "packages_by_created").on("packages").column("created_at").column("id").run()
-            try await sql.create(index: "packages_by_status").on("packages").column("status").column("created_at").column("id").run()
-            try await sql.create(index: "packages_by_type").on("packages").column("component_type").column("created_at").column("id").run()
-            try await sql.create(index: "packages_by_poller").on("packages").column("poller_name").column("created_at").column("id").run()
+            try await sql.create(index: "packages_by_status").on("packages").column("status").column("created_at")
+                .column("id").run()
+            try await sql.create(index: "packages_by_type").on("packages").column("component_type").column("created_at")
+                .column("id").run()
+            try await sql.create(index: "packages_by_poller").on("packages").column("poller_name").column("created_at")
+                .column("id").run()
             try await sql.create(index: "packages_by_expiry").on("packages").column("status").column("expires_at").run()
 
             try await sql.create(table: "pollers")
@@ -103,7 +105,7 @@ extension Store {
                 .column("name", type: .text, .primaryKey(autoIncrement: false))
                 .column("last_id", type: .bigint, .notNull)
                 .run()
-        },
+        }
     ]
 
     /// Brings the schema up to date. Safe with several Core replicas starting at once: on PostgreSQL each
@@ -114,4 +116,3 @@ extension Store {
     /// The schema version this database is at.
     public func schemaVersion() async throws -> Int { try await database.schemaVersion() }
 }
-

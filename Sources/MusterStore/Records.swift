@@ -136,9 +136,13 @@ public struct PackageRecord: Codable, Sendable, Equatable {
     }
 
     /// Why a token of `package` cannot be redeemed for `componentType` now, or nil if it can.
-    public static func redemptionRefusal(of package: PackageRecord?, componentType: ComponentType, at now: Int64) -> String? {
+    public static func redemptionRefusal(of package: PackageRecord?, componentType: ComponentType, at now: Int64)
+        -> String?
+    {
         guard let package else { return "unknown token" }
-        if package.componentType != componentType { return "token belongs to another component type (\(package.componentType.rawValue))" }
+        if package.componentType != componentType {
+            return "token belongs to another component type (\(package.componentType.rawValue))"
+        }
         switch package.status {
         case .activated: return "token already used"
         case .revoked: return "package revoked"

@@ -12,8 +12,10 @@ public struct AuditFilter: Sendable, Equatable {
     public var limit: Int
     public var beforeID: Int64?
 
-    public init(actor: String? = nil, action: String? = nil, targetID: String? = nil, outcome: String? = nil,
-                since: Int64? = nil, until: Int64? = nil, limit: Int = 100, beforeID: Int64? = nil) {
+    public init(
+        actor: String? = nil, action: String? = nil, targetID: String? = nil, outcome: String? = nil,
+        since: Int64? = nil, until: Int64? = nil, limit: Int = 100, beforeID: Int64? = nil
+    ) {
         self.actor = actor
         self.action = action
         self.targetID = targetID
@@ -78,8 +80,10 @@ extension Store {
     public func advanceEventCursor(_ name: String, from old: Int64, to new: Int64) async throws -> Bool {
         try await transaction { sql in
             if old == 0 {
-                try await sql.insert(into: "event_cursors").columns("name", "last_id").values(SQLBind(name), SQLBind(Int64(0)))
-                    .ignoringConflicts(with: ["name"]).run()
+                try await sql.insert(into: "event_cursors").columns("name", "last_id").values(
+                    SQLBind(name), SQLBind(Int64(0))
+                )
+                .ignoringConflicts(with: ["name"]).run()
             }
             let moved = try await sql.update("event_cursors").set("last_id", to: new)
                 .where("name", .equal, name).where("last_id", .equal, old)

@@ -11,8 +11,10 @@ public struct PackageFilter: Sendable, Equatable {
     public var limit: Int
     public var cursor: PageCursor?
 
-    public init(status: PackageStatus? = nil, componentType: ComponentType? = nil, pollerName: String? = nil,
-                site: String? = nil, limit: Int = 100, cursor: PageCursor? = nil) {
+    public init(
+        status: PackageStatus? = nil, componentType: ComponentType? = nil, pollerName: String? = nil,
+        site: String? = nil, limit: Int = 100, cursor: PageCursor? = nil
+    ) {
         self.status = status
         self.componentType = componentType
         self.pollerName = pollerName
@@ -37,7 +39,7 @@ public struct PageCursor: Sendable, Equatable {
 
     public init(token: String) throws {
         guard let data = ByteEncoding.bytes(base64URL: token), let text = String(data: data, encoding: .utf8),
-              let colon = text.firstIndex(of: ":"), let millis = Int64(text[..<colon])
+            let colon = text.firstIndex(of: ":"), let millis = Int64(text[..<colon])
         else { throw StoreError(.invalid, "cursor is not one this server issued") }
         self.init(createdAt: millis, id: String(text[text.index(after: colon)...]))
     }
@@ -73,11 +75,14 @@ extension Store {
             if package.componentType == .poller {
                 try await sql.insert(into: "pollers")
                     .columns("name", "spiffe_id", "site", "package_id", "status", "created_at")
-                    .values(SQLBind(package.name), SQLBind(package.spiffeID), SQLBind(package.site),
-                            SQLBind(package.id), SQLBind("pending"), SQLBind(package.createdAt))
-                    .onConflict(with: ["name"]) { $0
-                        .set(excludedValueOf: "package_id").set(excludedValueOf: "site")
-                        .set(excludedValueOf: "spiffe_id").set("status", to: "pending")
+                    .values(
+                        SQLBind(package.name), SQLBind(package.spiffeID), SQLBind(package.site),
+                        SQLBind(package.id), SQLBind("pending"), SQLBind(package.createdAt)
+                    )
+                    .onConflict(with: ["name"]) {
+                        $0
+                            .set(excludedValueOf: "package_id").set(excludedValueOf: "site")
+                            .set(excludedValueOf: "spiffe_id").set("status", to: "pending")
                     }
                     .run()
             }
@@ -153,7 +158,9 @@ extension Store {
     ) async throws -> PackageRecord {
         try await transaction { [isPostgres] sql in
             var update = sql.update("packages")
-            for (column, value) in changes.sorted(by: { $0.key < $1.key }) { update = update.set(SQLIdentifier(column), to: value) }
+            for (column, value) in changes.sorted(by: { $0.key < $1.key }) {
+                update = update.set(SQLIdentifier(column), to: value)
+            }
             update = update.where("id", .equal, id).where("status", .in, allowed.map(\.rawValue))
             for condition in conditions { update = update.where(condition) }
             let updated = try await update.returning(SQLLiteral.all)
@@ -162,11 +169,15 @@ extension Store {
                 let current = try await sql.select().column("status").from("packages").where("id", .equal, id)
                     .first(decodingColumn: "status", as: String.self)
                 guard let current else { throw StoreError(.notFound, "no package with id \(id)") }
-                throw StoreError(.conflict, "package \(id) is \(current); this needs it to be \(allowed.map(\.rawValue).joined(separator: " or "))")
+                throw StoreError(
+                    .conflict,
+                    "package \(id) is \(current); this needs it to be \(allowed.map(\.rawValue).joined(separator: " or "))"
+                )
             }
             try await Store.append(audit: audit, event: event(updated), in: sql, isPostgres: isPostgres)
             if updated.status == .revoked {
-                try await Store.cascadeRevocation(of: updated, audit: audit, event: event, in: sql, isPostgres: isPostgres)
+                try await Store.cascadeRevocation(
+                    of: updated, audit: audit, event: event, in: sql, isPostgres: isPostgres)
             }
             return updated
         }
@@ -190,9 +201,14 @@ extension Store {
             .set("status", to: PackageStatus.revoked.rawValue).set("revoked_at", to: now)
             .set("revoked_by", to: package.revokedBy.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
             .set("revoke_reason", to: reason)
-            .set("active_spiffe_id", to: SQLLiteral.null).set("token_ciphertext", to: SQLLiteral.null).set("entry_id", to: SQLLiteral.null)
+            .set("active_spiffe_id", to: SQLLiteral.null).set("token_ciphertext", to: SQLLiteral.null).set(
+                "entry_id", to: SQLLiteral.null
+            )
             .where("poller_name", .equal, package.name)
-            .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue, PackageStatus.activated.rawValue])
+            .where(
+                "status", .in,
+                [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue, PackageStatus.activated.rawValue]
+            )
             .returning(SQLLiteral.all)
             .all(decoding: PackageRecord.self, with: rowDecoder)
         for agent in served {
@@ -209,7 +225,8 @@ extension Store {
     public func redeem(
         tokenHash: String, componentType: ComponentType, at now: Int64, fromIP: String?, spiffeID: String?,
         issued: [IssuedCertificate] = [], advertise: String? = nil,
-        audit: @escaping @Sendable (PackageRecord) -> AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord
+        audit: @escaping @Sendable (PackageRecord) -> AuditRecord,
+        event: @escaping @Sendable (PackageRecord) -> EventRecord
     ) async throws -> PackageRecord? {
         try await transaction { [isPostgres] sql in
             let won = try await sql.update("packages")
@@ -238,9 +255,14 @@ extension Store {
     }
 
     /// Why a redemption failed, for the audit log only.
-    public func reasonForFailedRedemption(tokenHash: String, componentType: ComponentType, at now: Int64) async throws -> (reason: String, packageID: String?) {
+    public func reasonForFailedRedemption(tokenHash: String, componentType: ComponentType, at now: Int64) async throws
+        -> (reason: String, packageID: String?)
+    {
         let package = try await packageByTokenHash(tokenHash)
-        return (PackageRecord.redemptionRefusal(of: package, componentType: componentType, at: now) ?? "lost a race to another redemption", package?.id)
+        return (
+            PackageRecord.redemptionRefusal(of: package, componentType: componentType, at: now)
+                ?? "lost a race to another redemption", package?.id
+        )
     }
 
     /// Live packages past their TTL, oldest expiry first, at most `limit`: an index range scan, so the cost
@@ -257,7 +279,8 @@ extension Store {
 
     /// Appends an audit row and an event. On PostgreSQL, event ids are taken under a transaction lock so
     /// they become visible in id order and a cursor reader never skips one that commits late.
-    static func append(audit: AuditRecord, event: EventRecord?, in sql: any SQLDatabase, isPostgres: Bool) async throws {
+    static func append(audit: AuditRecord, event: EventRecord?, in sql: any SQLDatabase, isPostgres: Bool) async throws
+    {
         try await sql.insert(into: "audit_log").model(audit).run()
         guard let event else { return }
         if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244002)").run() }

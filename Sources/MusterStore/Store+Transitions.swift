@@ -10,12 +10,15 @@ extension Store {
 
     /// Created, Delivered or Activated → Revoked: the token and the live identity are erased, and the revocation
     /// cascades (its certificates; for a poller, its agents and checkers).
-    public func revokePackage(id: String, at now: Int64, by actor: String, reason: String?, audit: AuditRecord,
-                              event: @escaping PackageEvent) async throws -> PackageRecord {
+    public func revokePackage(
+        id: String, at now: Int64, by actor: String, reason: String?, audit: AuditRecord,
+        event: @escaping PackageEvent
+    ) async throws -> PackageRecord {
         try await transitionPackage(
             id: id, from: [.created, .delivered, .activated],
             set: [
-                "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now), "revoked_by": SQLBind(actor),
+                "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now),
+                "revoked_by": SQLBind(actor),
                 "revoke_reason": reason.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
                 "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
             ],
@@ -24,11 +27,15 @@ extension Store {
     }
 
     /// Created or Delivered past its TTL → Expired (a package redeemed or revoked meanwhile is a conflict).
-    public func expirePackage(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+    public func expirePackage(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws
+        -> PackageRecord
+    {
         try await transitionPackage(
             id: id, from: [.created, .delivered],
-            set: ["status": SQLBind(PackageStatus.expired.rawValue), "expired_at": SQLBind(now),
-                  "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null],
+            set: [
+                "status": SQLBind(PackageStatus.expired.rawValue), "expired_at": SQLBind(now),
+                "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
+            ],
             conditions: [SQLBinaryExpression(SQLIdentifier("expires_at"), .lessThanOrEqual, SQLBind(now))],
             audit: audit, event: event
         )
@@ -36,11 +43,14 @@ extension Store {
 
     /// The operator's one download: Created or Delivered (via its poller) → Delivered, the sealed token erased.
     /// Only the first download wins; a second is a conflict.
-    public func markDownloaded(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+    public func markDownloaded(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent)
+        async throws -> PackageRecord
+    {
         try await transitionPackage(
             id: id, from: [.created, .delivered],
             set: [
-                "status": SQLBind(PackageStatus.delivered.rawValue), "token_ciphertext": SQLLiteral.null, "downloaded_at": SQLBind(now),
+                "status": SQLBind(PackageStatus.delivered.rawValue), "token_ciphertext": SQLLiteral.null,
+                "downloaded_at": SQLBind(now),
                 "delivered_at": SQLFunction("COALESCE", args: SQLIdentifier("delivered_at"), SQLBind(now)),
                 "delivered_via": SQLFunction("COALESCE", args: SQLIdentifier("delivered_via"), SQLBind("download")),
             ],
@@ -50,10 +60,15 @@ extension Store {
     }
 
     /// Created → Delivered because its poller pulled it over its package stream.
-    public func markPulled(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+    public func markPulled(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws
+        -> PackageRecord
+    {
         try await transitionPackage(
             id: id, from: [.created],
-            set: ["status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now), "delivered_via": SQLBind("poller")],
+            set: [
+                "status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now),
+                "delivered_via": SQLBind("poller"),
+            ],
             audit: audit, event: event
         )
     }
@@ -61,8 +76,10 @@ extension Store {
     /// An agent or checker activation its poller reports: Created or Delivered → Activated (the sealed token
     /// erased), or, with `correctingExpiry`, Expired → Activated for a token redeemed in time and reported after
     /// the reaper expired it (the live identity restored).
-    public func activateReported(id: String, spiffeID: String, activatedAt: Int64, from source: String, correctingExpiry: Bool,
-                                 audit: AuditRecord, event: @escaping PackageEvent) async throws -> PackageRecord {
+    public func activateReported(
+        id: String, spiffeID: String, activatedAt: Int64, from source: String, correctingExpiry: Bool,
+        audit: AuditRecord, event: @escaping PackageEvent
+    ) async throws -> PackageRecord {
         var set: [String: any SQLExpression] = [
             "status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(activatedAt),
             "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(spiffeID),
@@ -84,14 +101,21 @@ extension Store {
     /// those of the live agent and checker packages it serves (a revocation takes them along).
     public func liveEntryIDs(of id: String, cascading: Bool) async throws -> [String] {
         try await read { sql in
-            guard let package = try await sql.select().column("*").from("packages").where("id", .equal, id)
-                .first(decoding: PackageRecord.self, with: rowDecoder)
+            guard
+                let package = try await sql.select().column("*").from("packages").where("id", .equal, id)
+                    .first(decoding: PackageRecord.self, with: rowDecoder)
             else { return [] }
             var ids = package.entryID.map { [$0] } ?? []
             if cascading, package.componentType == .poller, package.status.isTerminal == false {
                 ids += try await sql.select().column("entry_id").from("packages")
                     .where("poller_name", .equal, package.name)
-                    .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue, PackageStatus.activated.rawValue])
+                    .where(
+                        "status", .in,
+                        [
+                            PackageStatus.created.rawValue, PackageStatus.delivered.rawValue,
+                            PackageStatus.activated.rawValue,
+                        ]
+                    )
                     .where(SQLIdentifier("entry_id"), .isNot, SQLLiteral.null)
                     .all(decodingColumn: "entry_id", as: String.self)
             }

@@ -1,6 +1,6 @@
-@_exported import MusterDatabase
 import Foundation
 import Logging
+@_exported import MusterDatabase
 import SQLKit
 
 /// Core's store: its schema (`Store.migrations`), its records and the named operations on them (packages and

@@ -27,13 +27,17 @@ struct CoreApp {
         let identity = CoreIdentity(authority: authority, bundle: authority.bundle(), advertise: "127.0.0.1:50051")
         let hub = EventHub(store: store, logger: logger)
         let metrics = CoreMetrics()
-        let packages = PackageService(store: store, sealer: TokenSealer(key: .init(size: .bits256)), identity: identity, events: hub,
-                                      metrics: metrics, logger: logger)
-        let api = CoreAPI(packages: packages, hub: hub, metrics: metrics, limiter: RateLimiter(perMinute: 1000), identity: identity, logger: logger)
+        let packages = PackageService(
+            store: store, sealer: TokenSealer(key: .init(size: .bits256)), identity: identity, events: hub,
+            metrics: metrics, logger: logger)
+        let api = CoreAPI(
+            packages: packages, hub: hub, metrics: metrics, limiter: RateLimiter(perMinute: 1000), identity: identity,
+            logger: logger)
         return CoreApp(
             app: Application(router: api.router(), logger: logger), store: store,
             admin: try await OperatorTokens.mint(name: "admin", scopes: [.admin], createdBy: "test", store: store),
-            reader: try await OperatorTokens.mint(name: "reader", scopes: [.configRead], createdBy: "test", store: store)
+            reader: try await OperatorTokens.mint(
+                name: "reader", scopes: [.configRead], createdBy: "test", store: store)
         )
     }
 
@@ -44,7 +48,9 @@ struct CoreApp {
 
 @Suite("Core HTTP routes in process")
 struct RouterTests {
-    func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)", .contentType: "application/json"] }
+    func bearer(_ token: String) -> HTTPFields {
+        [.authorization: "Bearer \(token)", .contentType: "application/json"]
+    }
 
     @Test("public routes answer without a token; a bad query is 400 with the JSON error shape")
     func publicRoutes() async throws {
@@ -64,7 +70,9 @@ struct RouterTests {
         await core.store.shutdown()
     }
 
-    @Test("scopes: no token 401, a read token reads but cannot create or revoke (403); an unknown path 404, a wrong method 405 with Allow")
+    @Test(
+        "scopes: no token 401, a read token reads but cannot create or revoke (403); an unknown path 404, a wrong method 405 with Allow"
+    )
     func scopes() async throws {
         let core = try await CoreApp.make()
         try await core.app.test(.router) { client in
@@ -73,14 +81,18 @@ struct RouterTests {
                 let json = try CoreApp.json(response.body)
                 #expect(json["error"] as? String == "unauthorized")
             }
-            try await client.execute(uri: "/api/edge-packages", method: .get, headers: bearer(core.reader)) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/api/edge-packages", method: .get, headers: bearer(core.reader)) {
+                #expect($0.status == .ok)
+            }
             let body = ByteBuffer(string: #"{"name": "edge-1", "component_type": "poller"}"#)
-            try await client.execute(uri: "/api/edge-packages", method: .post, headers: bearer(core.reader), body: body) { response in
+            try await client.execute(uri: "/api/edge-packages", method: .post, headers: bearer(core.reader), body: body)
+            { response in
                 #expect(response.status == .forbidden)
                 #expect(String(buffer: response.body).contains("config:write"))
             }
             try await client.execute(uri: "/api/nothing-here", method: .get) { #expect($0.status == .notFound) }
-            try await client.execute(uri: "/api/edge-packages", method: .delete, headers: bearer(core.admin)) { response in
+            try await client.execute(uri: "/api/edge-packages", method: .delete, headers: bearer(core.admin)) {
+                response in
                 #expect(response.status == .methodNotAllowed)
                 #expect(response.headers[.allow] == "POST, GET")
             }
@@ -90,42 +102,58 @@ struct RouterTests {
         await core.store.shutdown()
     }
 
-    @Test("domain errors map to statuses in one place: 422 without a live poller, 409 twice the same ID, 404, 410 on a second download")
+    @Test(
+        "domain errors map to statuses in one place: 422 without a live poller, 409 twice the same ID, 404, 410 on a second download"
+    )
     func domainErrors() async throws {
         let core = try await CoreApp.make()
         try await core.app.test(.router) { client in
             let agent = ByteBuffer(string: #"{"name": "a1", "component_type": "agent", "poller_id": "ghost"}"#)
-            try await client.execute(uri: "/api/edge-packages", method: .post, headers: bearer(core.admin), body: agent) { response in
+            try await client.execute(uri: "/api/edge-packages", method: .post, headers: bearer(core.admin), body: agent)
+            { response in
                 #expect(response.status == .unprocessableContent)
                 let json = try CoreApp.json(response.body)
                 #expect(json["error"] as? String == "unprocessable")
             }
             let poller = ByteBuffer(string: #"{"name": "edge-1", "component_type": "poller"}"#)
             var id = ""
-            try await client.execute(uri: "/api/edge-packages", method: .post, headers: bearer(core.admin), body: poller) { response in
+            try await client.execute(
+                uri: "/api/edge-packages", method: .post, headers: bearer(core.admin), body: poller
+            ) { response in
                 #expect(response.status == .created)
                 id = try CoreApp.json(response.body)["id"] as? String ?? ""
             }
-            try await client.execute(uri: "/api/edge-packages", method: .post, headers: bearer(core.admin), body: poller) { response in
+            try await client.execute(
+                uri: "/api/edge-packages", method: .post, headers: bearer(core.admin), body: poller
+            ) { response in
                 #expect(response.status == .conflict)
             }
-            try await client.execute(uri: "/api/edge-packages/no-such-id", method: .get, headers: bearer(core.admin)) { response in
+            try await client.execute(uri: "/api/edge-packages/no-such-id", method: .get, headers: bearer(core.admin)) {
+                response in
                 #expect(response.status == .notFound)
                 let json = try CoreApp.json(response.body)
                 #expect(json["message"] as? String == "no package with id no-such-id")
             }
-            try await client.execute(uri: "/api/edge-packages/\(id)/download", method: .get, headers: bearer(core.admin)) { response in
+            try await client.execute(
+                uri: "/api/edge-packages/\(id)/download", method: .get, headers: bearer(core.admin)
+            ) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "application/gzip")
             }
-            try await client.execute(uri: "/api/edge-packages/\(id)/download", method: .get, headers: bearer(core.admin)) { response in
+            try await client.execute(
+                uri: "/api/edge-packages/\(id)/download", method: .get, headers: bearer(core.admin)
+            ) { response in
                 #expect(response.status == .gone)
             }
             let revoke = ByteBuffer(string: #"{"reason": "test"}"#)
-            try await client.execute(uri: "/api/edge-packages/\(id)/revoke", method: .post, headers: bearer(core.admin), body: revoke) {
+            try await client.execute(
+                uri: "/api/edge-packages/\(id)/revoke", method: .post, headers: bearer(core.admin), body: revoke
+            ) {
                 #expect($0.status == .ok)
             }
-            try await client.execute(uri: "/api/edge-packages/\(id)/revoke", method: .post, headers: bearer(core.admin), body: revoke) {
+            try await client.execute(
+                uri: "/api/edge-packages/\(id)/revoke", method: .post, headers: bearer(core.admin), body: revoke
+            ) {
                 #expect($0.status == .conflict)
             }
         }
@@ -136,8 +164,10 @@ struct RouterTests {
     func mappingTable() {
         let table: [(DomainError.Code, Int, RPCError.Code)] = [
             (.invalid, 400, .invalidArgument), (.notFound, 404, .notFound), (.conflict, 409, .failedPrecondition),
-            (.gone, 410, .failedPrecondition), (.unprocessable, 422, .failedPrecondition), (.unauthenticated, 401, .unauthenticated),
-            (.permissionDenied, 403, .permissionDenied), (.cannotIssue, 422, .invalidArgument), (.unavailable, 503, .unavailable),
+            (.gone, 410, .failedPrecondition), (.unprocessable, 422, .failedPrecondition),
+            (.unauthenticated, 401, .unauthenticated),
+            (.permissionDenied, 403, .permissionDenied), (.cannotIssue, 422, .invalidArgument),
+            (.unavailable, 503, .unavailable),
             (.internalFailure, 500, .unavailable),
         ]
         for (code, status, rpc) in table {

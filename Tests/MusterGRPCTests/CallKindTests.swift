@@ -21,7 +21,9 @@ struct CallKindTests {
     func serverStreaming() async throws {
         let fixture = try Fixture()
         let channel = try fixture.channel()
-        let payloads = try await channel.serverStreaming(Echo.serverStream, echo("s", repeat: 25), as: EchoResponse.self) { stream in
+        let payloads = try await channel.serverStreaming(
+            Echo.serverStream, echo("s", repeat: 25), as: EchoResponse.self
+        ) { stream in
             var payloads: [String] = []
             for try await response in stream { payloads.append(String(decoding: response.payload, as: UTF8.self)) }
             return payloads
@@ -34,7 +36,8 @@ struct CallKindTests {
     func clientStreaming() async throws {
         let fixture = try Fixture()
         let channel = try fixture.channel()
-        let response = try await channel.clientStreaming(Echo.clientStream, as: EchoResponse.self) { (writer: ClientRequestWriter<EchoRequest>) in
+        let response = try await channel.clientStreaming(Echo.clientStream, as: EchoResponse.self) {
+            (writer: ClientRequestWriter<EchoRequest>) in
             for index in 0..<40 { try await writer.write(echo("c\(index)")) }
         }
         #expect(response.count == 40)
@@ -46,7 +49,8 @@ struct CallKindTests {
     func bidirectional() async throws {
         let fixture = try Fixture()
         let channel = try fixture.channel()
-        let answers = try await channel.bidirectional(Echo.bidi, as: EchoResponse.self) { (writer: ClientRequestWriter<EchoRequest>, responses) in
+        let answers = try await channel.bidirectional(Echo.bidi, as: EchoResponse.self) {
+            (writer: ClientRequestWriter<EchoRequest>, responses) in
             var iterator = responses.makeAsyncIterator()
             var answers: [String] = []
             for index in 0..<10 {
@@ -66,11 +70,15 @@ struct CallKindTests {
     func statusRoundTrip() async throws {
         let fixture = try Fixture()
         let channel = try fixture.channel()
-        let error = await rpcError { _ = try await channel.unary(Echo.unary, echo("x", failWith: 9, message: "not now"), as: EchoResponse.self) }
+        let error = await rpcError {
+            _ = try await channel.unary(Echo.unary, echo("x", failWith: 9, message: "not now"), as: EchoResponse.self)
+        }
         #expect(error?.code == .failedPrecondition)
         #expect(error?.message == "not now")
         let streamError = await rpcError {
-            _ = try await channel.serverStreaming(Echo.serverStream, echo("x", failWith: 5, message: "gone"), as: EchoResponse.self) { stream in
+            _ = try await channel.serverStreaming(
+                Echo.serverStream, echo("x", failWith: 5, message: "gone"), as: EchoResponse.self
+            ) { stream in
                 for try await _ in stream {}
             }
         }
@@ -84,7 +92,8 @@ struct CallKindTests {
         let fixture = try Fixture()
         let channel = try fixture.channel()
         let payload = Data((0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-        let response = try await channel.unary(Echo.unary, EchoRequest.with { $0.payload = payload }, as: EchoResponse.self)
+        let response = try await channel.unary(
+            Echo.unary, EchoRequest.with { $0.payload = payload }, as: EchoResponse.self)
         #expect(response.payload == payload)
         await fixture.stop()
     }

@@ -1,8 +1,9 @@
 import Foundation
 import MusterConcurrency
-@testable import MusterGRPC
 import MusterProto
 import Testing
+
+@testable import MusterGRPC
 
 /// A service whose handler waits until cancelled and reports that it was.
 final class HangService: GRPCService {
@@ -42,9 +43,11 @@ struct FailureTests {
         let fixture = try Fixture(services: [hang, HealthService()])
         let channel = try fixture.channel()
         // Connect first, so the deadline is spent in the handler rather than in the TLS handshake.
-        _ = try await channel.unary("/grpc.health.v1.Health/Check", MusterProtoHealth.Request(), as: MusterProtoHealth.Response.self)
+        _ = try await channel.unary(
+            "/grpc.health.v1.Health/Check", MusterProtoHealth.Request(), as: MusterProtoHealth.Response.self)
         let error = await rpcError {
-            _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self, options: .init(timeout: .milliseconds(800)))
+            _ = try await channel.unary(
+                Echo.unary, echo("x"), as: EchoResponse.self, options: .init(timeout: .milliseconds(800)))
         }
         #expect(error?.code == .deadlineExceeded)
         #expect(await hang.waitFor(.started, atLeast: 1))
@@ -104,7 +107,9 @@ struct FailureTests {
     func unknownMethod() async throws {
         let fixture = try Fixture()
         let channel = try fixture.channel()
-        let error = await rpcError { _ = try await channel.unary("/muster.testing.v1.Echo/Nope", echo("x"), as: EchoResponse.self) }
+        let error = await rpcError {
+            _ = try await channel.unary("/muster.testing.v1.Echo/Nope", echo("x"), as: EchoResponse.self)
+        }
         #expect(error?.code == .unimplemented)
         #expect(error?.message.contains("/muster.testing.v1.Echo/Nope") == true)
         await fixture.stop()
@@ -115,7 +120,9 @@ struct FailureTests {
         let fixture = try Fixture()
         let channel = try fixture.channel()
         // Field 1 declared length-delimited with a length far past the end of the message.
-        let error = await rpcError { _ = try await channel.unaryBytes(Echo.unary, [0x0A, 0x7F, 0x01], options: .init()) }
+        let error = await rpcError {
+            _ = try await channel.unaryBytes(Echo.unary, [0x0A, 0x7F, 0x01], options: .init())
+        }
         #expect(error?.code == .invalidArgument)
         await fixture.stop()
     }
@@ -126,7 +133,10 @@ struct FailureTests {
         let channel = try fixture.channel()
         var metadata = Metadata()
         metadata.add("Bad Key", "v")
-        let error = await rpcError { _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self, options: .init(metadata: metadata)) }
+        let error = await rpcError {
+            _ = try await channel.unary(
+                Echo.unary, echo("x"), as: EchoResponse.self, options: .init(metadata: metadata))
+        }
         #expect(error?.code == .invalidArgument)
         await fixture.stop()
     }

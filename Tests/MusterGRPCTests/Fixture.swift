@@ -28,7 +28,9 @@ struct Fixture {
     ) throws {
         pki = try TestPKI()
         serverID = pki.id("/muster/core")
-        certificates = ServerCertificates(identity: try pki.svid("/muster/core", serving: true), trustRootsPEM: pki.bundlePEM, trustDomain: pki.trustDomain)
+        certificates = ServerCertificates(
+            identity: try pki.svid("/muster/core", serving: true), trustRootsPEM: pki.bundlePEM,
+            trustDomain: pki.trustDomain)
         var configuration = GRPCServer.Configuration(
             listenAddress: "127.0.0.1:0", security: .tls(certificates, clientCertificates: clientCertificates))
         configuration.maxReceiveMessageBytes = maxMessageBytes
@@ -39,17 +41,23 @@ struct Fixture {
     var target: String { "127.0.0.1:\(server.port)" }
 
     /// A channel presenting an SVID for `path` (or `identity`), trusting the bundle, expecting Core's ID.
-    func channel(as path: String? = "/muster/poller/edge-1", identity: CertifiedKey? = nil, trust: ServerTrust? = nil, expect: PeerPolicy? = nil) throws -> GRPCChannel {
+    func channel(
+        as path: String? = "/muster/poller/edge-1", identity: CertifiedKey? = nil, trust: ServerTrust? = nil,
+        expect: PeerPolicy? = nil
+    ) throws -> GRPCChannel {
         let identity = try identity ?? path.map { try pki.svid($0) }
-        let tls = ClientTLS(trust: trust ?? .bundle(rootsPEM: pki.bundlePEM), trustDomain: pki.trustDomain,
-                            serverPolicy: expect ?? .exactly(serverID, issuedByRoot: true), identity: identity)
+        let tls = ClientTLS(
+            trust: trust ?? .bundle(rootsPEM: pki.bundlePEM), trustDomain: pki.trustDomain,
+            serverPolicy: expect ?? .exactly(serverID, issuedByRoot: true), identity: identity)
         return try GRPCChannel(target: target, security: .tls(tls))
     }
 
     func stop() async { await server.shutdown(grace: .seconds(2)) }
 }
 
-func echo(_ text: String, repeat count: Int32 = 0, delayMs: Int32 = 0, failWith code: Int32 = 0, message: String = "") -> EchoRequest {
+func echo(_ text: String, repeat count: Int32 = 0, delayMs: Int32 = 0, failWith code: Int32 = 0, message: String = "")
+    -> EchoRequest
+{
     EchoRequest.with {
         $0.payload = Data(text.utf8)
         $0.repeat = count

@@ -15,7 +15,8 @@ struct LoadAndShutdownTests {
         let results = try await withThrowingTaskGroup(of: Bool.self) { group in
             for index in 0..<1000 {
                 group.addTask {
-                    let response = try await channel.unary(Echo.unary, echo("n\(index)", delayMs: 20), as: EchoResponse.self)
+                    let response = try await channel.unary(
+                        Echo.unary, echo("n\(index)", delayMs: 20), as: EchoResponse.self)
                     return String(decoding: response.payload, as: UTF8.self) == "n\(index)"
                 }
             }
@@ -46,7 +47,8 @@ struct LoadAndShutdownTests {
             #expect(String(decoding: response.payload, as: UTF8.self) == "g\(index)")
         }
         let late = await rpcError {
-            _ = try await channel.unary(Echo.unary, echo("late"), as: EchoResponse.self, options: .init(timeout: .seconds(2)))
+            _ = try await channel.unary(
+                Echo.unary, echo("late"), as: EchoResponse.self, options: .init(timeout: .seconds(2)))
         }
         #expect(late?.code == .unavailable || late?.code == .deadlineExceeded)
     }
@@ -56,7 +58,9 @@ struct LoadAndShutdownTests {
         let hang = HangService()
         let fixture = try Fixture(services: [hang])
         let channel = try fixture.channel()
-        let calls = (0..<5).map { _ in Task { await rpcError { _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self) } } }
+        let calls = (0..<5).map { _ in
+            Task { await rpcError { _ = try await channel.unary(Echo.unary, echo("x"), as: EchoResponse.self) } }
+        }
         #expect(await hang.waitFor(.started, atLeast: 5))
         let began = ContinuousClock.now
         await fixture.server.shutdown(grace: .milliseconds(200))

@@ -40,7 +40,8 @@ struct TestPKI {
             Critical(KeyUsage(digitalSignature: true))
             try ExtendedKeyUsage([.serverAuth, .clientAuth])
             if uris.isEmpty == false { SubjectAlternativeNames(uris.map { .uniformResourceIdentifier($0) }) }
-            AuthorityKeyIdentifier(keyIdentifier: try authority.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+            AuthorityKeyIdentifier(
+                keyIdentifier: try authority.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }
         let certificate = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: publicKey,

@@ -33,11 +33,11 @@ struct BundleTests {
         let other = try CertificateAuthority.createRoot(trustDomain: "example.org").certificate
         let der = { (c: Certificate) in Data(try c.serializeAsPEM().derBytes).base64EncodedString() }
         let json = """
-        {"keys":[{"use":"jwt-svid","kty":"EC","kid":"k1","crv":"P-256","x":"AA","y":"AA"},
-                 {"use":"x509-svid","kty":"EC","x5c":["\(try der(root))","\(try der(other))"]},
-                 {"use":"something-new"}],
-         "spiffe_sequence":3}
-        """
+            {"keys":[{"use":"jwt-svid","kty":"EC","kid":"k1","crv":"P-256","x":"AA","y":"AA"},
+                     {"use":"x509-svid","kty":"EC","x5c":["\(try der(root))","\(try der(other))"]},
+                     {"use":"something-new"}],
+             "spiffe_sequence":3}
+            """
         let bundle = try TrustBundle(trustDomain: "example.org", spiffeJSON: Data(json.utf8))
         #expect(bundle.roots == [root])
         let empty = try TrustBundle(trustDomain: "example.org", spiffeJSON: Data(#"{"keys":[]}"#.utf8))
@@ -49,9 +49,15 @@ struct BundleTests {
 
     @Test("malformed bundles give specific errors")
     func malformed() {
-        #expect(throws: IdentityError(.bundleMalformed, "")) { try TrustBundle(trustDomain: "t", spiffeJSON: Data("[]".utf8)) }
-        #expect(throws: IdentityError(.bundleMalformed, "")) { try TrustBundle(trustDomain: "t", spiffeJSON: Data(#"{"nokeys":1}"#.utf8)) }
-        #expect(throws: IdentityError(.bundleMalformed, "")) { try TrustBundle(trustDomain: "t", spiffeJSON: Data(#"{"keys":[{"use":"x509-svid"}]}"#.utf8)) }
+        #expect(throws: IdentityError(.bundleMalformed, "")) {
+            try TrustBundle(trustDomain: "t", spiffeJSON: Data("[]".utf8))
+        }
+        #expect(throws: IdentityError(.bundleMalformed, "")) {
+            try TrustBundle(trustDomain: "t", spiffeJSON: Data(#"{"nokeys":1}"#.utf8))
+        }
+        #expect(throws: IdentityError(.bundleMalformed, "")) {
+            try TrustBundle(trustDomain: "t", spiffeJSON: Data(#"{"keys":[{"use":"x509-svid"}]}"#.utf8))
+        }
         #expect(throws: IdentityError(.certificateMalformed, "")) {
             try TrustBundle(trustDomain: "t", spiffeJSON: Data(#"{"keys":[{"use":"x509-svid","x5c":["AAAA"]}]}"#.utf8))
         }
@@ -66,15 +72,19 @@ struct BundleTests {
         let pem = try root.serializeAsPEM().pemString
         let shell = Process()
         shell.executableURL = URL(filePath: "/bin/sh")
-        shell.arguments = ["-c", "openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1"]
-        let input = Pipe(), output = Pipe()
+        shell.arguments = [
+            "-c", "openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1",
+        ]
+        let input = Pipe()
+        let output = Pipe()
         shell.standardInput = input
         shell.standardOutput = output
         try shell.run()
         input.fileHandleForWriting.write(Data(pem.utf8))
         try input.fileHandleForWriting.close()
         shell.waitUntilExit()
-        let hex = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let hex = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         #expect(CAPin.of(root) == "sha256:" + hex)
         #expect(try CAPin.parse("SHA256:" + hex.uppercased()) == "sha256:" + hex)
         #expect(throws: IdentityError(.bundleMalformed, "")) { try CAPin.parse("sha1:abcd") }
@@ -98,7 +108,10 @@ struct JoinTokenTests {
         let token = JoinToken.generate().secret
         var typo = Array(token)
         typo[10] = typo[10] == "A" ? "B" : "A"
-        for bad in [String(typo), String(token.dropLast()), "ghp_" + token.dropFirst(4), token + "x", "mjt_" + String(repeating: "!", count: 38), ""] {
+        for bad in [
+            String(typo), String(token.dropLast()), "ghp_" + token.dropFirst(4), token + "x",
+            "mjt_" + String(repeating: "!", count: 38), "",
+        ] {
             #expect(throws: IdentityError(.tokenMalformed, ""), "\(bad)") { try JoinToken(parsing: bad) }
         }
     }

@@ -18,21 +18,27 @@ struct CertBuilder {
     func sign(by issuer: CertificateAuthority) throws -> Certificate {
         let publicKey = Certificate.PublicKey(key.publicKey)
         let extensions = try Certificate.Extensions {
-            Critical(isCA ? BasicConstraints.isCertificateAuthority(maxPathLength: pathLength) : BasicConstraints.notCertificateAuthority)
+            Critical(
+                isCA
+                    ? BasicConstraints.isCertificateAuthority(maxPathLength: pathLength)
+                    : BasicConstraints.notCertificateAuthority)
             if let keyUsage { try Certificate.Extension(keyUsage, critical: keyUsageCritical) }
             if uris.isEmpty == false { SubjectAlternativeNames(uris.map { .uniformResourceIdentifier($0) }) }
             SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }
         return try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: publicKey, notValidBefore: notBefore, notValidAfter: notAfter,
+            version: .v3, serialNumber: .init(), publicKey: publicKey, notValidBefore: notBefore,
+            notValidAfter: notAfter,
             issuer: issuer.certificate.subject, subject: try DistinguishedName { CommonName("test") },
             signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: issuer.privateKey)
     }
 
     /// Signs and wraps the result as a CA that can sign further certificates.
     func signAsAuthority(by issuer: CertificateAuthority) throws -> CertificateAuthority {
-        CertificateAuthority(certificate: try sign(by: issuer), privateKey: Certificate.PrivateKey(key), chainToRoot: [issuer.certificate] + issuer.chainToRoot)
+        CertificateAuthority(
+            certificate: try sign(by: issuer), privateKey: Certificate.PrivateKey(key),
+            chainToRoot: [issuer.certificate] + issuer.chainToRoot)
     }
 }
 
@@ -47,7 +53,8 @@ struct TestAuthority {
         let key = P256.Signing.PrivateKey()
         let ca = try root.issueDownstreamCA(
             pollerID: try MusterIDs.poller(trustDomain: trustDomain, name: poller), publicKey: .init(key.publicKey))
-        return CertificateAuthority(certificate: ca, privateKey: Certificate.PrivateKey(key), chainToRoot: [root.certificate])
+        return CertificateAuthority(
+            certificate: ca, privateKey: Certificate.PrivateKey(key), chainToRoot: [root.certificate])
     }
 
     func leaf(_ id: String, from issuer: CertificateAuthority? = nil) throws -> Certificate {

@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
-@testable import MusterIdentity
 import Testing
 import X509
+
+@testable import MusterIdentity
 
 @Suite("files on disk", .serialized)
 struct SecureFileTests {
@@ -27,9 +28,13 @@ struct SecureFileTests {
         let first = try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.org")
         let second = try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.org")
         #expect(first.authority.certificate == second.authority.certificate)
-        #expect(throws: IdentityError(.storage, "")) { try RootCAStore(directory: directory).loadOrCreate(trustDomain: "other.org") }
+        #expect(throws: IdentityError(.storage, "")) {
+            try RootCAStore(directory: directory).loadOrCreate(trustDomain: "other.org")
+        }
         // A name that merely starts with the stored one is another trust domain too.
-        #expect(throws: IdentityError(.storage, "")) { try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.or") }
+        #expect(throws: IdentityError(.storage, "")) {
+            try RootCAStore(directory: directory).loadOrCreate(trustDomain: "example.or")
+        }
     }
 
     @Test("a write that dies before its rename leaves the old file whole and no stray temporary")
@@ -39,7 +44,9 @@ struct SecureFileTests {
         try SecureFile.write("old contents", to: directory + "/f", mode: 0o600)
         struct Crash: Error {}
         #expect(throws: SecureFile.WriteError.self) {
-            try SecureFile.write(Array(repeating: UInt8(ascii: "n"), count: 1 << 20), to: directory + "/f", mode: 0o600, beforeRename: { throw Crash() })
+            try SecureFile.write(
+                Array(repeating: UInt8(ascii: "n"), count: 1 << 20), to: directory + "/f", mode: 0o600,
+                beforeRename: { throw Crash() })
         }
         #expect(try String(contentsOfFile: directory + "/f", encoding: .utf8) == "old contents")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["f"])
@@ -66,19 +73,23 @@ struct OutsideJudgeTests {
         let directory = FileManager.default.temporaryDirectory.appending(path: "judge-\(UUID())").path
         let authority = try TestAuthority()
         let downstream = try authority.downstream(poller: "edge-1")
-        let pollerKey = P256.Signing.PrivateKey(), agentKey = P256.Signing.PrivateKey()
+        let pollerKey = P256.Signing.PrivateKey()
+        let agentKey = P256.Signing.PrivateKey()
         let poller = try authority.root.issueLeaf(
-            spiffeID: try MusterIDs.poller(trustDomain: "example.org", name: "edge-1"), publicKey: .init(pollerKey.publicKey),
+            spiffeID: try MusterIDs.poller(trustDomain: "example.org", name: "edge-1"),
+            publicKey: .init(pollerKey.publicKey),
             dnsNames: ["poller.example.org"], ipAddresses: ["10.0.0.1"])
         let agent = try downstream.issueLeaf(
-            spiffeID: try MusterIDs.agent(trustDomain: "example.org", poller: "edge-1", name: "a1"), publicKey: .init(agentKey.publicKey))
+            spiffeID: try MusterIDs.agent(trustDomain: "example.org", poller: "edge-1", name: "a1"),
+            publicKey: .init(agentKey.publicKey))
         let bundle = TrustBundle(trustDomain: "example.org", roots: [authority.root.certificate])
         try SecureFile.write(try bundle.pem(), to: directory + "/bundle.pem", mode: 0o644)
         try SecureFile.write(Array(try bundle.spiffeJSON()), to: directory + "/bundle.json", mode: 0o644)
         try SecureFile.write(try PEM.encode([poller]), to: directory + "/poller.pem", mode: 0o644)
         try SecureFile.write(try PEM.encode(Certificate.PrivateKey(pollerKey)), to: directory + "/poller.key")
         try SecureFile.write(try PEM.encode([downstream.certificate]), to: directory + "/poller-ca.pem", mode: 0o644)
-        try SecureFile.write(try PEM.encode([agent, downstream.certificate]), to: directory + "/agent.pem", mode: 0o644)
+        try SecureFile.write(
+            try PEM.encode([agent, downstream.certificate]), to: directory + "/agent.pem", mode: 0o644)
         try SecureFile.write(try PEM.encode(Certificate.PrivateKey(agentKey)), to: directory + "/agent.key")
         return directory
     }
@@ -86,13 +97,21 @@ struct OutsideJudgeTests {
     @Test("openssl verify accepts every issued chain against the bundle, and rejects a foreign root")
     func opensslVerify() throws {
         let d = try Self.issueAll()
-        let poller = try Self.run(["openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", d + "/bundle.pem", d + "/poller.pem"])
+        let poller = try Self.run([
+            "openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", d + "/bundle.pem",
+            d + "/poller.pem",
+        ])
         #expect(poller.status == 0, "\(poller.output)")
-        let agent = try Self.run(["openssl", "verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", d + "/bundle.pem",
-                                  "-untrusted", d + "/poller-ca.pem", d + "/agent.pem"])
+        let agent = try Self.run([
+            "openssl", "verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", d + "/bundle.pem",
+            "-untrusted", d + "/poller-ca.pem", d + "/agent.pem",
+        ])
         #expect(agent.status == 0, "\(agent.output)")
         let stranger = try Self.issueAll()
-        let foreign = try Self.run(["openssl", "verify", "-CAfile", stranger + "/bundle.pem", "-untrusted", d + "/poller-ca.pem", d + "/agent.pem"])
+        let foreign = try Self.run([
+            "openssl", "verify", "-CAfile", stranger + "/bundle.pem", "-untrusted", d + "/poller-ca.pem",
+            d + "/agent.pem",
+        ])
         #expect(foreign.status != 0)
     }
 

@@ -13,7 +13,8 @@ struct VerifiedPathTests {
     @Test("the validated path names the CA that really signed the leaf, whatever else was sent")
     func decoyCAIsNotInThePath() async throws {
         let a = try TestAuthority()
-        let p1 = try a.downstream(poller: "p1"), p2 = try a.downstream(poller: "p2")
+        let p1 = try a.downstream(poller: "p1")
+        let p2 = try a.downstream(poller: "p2")
         let leaf = try a.leaf("\(Self.td)/muster/poller/p2/agent/a1", from: p2)
         let verified = try await a.verifier.verify(chain: [leaf, p1.certificate, p2.certificate])
         #expect(verified.issuer == p2.certificate)
@@ -32,19 +33,22 @@ struct VerifiedPathTests {
         let a = try TestAuthority()
         let pin = CAPin.of(a.root.certificate)
         let server = try a.leaf("\(Self.td)/muster/core")
-        let verified = try await SVIDVerifier.verifyPinned(chain: [server, a.root.certificate], pin: pin, trustDomain: "example.org")
+        let verified = try await SVIDVerifier.verifyPinned(
+            chain: [server, a.root.certificate], pin: pin, trustDomain: "example.org")
         #expect(verified.id.description == "\(Self.td)/muster/core" && verified.isRootIssued)
         // A poller's CA may not vouch for Core even when the pinned root signed that CA.
         let p2 = try a.downstream(poller: "p2")
         let fake = try a.leaf("\(Self.td)/muster/core", from: p2)
         await #expect(throws: IdentityError(.outsidePollerScope, "")) {
-            try await SVIDVerifier.verifyPinned(chain: [fake, p2.certificate, a.root.certificate], pin: pin, trustDomain: "example.org")
+            try await SVIDVerifier.verifyPinned(
+                chain: [fake, p2.certificate, a.root.certificate], pin: pin, trustDomain: "example.org")
         }
         // A self-signed certificate with the pinned key's place taken by another root: no path.
         let stranger = try TestAuthority()
         let alien = try stranger.leaf("\(Self.td)/muster/core")
         await #expect(throws: IdentityError(.chainInvalid, "")) {
-            try await SVIDVerifier.verifyPinned(chain: [alien, stranger.root.certificate], pin: pin, trustDomain: "example.org")
+            try await SVIDVerifier.verifyPinned(
+                chain: [alien, stranger.root.certificate], pin: pin, trustDomain: "example.org")
         }
         // The pinned key may not be the leaf itself.
         await #expect(throws: IdentityError(.chainInvalid, "")) {
@@ -57,30 +61,38 @@ struct VerifiedPathTests {
         let a = try TestAuthority()
         let p1 = try a.downstream(poller: "p1")
         let key = P256.Signing.PrivateKey()
-        let named = try p1.issueLeaf(spiffeID: try SPIFFEID(parsing: "\(Self.td)/muster/poller/p1/agent/a1"), publicKey: .init(key.publicKey),
-                                     dnsNames: ["core.example.org"])
+        let named = try p1.issueLeaf(
+            spiffeID: try SPIFFEID(parsing: "\(Self.td)/muster/poller/p1/agent/a1"), publicKey: .init(key.publicKey),
+            dnsNames: ["core.example.org"])
         await #expect(throws: IdentityError.self) { try await a.verifier.verify(chain: [named, p1.certificate]) }
         let constraints = try #require(try p1.certificate.extensions.nameConstraints)
         #expect(constraints.excludedDNSDomains.contains(""))
         #expect(constraints.excludedIPRanges.count == 2)
         // The root still issues serving SVIDs with host names (Core, pollers).
-        let serving = try a.root.issueLeaf(spiffeID: try SPIFFEID(parsing: "\(Self.td)/muster/core"), publicKey: .init(key.publicKey),
-                                           dnsNames: ["core.example.org"])
+        let serving = try a.root.issueLeaf(
+            spiffeID: try SPIFFEID(parsing: "\(Self.td)/muster/core"), publicKey: .init(key.publicKey),
+            dnsNames: ["core.example.org"])
         #expect(try await a.verifier.verify(chain: [serving]).isRootIssued)
     }
 
-    @Test("Muster IDs parse into what they name; anything else is nil", arguments: [
-        ("/muster/core", MusterID.core), ("/muster/poller/p1", .poller("p1")), ("/muster/poller/p1/agent/a", .agent(poller: "p1", name: "a")),
-        ("/muster/poller/p1/checker/c", .checker(poller: "p1", name: "c")),
-    ])
+    @Test(
+        "Muster IDs parse into what they name; anything else is nil",
+        arguments: [
+            ("/muster/core", MusterID.core), ("/muster/poller/p1", .poller("p1")),
+            ("/muster/poller/p1/agent/a", .agent(poller: "p1", name: "a")),
+            ("/muster/poller/p1/checker/c", .checker(poller: "p1", name: "c")),
+        ])
     func parse(_ path: String, _ expected: MusterID) throws {
         #expect(MusterID(try SPIFFEID(parsing: Self.td + path)) == expected)
     }
 
-    @Test("paths outside the scheme are not Muster IDs", arguments: [
-        "/muster", "/muster/core/x", "/muster/poller", "/muster/poller/P1", "/muster/poller/p1/robot/a", "/muster/poller/p1/agent",
-        "/other/poller/p1", "/muster/poller/p1/agent/a/b",
-    ])
+    @Test(
+        "paths outside the scheme are not Muster IDs",
+        arguments: [
+            "/muster", "/muster/core/x", "/muster/poller", "/muster/poller/P1", "/muster/poller/p1/robot/a",
+            "/muster/poller/p1/agent",
+            "/other/poller/p1", "/muster/poller/p1/agent/a/b",
+        ])
     func notMuster(_ path: String) throws {
         #expect(MusterID(try SPIFFEID(parsing: Self.td + path)) == nil)
     }
@@ -91,6 +103,8 @@ struct VerifiedPathTests {
             let serial = MusterIdentity.SerialNumber.random()
             #expect(serial.bytes.count == 20 && serial.bytes.first! < 0x80 && serial.bytes.first! > 0)
         }
-        #expect(MusterIdentity.SerialNumber.text(Certificate.SerialNumber(bytes: [0x0d, 0x67, 0xb9, 0x05])) == "0d:67:b9:05")
+        #expect(
+            MusterIdentity.SerialNumber.text(Certificate.SerialNumber(bytes: [0x0d, 0x67, 0xb9, 0x05])) == "0d:67:b9:05"
+        )
     }
 }

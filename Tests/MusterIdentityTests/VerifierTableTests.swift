@@ -23,22 +23,37 @@ struct VerifierTableTests {
             return [try a.leaf("\(td)/muster/poller/p1/agent/a1", from: ca), ca.certificate]
         },
         Row(name: "no URI SAN", expected: .notAnSVID) { a in [try CertBuilder(uris: []).sign(by: a.root)] },
-        Row(name: "two URI SANs", expected: .notAnSVID) { a in [try CertBuilder(uris: ["\(td)/a", "\(td)/b"]).sign(by: a.root)] },
+        Row(name: "two URI SANs", expected: .notAnSVID) { a in
+            [try CertBuilder(uris: ["\(td)/a", "\(td)/b"]).sign(by: a.root)]
+        },
         Row(name: "root path on a leaf", expected: .notAnSVID) { a in [try CertBuilder(uris: [td]).sign(by: a.root)] },
-        Row(name: "cA=true leaf", expected: .notAnSVID) { a in [try CertBuilder(uris: ["\(td)/x"], isCA: true).sign(by: a.root)] },
-        Row(name: "missing key usage", expected: .notAnSVID) { a in [try CertBuilder(uris: ["\(td)/x"], keyUsage: nil).sign(by: a.root)] },
-        Row(name: "non-critical key usage", expected: .notAnSVID) { a in [try CertBuilder(uris: ["\(td)/x"], keyUsageCritical: false).sign(by: a.root)] },
+        Row(name: "cA=true leaf", expected: .notAnSVID) { a in
+            [try CertBuilder(uris: ["\(td)/x"], isCA: true).sign(by: a.root)]
+        },
+        Row(name: "missing key usage", expected: .notAnSVID) { a in
+            [try CertBuilder(uris: ["\(td)/x"], keyUsage: nil).sign(by: a.root)]
+        },
+        Row(name: "non-critical key usage", expected: .notAnSVID) { a in
+            [try CertBuilder(uris: ["\(td)/x"], keyUsageCritical: false).sign(by: a.root)]
+        },
         Row(name: "keyCertSign on a leaf", expected: .notAnSVID) { a in
-            [try CertBuilder(uris: ["\(td)/x"], keyUsage: KeyUsage(digitalSignature: true, keyCertSign: true)).sign(by: a.root)]
+            [
+                try CertBuilder(uris: ["\(td)/x"], keyUsage: KeyUsage(digitalSignature: true, keyCertSign: true)).sign(
+                    by: a.root)
+            ]
         },
         Row(name: "no digitalSignature on a leaf", expected: .notAnSVID) { a in
             [try CertBuilder(uris: ["\(td)/x"], keyUsage: KeyUsage(keyEncipherment: true)).sign(by: a.root)]
         },
-        Row(name: "illegal characters in the ID", expected: .notAnSVID) { a in [try CertBuilder(uris: ["\(td)/bad%20path"]).sign(by: a.root)] },
+        Row(name: "illegal characters in the ID", expected: .notAnSVID) { a in
+            [try CertBuilder(uris: ["\(td)/bad%20path"]).sign(by: a.root)]
+        },
         Row(name: "an ID over 2048 bytes", expected: .notAnSVID) { a in
             [try CertBuilder(uris: ["\(td)/" + String(repeating: "a", count: 2100)]).sign(by: a.root)]
         },
-        Row(name: "wrong trust domain", expected: .wrongTrustDomain) { a in [try CertBuilder(uris: ["spiffe://evil.org/x"]).sign(by: a.root)] },
+        Row(name: "wrong trust domain", expected: .wrongTrustDomain) { a in
+            [try CertBuilder(uris: ["spiffe://evil.org/x"]).sign(by: a.root)]
+        },
         Row(name: "expired", expected: .chainInvalid) { a in
             [try CertBuilder(uris: ["\(td)/x"], notBefore: Date() - 7200, notAfter: Date() - 3600).sign(by: a.root)]
         },
@@ -63,12 +78,16 @@ struct VerifierTableTests {
         },
         Row(name: "a CA under a pathLen=0 CA", expected: .chainInvalid) { a in
             let poller = try a.downstream(poller: "p1")
-            let sub = try CertBuilder(uris: ["\(td)/muster/poller/p1/sub"], isCA: true, keyUsage: KeyUsage(keyCertSign: true)).signAsAuthority(by: poller)
+            let sub = try CertBuilder(
+                uris: ["\(td)/muster/poller/p1/sub"], isCA: true, keyUsage: KeyUsage(keyCertSign: true)
+            ).signAsAuthority(by: poller)
             return [try a.leaf("\(td)/muster/poller/p1/sub/agent/a", from: sub), sub.certificate, poller.certificate]
         },
         Row(name: "downstream CA's name constraint excludes another trust domain", expected: .wrongTrustDomain) { a in
             let ca = try a.downstream(poller: "p1")
-            return [try CertBuilder(uris: ["spiffe://other.org/muster/poller/p1/agent/a"]).sign(by: ca), ca.certificate]
+            return [
+                try CertBuilder(uris: ["spiffe://other.org/muster/poller/p1/agent/a"]).sign(by: ca), ca.certificate,
+            ]
         },
     ]
 
@@ -91,6 +110,8 @@ struct VerifierTableTests {
         let ca = try authority.downstream(poller: "p1")
         let leaf = try CertBuilder(uris: ["spiffe://other.org/muster/poller/p1/agent/a"]).sign(by: ca)
         let verifier = SVIDVerifier(trustDomain: "other.org", roots: [authority.root.certificate])
-        await #expect(throws: IdentityError(.chainInvalid, "")) { try await verifier.verify(chain: [leaf, ca.certificate]) }
+        await #expect(throws: IdentityError(.chainInvalid, "")) {
+            try await verifier.verify(chain: [leaf, ca.certificate])
+        }
     }
 }

@@ -1,12 +1,11 @@
-@testable import MusterCore
-@testable import MusterStore
 import Foundation
 import MusterArchive
-
 import MusterIdentity
-
 import SQLKit
 import Testing
+
+@testable import MusterCore
+@testable import MusterStore
 
 @Suite("package lifecycle on each database")
 struct LifecycleTests {
@@ -18,10 +17,13 @@ struct LifecycleTests {
         async let second: Void = other.migrate()
         _ = try await (first, second)
         #expect(try await store.schemaVersion() == Store.migrations.last!.version)
-        await other.shutdown(); await store.shutdown()
+        await other.shutdown()
+        await store.shutdown()
     }
 
-    @Test("created → delivered → revoked, each with one audit row and one event; invalid moves are conflicts", arguments: Backend.available)
+    @Test(
+        "created → delivered → revoked, each with one audit row and one event; invalid moves are conflicts",
+        arguments: Backend.available)
     func transitions(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
         try await h.poller()
@@ -36,9 +38,14 @@ struct LifecycleTests {
         await #expect(throws: DomainError(.gone, "")) { try await h.packages.download(id: agent.id, by: h.admin) }
 
         let revoked = try await h.packages.revoke(id: agent.id, reason: "lost laptop", by: h.admin)
-        #expect(revoked.status == "revoked" && revoked.revokeReason == "lost laptop" && revoked.revokedBy == "token:test")
-        await #expect(throws: DomainError(.conflict, "")) { try await h.packages.revoke(id: agent.id, reason: nil, by: h.admin) }
-        await #expect(throws: DomainError(.notFound, "")) { try await h.packages.revoke(id: "nope", reason: nil, by: h.admin) }
+        #expect(
+            revoked.status == "revoked" && revoked.revokeReason == "lost laptop" && revoked.revokedBy == "token:test")
+        await #expect(throws: DomainError(.conflict, "")) {
+            try await h.packages.revoke(id: agent.id, reason: nil, by: h.admin)
+        }
+        await #expect(throws: DomainError(.notFound, "")) {
+            try await h.packages.revoke(id: "nope", reason: nil, by: h.admin)
+        }
 
         let audit = try await h.store.auditLog(AuditFilter(targetID: agent.id))
         #expect(audit.items.map(\.action) == ["package.revoke", "package.download", "package.create"])
@@ -49,7 +56,9 @@ struct LifecycleTests {
         await h.store.shutdown()
     }
 
-    @Test("revoking a poller revokes its live agents' and checkers' packages in the same transaction, each audited", arguments: Backend.available)
+    @Test(
+        "revoking a poller revokes its live agents' and checkers' packages in the same transaction, each audited",
+        arguments: Backend.available)
     func pollerRevocationCascades(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
         let poller = try await h.poller()
@@ -59,11 +68,18 @@ struct LifecycleTests {
         _ = try await h.packages.revoke(id: poller.id, reason: "host lost", by: h.admin)
 
         let cascaded = try await h.packages.get(id: first.id)
-        #expect(cascaded.status == "revoked" && cascaded.revokeReason == "its poller edge-1 was revoked" && cascaded.revokedBy == "token:test")
-        #expect(try await h.packages.get(id: second.id).revokeReason == "earlier", "an already revoked package keeps its own reason")
+        #expect(
+            cascaded.status == "revoked" && cascaded.revokeReason == "its poller edge-1 was revoked"
+                && cascaded.revokedBy == "token:test")
+        #expect(
+            try await h.packages.get(id: second.id).revokeReason == "earlier",
+            "an already revoked package keeps its own reason")
         let rows = try await h.store.auditLog(AuditFilter(targetID: first.id)).items
-        #expect(rows.map(\.action) == ["package.revoke", "package.create"] && rows[0].reason == "its poller edge-1 was revoked")
-        let events = try await h.store.events(after: 0, limit: 100).filter { $0.type == "package.revoked" }.map(\.subject)
+        #expect(
+            rows.map(\.action) == ["package.revoke", "package.create"]
+                && rows[0].reason == "its poller edge-1 was revoked")
+        let events = try await h.store.events(after: 0, limit: 100).filter { $0.type == "package.revoked" }.map(
+            \.subject)
         #expect(events == [second.id, poller.id, first.id])
         // The agent's name is free again under a new poller package of the same name.
         _ = try await h.poller()
@@ -71,7 +87,9 @@ struct LifecycleTests {
         await h.store.shutdown()
     }
 
-    @Test("two live packages cannot hold one SPIFFE ID; after revocation the name is free again", arguments: Backend.available)
+    @Test(
+        "two live packages cannot hold one SPIFFE ID; after revocation the name is free again",
+        arguments: Backend.available)
     func uniqueIdentity(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
         let first = try await h.poller()
@@ -95,7 +113,9 @@ struct LifecycleTests {
         await h.store.shutdown()
     }
 
-    @Test("200 parallel redemptions of one token: exactly one wins, across two connection pools", arguments: Backend.available)
+    @Test(
+        "200 parallel redemptions of one token: exactly one wins, across two connection pools",
+        arguments: Backend.available)
     func parallelRedemption(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore(connections: 8))
         let poller = try await h.poller()
@@ -107,10 +127,17 @@ struct LifecycleTests {
                 group.addTask {
                     let store = stores[attempt % 2]
                     let won = try await store.redeem(
-                        tokenHash: record.tokenHash, componentType: .poller, at: Clock.nowMillis(), fromIP: "198.51.100.\(attempt % 250)",
+                        tokenHash: record.tokenHash, componentType: .poller, at: Clock.nowMillis(),
+                        fromIP: "198.51.100.\(attempt % 250)",
                         spiffeID: record.spiffeID,
-                        audit: { AuditRecord(actor: "poller", sourceIP: $0.activatedFromIP, action: "package.activate", targetType: "package", targetID: $0.id) },
-                        event: { EventRecord(at: Clock.nowMillis(), type: "package.activated", subject: $0.id, payload: "{}") }
+                        audit: {
+                            AuditRecord(
+                                actor: "poller", sourceIP: $0.activatedFromIP, action: "package.activate",
+                                targetType: "package", targetID: $0.id)
+                        },
+                        event: {
+                            EventRecord(at: Clock.nowMillis(), type: "package.activated", subject: $0.id, payload: "{}")
+                        }
                     )
                     return won != nil
                 }
@@ -121,12 +148,16 @@ struct LifecycleTests {
         #expect(try await h.store.package(id: poller.id)?.status == .activated)
         let activations = try await h.store.auditLog(AuditFilter(action: "package.activate"))
         #expect(activations.items.count == 1)
-        let reason = try await h.store.reasonForFailedRedemption(tokenHash: record.tokenHash, componentType: .poller, at: Clock.nowMillis())
+        let reason = try await h.store.reasonForFailedRedemption(
+            tokenHash: record.tokenHash, componentType: .poller, at: Clock.nowMillis())
         #expect(reason.reason == "token already used")
-        await replica.shutdown(); await h.store.shutdown()
+        await replica.shutdown()
+        await h.store.shutdown()
     }
 
-    @Test("the reaper expires only due Created/Delivered packages, with audit rows and events", arguments: Backend.available)
+    @Test(
+        "the reaper expires only due Created/Delivered packages, with audit rows and events",
+        arguments: Backend.available)
     func reaper(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
         try await h.poller(ttl: 3600)
@@ -171,7 +202,9 @@ struct LifecycleTests {
 
     @Test("an unreachable PostgreSQL is 'unavailable', not a crash or a hang")
     func unreachable() async throws {
-        let store = Store(location: .postgres(host: "127.0.0.1", port: 1, user: "x", password: nil, database: "x"), logger: Backend.logger)
+        let store = Store(
+            location: .postgres(host: "127.0.0.1", port: 1, user: "x", password: nil, database: "x"),
+            logger: Backend.logger)
         await #expect(throws: StoreError(.unavailable, "")) { try await store.ping() }
         await store.shutdown()
     }

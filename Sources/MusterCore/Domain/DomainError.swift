@@ -52,13 +52,17 @@ public struct DomainError: CodedError {
             case .notFound: self.init(.notFound, error.message)
             case .conflict: self.init(.conflict, error.message)
             case .invalid: self.init(.invalid, error.message)
-            default: self.init(.unavailable, "the database is unavailable; nothing was changed (\(error.message))", cause: error)
+            default:
+                self.init(
+                    .unavailable, "the database is unavailable; nothing was changed (\(error.message))", cause: error)
             }
         case let error as IdentityError:
             self.init(.cannotIssue, "Core cannot issue for this request: \(error.message)")
         case let error as CoreError where error.code == .secrets:
-            self.init(.internalFailure, error.message + "; Core replicas must share one token key (MUSTER_TOKEN_KEY or DATA_DIR/token.key)",
-                      cause: error)
+            self.init(
+                .internalFailure,
+                error.message + "; Core replicas must share one token key (MUSTER_TOKEN_KEY or DATA_DIR/token.key)",
+                cause: error)
         default:
             self.init(.internalFailure, "internal error; see the Core log", cause: error)
         }

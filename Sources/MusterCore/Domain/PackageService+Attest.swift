@@ -20,12 +20,18 @@ extension PackageService {
     /// and both certificates issued before the token is spent, so a bad request never burns it; the
     /// redemption itself is one conditional update, so of any number of concurrent callers (on any replica)
     /// exactly one succeeds.
-    public func attestPoller(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String,
-                             from ip: String) async throws -> PollerAttestation {
-        try await DomainError.mapping { try await attest(token: text, svidCSR: svidCSR, caCSR: caCSR, advertise: advertise, from: ip) }
+    public func attestPoller(
+        token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String,
+        from ip: String
+    ) async throws -> PollerAttestation {
+        try await DomainError.mapping {
+            try await attest(token: text, svidCSR: svidCSR, caCSR: caCSR, advertise: advertise, from: ip)
+        }
     }
 
-    private func attest(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String, from ip: String) async throws -> PollerAttestation {
+    private func attest(token text: String, svidCSR: [UInt8], caCSR: [UInt8], advertise: String, from ip: String)
+        async throws -> PollerAttestation
+    {
         let now = Clock.nowMillis()
         guard let token = try? JoinToken(parsing: text) else {
             try await refuse(reason: "malformed token", packageID: nil, ip: ip, at: now)
@@ -48,19 +54,31 @@ extension PackageService {
         guard let pending, let spiffeID = try? SPIFFEID(parsing: pending.spiffeID) else {
             try await refuse(reason: "package holds no valid SPIFFE ID", packageID: pending?.id, ip: ip, at: now)
         }
-        let svidChain = try await identity.authority.mintX509SVID(SVIDRequest(
-            spiffeID: spiffeID, csrDER: svidCSR, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: leafTTL
-        )).chain
-        let caChain = try await identity.authority.newDownstreamX509CA(SVIDRequest(spiffeID: spiffeID, csrDER: caCSR, ttl: pollerCATTL)).chain
-        let svid = svidChain[0], ca = caChain[0]
+        let svidChain = try await identity.authority.mintX509SVID(
+            SVIDRequest(
+                spiffeID: spiffeID, csrDER: svidCSR, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: leafTTL
+            )
+        ).chain
+        let caChain = try await identity.authority.newDownstreamX509CA(
+            SVIDRequest(spiffeID: spiffeID, csrDER: caCSR, ttl: pollerCATTL)
+        ).chain
+        let svid = svidChain[0]
+        let ca = caChain[0]
 
         let won = try await store.redeem(
             tokenHash: hash, componentType: .poller, at: now, fromIP: ip, spiffeID: spiffeID.description,
-            issued: [IssuedCertificate(serial: "\(svid.serialText)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter)),
-                     IssuedCertificate(serial: "\(ca.serialText)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter))],
+            issued: [
+                IssuedCertificate(
+                    serial: "\(svid.serialText)", kind: "svid", notAfter: Clock.millis(svid.notValidAfter)),
+                IssuedCertificate(serial: "\(ca.serialText)", kind: "ca", notAfter: Clock.millis(ca.notValidAfter)),
+            ],
             advertise: advertised?.text,
-            audit: { AuditRecord(at: now, actor: "poller:\($0.name)", sourceIP: ip, action: "package.activate", targetType: "package",
-                                 targetID: $0.id, details: ["svid_serial": "\(svid.serialText)", "ca_serial": "\(ca.serialText)"]) },
+            audit: {
+                AuditRecord(
+                    at: now, actor: "poller:\($0.name)", sourceIP: ip, action: "package.activate",
+                    targetType: "package",
+                    targetID: $0.id, details: ["svid_serial": "\(svid.serialText)", "ca_serial": "\(ca.serialText)"])
+            },
             event: { Self.event("package.activated", PackageView($0, joinCommand: nil), at: now) }
         )
         guard let won else {
@@ -70,7 +88,8 @@ extension PackageService {
         events.ring()
         metrics.redemptions.increment()
         metrics.packageTransition("activated", type: .poller)
-        logger.notice("poller attested", metadata: ["package": "\(won.id)", "spiffe_id": "\(spiffeID)", "from": "\(ip)"])
+        logger.notice(
+            "poller attested", metadata: ["package": "\(won.id)", "spiffe_id": "\(spiffeID)", "from": "\(ip)"])
         return PollerAttestation(package: won, svidChain: svidChain, caChain: caChain)
     }
 
@@ -84,7 +103,9 @@ extension PackageService {
         } catch {
             throw DomainError(.invalid, "advertise_address: \(error.message)")
         }
-        if let core = try? HostPort.parse(identity.advertise), core.host.lowercased() == address.host, !HostPort.isLoopback(address.host) {
+        if let core = try? HostPort.parse(identity.advertise), core.host.lowercased() == address.host,
+            !HostPort.isLoopback(address.host)
+        {
             throw DomainError(.invalid, "advertise_address: \(address.host) is Core's own address")
         }
         return address
@@ -92,8 +113,10 @@ extension PackageService {
 
     private func refuse(reason: String, packageID: String?, ip: String, at now: Int64) async throws -> Never {
         metrics.refusedRedemptions.increment()
-        await auditor.record(AuditRecord(at: now, actor: "anonymous", sourceIP: ip, action: "package.activate", targetType: "package",
-                                         targetID: packageID, outcome: "denied", reason: reason), source: ip)
+        await auditor.record(
+            AuditRecord(
+                at: now, actor: "anonymous", sourceIP: ip, action: "package.activate", targetType: "package",
+                targetID: packageID, outcome: "denied", reason: reason), source: ip)
         throw Self.refusedToken
     }
 }

@@ -11,28 +11,44 @@ extension PackageService {
         try await DomainError.mapping { try await downloadPackage(id: id, by: principal) }
     }
 
-    private func downloadPackage(id: String, by principal: Principal) async throws -> (fileName: String, archive: [UInt8]) {
-        guard let record = try await store.package(id: id) else { throw DomainError(.notFound, "no package with id \(id)") }
+    private func downloadPackage(id: String, by principal: Principal) async throws -> (
+        fileName: String, archive: [UInt8]
+    ) {
+        guard let record = try await store.package(id: id) else {
+            throw DomainError(.notFound, "no package with id \(id)")
+        }
         guard record.downloadedAt == nil, let sealed = record.tokenCiphertext else {
             if record.status.isTerminal || record.status == .activated {
-                throw DomainError(.conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
+                throw DomainError(
+                    .conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
             }
-            throw DomainError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
+            throw DomainError(
+                .gone,
+                "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package"
+            )
         }
         guard record.status == .created || record.status == .delivered else {
-            throw DomainError(.conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
+            throw DomainError(
+                .conflict, "package \(id) is \(record.status.rawValue); there is nothing left to download")
         }
         let now = Clock.nowMillis()
-        guard record.expiresAt > now else { throw DomainError(.conflict, "package \(id) expired at \(Timestamp.text(record.expiresAt))") }
+        guard record.expiresAt > now else {
+            throw DomainError(.conflict, "package \(id) expired at \(Timestamp.text(record.expiresAt))")
+        }
         let token = try sealer.open(sealed, packageID: id)
         let archive = try await archive(for: record, token: token)
 
-        let audit = AuditRecord(at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.download", targetType: "package", targetID: id)
+        let audit = AuditRecord(
+            at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.download",
+            targetType: "package", targetID: id)
         let type = record.status == .created ? "package.delivered" : "package.downloaded"
         if let refusal = await markDownloaded(id: id, event: type, at: now, audit: audit) {
             // Another download (here or on another replica) won the conditional update.
             if refusal.code == .conflict, try await store.package(id: id)?.downloadedAt != nil {
-                throw DomainError(.gone, "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package")
+                throw DomainError(
+                    .gone,
+                    "package \(id) was already downloaded; its join token is shown once — revoke it and create a new package"
+                )
             }
             throw refusal
         }
@@ -53,7 +69,8 @@ extension PackageService {
     }
 
     func archive(for record: PackageRecord, token: JoinToken) async throws -> [UInt8] {
-        let pollerAddress = (try await record.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress } ?? nil)
+        let pollerAddress =
+            (try await record.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress } ?? nil)
             .flatMap { try? HostPort.validateAdvertised($0).text }
         let connect = record.componentType == .poller ? identity.advertise : (pollerAddress ?? "")
         let manifest = PackageManifest(
@@ -64,12 +81,13 @@ extension PackageService {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let program = record.componentType == .poller ? "muster-poller" : "muster-agent"
-        let env = [
-            "MUSTER_PACKAGE_ID=\(record.id)", "MUSTER_COMPONENT_TYPE=\(record.componentType.rawValue)",
-            "MUSTER_SPIFFE_ID=\(record.spiffeID)", "MUSTER_TRUST_DOMAIN=\(identity.trustDomain)",
-            record.componentType == .poller ? "MUSTER_CORE_ADDRESS=\(connect)" : "MUSTER_POLLER_ADDRESS=\(connect)",
-            "MUSTER_CA_PIN=\(identity.caPin)", "MUSTER_TOKEN_FILE=join-token",
-        ].joined(separator: "\n") + "\n"
+        let env =
+            [
+                "MUSTER_PACKAGE_ID=\(record.id)", "MUSTER_COMPONENT_TYPE=\(record.componentType.rawValue)",
+                "MUSTER_SPIFFE_ID=\(record.spiffeID)", "MUSTER_TRUST_DOMAIN=\(identity.trustDomain)",
+                record.componentType == .poller ? "MUSTER_CORE_ADDRESS=\(connect)" : "MUSTER_POLLER_ADDRESS=\(connect)",
+                "MUSTER_CA_PIN=\(identity.caPin)", "MUSTER_TOKEN_FILE=join-token",
+            ].joined(separator: "\n") + "\n"
         let readme = """
             Muster \(record.componentType.rawValue) package "\(record.name)" (\(record.id))
             Identity: \(record.spiffeID)

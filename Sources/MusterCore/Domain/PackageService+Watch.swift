@@ -29,20 +29,27 @@ extension PackageService {
         try await DomainError.mapping {
             let name = credential.name
             guard let poller = try await store.poller(named: name), poller.status == "active",
-                  poller.spiffeID == credential.spiffeID.description
+                poller.spiffeID == credential.spiffeID.description
             else {
                 throw DomainError(.permissionDenied, "poller \(name) is not active (revoked, or never attested)")
             }
             let issued = try await store.issued(serial: credential.serial)
-            guard let issued, issued.kind == "svid", issued.spiffeID == credential.spiffeID.description, issued.packageID == poller.packageID,
-                  issued.revokedAt == nil
+            guard let issued, issued.kind == "svid", issued.spiffeID == credential.spiffeID.description,
+                issued.packageID == poller.packageID,
+                issued.revokedAt == nil
             else {
-                let reason = issued == nil ? "not issued by Core" : (issued?.revokedAt != nil ? "revoked" : "issued to another package")
-                await auditor.record(AuditRecord(
-                    at: Clock.nowMillis(), actor: "anonymous", sourceIP: ip, action: "grpc.refused", targetType: "poller", targetID: name,
-                    outcome: "denied", reason: "SVID serial \(credential.serial) \(reason)", details: ["spiffe_id": credential.spiffeID.description]
-                ), source: ip)
-                throw DomainError(.permissionDenied, "this SVID of poller \(name) is not current (revoked or superseded)")
+                let reason =
+                    issued == nil
+                    ? "not issued by Core" : (issued?.revokedAt != nil ? "revoked" : "issued to another package")
+                await auditor.record(
+                    AuditRecord(
+                        at: Clock.nowMillis(), actor: "anonymous", sourceIP: ip, action: "grpc.refused",
+                        targetType: "poller", targetID: name,
+                        outcome: "denied", reason: "SVID serial \(credential.serial) \(reason)",
+                        details: ["spiffe_id": credential.spiffeID.description]
+                    ), source: ip)
+                throw DomainError(
+                    .permissionDenied, "this SVID of poller \(name) is not current (revoked or superseded)")
             }
             try await store.touchPoller(named: name, at: Clock.nowMillis(), from: ip)
             return name
@@ -52,7 +59,9 @@ extension PackageService {
     /// The poller's packages from `cursor` on: with cursor 0 a snapshot of its pending agent/checker packages
     /// first; then every later creation or revocation among them, in event order. A pending package
     /// moves Created → Delivered (via poller) as it is sent. `send` gets each change with its cursor.
-    public func watch(poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void) async throws {
+    public func watch(
+        poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void
+    ) async throws {
         var cursor = cursor
         if cursor == 0 {
             cursor = try await store.lastEventID()
@@ -67,7 +76,7 @@ extension PackageService {
                 // Expiry is not sent: the poller expires packages by their own expiry time, and a token it redeemed
                 // before that time (perhaps while Core was away) must not be undone by Core's reaper.
                 guard ["package.created", "package.revoked"].contains(event.type),
-                      let record = try await store.package(id: event.subject)
+                    let record = try await store.package(id: event.subject)
                 else { continue }
                 if record.componentType == .poller, record.name == name, event.type == "package.revoked" {
                     throw DomainError(.permissionDenied, "poller \(name) was revoked")
@@ -88,7 +97,9 @@ extension PackageService {
     func markPulled(_ record: PackageRecord, by poller: String) async throws {
         guard record.status == .created else { return }
         let now = Clock.nowMillis()
-        let audit = AuditRecord(at: now, actor: "poller:\(poller)", sourceIP: nil, action: "package.pull", targetType: "package", targetID: record.id)
+        let audit = AuditRecord(
+            at: now, actor: "poller:\(poller)", sourceIP: nil, action: "package.pull", targetType: "package",
+            targetID: record.id)
         do {
             _ = try await transition("package.delivered", at: now) { event in
                 try await store.markPulled(id: record.id, at: now, audit: audit, event: event)

@@ -14,9 +14,11 @@ public struct PackageRequest: Sendable {
     public var notes: String
     public var metadata: [String: String]
 
-    public init(name: String, componentType: ComponentType, pollerName: String? = nil, site: String = "default",
-                ttlSeconds: Int64 = Int64(JoinToken.defaultTTL), selectors: [String] = [], notes: String = "",
-                metadata: [String: String] = [:]) {
+    public init(
+        name: String, componentType: ComponentType, pollerName: String? = nil, site: String = "default",
+        ttlSeconds: Int64 = Int64(JoinToken.defaultTTL), selectors: [String] = [], notes: String = "",
+        metadata: [String: String] = [:]
+    ) {
         self.name = name
         self.componentType = componentType
         self.pollerName = pollerName
@@ -43,8 +45,11 @@ public struct PackageService: Sendable {
     /// Where refusals of unauthenticated or unverified callers are audited, under a budget per source.
     public let auditor: RefusalAuditor
 
-    public init(store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics, logger: Logger,
-                leafTTL: TimeInterval = 3600, pollerCATTL: TimeInterval = 24 * 3600, auditor: RefusalAuditor? = nil) {
+    public init(
+        store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics,
+        logger: Logger,
+        leafTTL: TimeInterval = 3600, pollerCATTL: TimeInterval = 24 * 3600, auditor: RefusalAuditor? = nil
+    ) {
         self.auditor = auditor ?? RefusalAuditor(store: store, logger: logger)
         self.leafTTL = leafTTL
         self.pollerCATTL = pollerCATTL
@@ -66,12 +71,18 @@ public struct PackageService: Sendable {
         do {
             switch request.componentType {
             case .poller:
-                guard request.pollerName == nil else { throw DomainError(.invalid, "poller_id is for agent and checker packages; a poller package names itself") }
+                guard request.pollerName == nil else {
+                    throw DomainError(
+                        .invalid, "poller_id is for agent and checker packages; a poller package names itself")
+                }
                 spiffeID = try MusterIDs.poller(trustDomain: trustDomain, name: request.name)
             case .agent, .checker:
-                guard let poller = request.pollerName else { throw DomainError(.invalid, "poller_id is required for \(request.componentType.rawValue) packages") }
+                guard let poller = request.pollerName else {
+                    throw DomainError(.invalid, "poller_id is required for \(request.componentType.rawValue) packages")
+                }
                 try MusterIDs.checkName(poller)
-                spiffeID = request.componentType == .agent
+                spiffeID =
+                    request.componentType == .agent
                     ? try MusterIDs.agent(trustDomain: trustDomain, poller: poller, name: request.name)
                     : try MusterIDs.checker(trustDomain: trustDomain, poller: poller, name: request.name)
             }
@@ -79,14 +90,18 @@ public struct PackageService: Sendable {
             throw DomainError(.invalid, error.description)
         }
         if let poller = request.pollerName, try await store.livePoller(named: poller) == nil {
-            throw DomainError(.unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
+            throw DomainError(
+                .unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
         }
         let now = Clock.nowMillis()
         let id = UUID().uuidString.lowercased()
         let (token, _) = try await identity.authority.createJoinToken(ttl: TimeInterval(request.ttlSeconds))
-        let entry = try await identity.authority.batchCreateEntries([EntryRequest(
-            spiffeID: spiffeID, selectors: request.selectors, downstream: request.componentType == .poller, x509SVIDTTL: leafTTL
-        )])[0].get()
+        let entry = try await identity.authority.batchCreateEntries([
+            EntryRequest(
+                spiffeID: spiffeID, selectors: request.selectors, downstream: request.componentType == .poller,
+                x509SVIDTTL: leafTTL
+            )
+        ])[0].get()
         let record = PackageRecord(
             id: id, name: request.name, componentType: request.componentType, site: request.site,
             pollerName: request.pollerName, spiffeID: spiffeID.description, activeSpiffeID: spiffeID.description,
@@ -97,8 +112,12 @@ public struct PackageService: Sendable {
         )
         let view = PackageView(record, joinCommand: try await joinCommand(for: record))
         let audit = AuditRecord(
-            at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.create", targetType: "package",
-            targetID: id, details: ["name": record.name, "component_type": record.componentType.rawValue, "spiffe_id": record.spiffeID]
+            at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.create",
+            targetType: "package",
+            targetID: id,
+            details: [
+                "name": record.name, "component_type": record.componentType.rawValue, "spiffe_id": record.spiffeID,
+            ]
         )
         do {
             try await store.createPackage(record, audit: audit, event: Self.event("package.created", view, at: now))
@@ -108,13 +127,16 @@ public struct PackageService: Sendable {
         }
         events.ring()
         metrics.packageTransition("created", type: record.componentType)
-        logger.info("package created", metadata: ["package": "\(id)", "spiffe_id": "\(spiffeID)", "actor": "\(principal.name)"])
+        logger.info(
+            "package created", metadata: ["package": "\(id)", "spiffe_id": "\(spiffeID)", "actor": "\(principal.name)"])
         return view
     }
 
     public func get(id: String) async throws -> PackageView {
         try await DomainError.mapping {
-            guard let record = try await store.package(id: id) else { throw DomainError(.notFound, "no package with id \(id)") }
+            guard let record = try await store.package(id: id) else {
+                throw DomainError(.notFound, "no package with id \(id)")
+            }
             return PackageView(record, joinCommand: try await joinCommand(for: record))
         }
     }
@@ -131,7 +153,9 @@ public struct PackageService: Sendable {
         for record in page.items {
             var command: String?
             if let poller = record.pollerName {
-                if addresses[poller] == nil { addresses[poller] = .some(try await store.poller(named: poller)?.advertiseAddress) }
+                if addresses[poller] == nil {
+                    addresses[poller] = .some(try await store.poller(named: poller)?.advertiseAddress)
+                }
                 command = joinCommand(record, pollerAddress: addresses[poller] ?? nil)
             }
             items.append(PackageView(record, joinCommand: command))
@@ -143,13 +167,15 @@ public struct PackageService: Sendable {
         try await DomainError.mapping {
             let now = Clock.nowMillis()
             let audit = AuditRecord(
-                at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.revoke", targetType: "package",
+                at: now, actor: principal.name, sourceIP: principal.sourceIP, action: "package.revoke",
+                targetType: "package",
                 targetID: id, reason: reason
             )
             // The entries the revocation ends (the package's, and for a poller those of the packages it serves).
             let entries = try await store.liveEntryIDs(of: id, cascading: true)
             let record = try await transition("package.revoked", at: now) { event in
-                try await store.revokePackage(id: id, at: now, by: principal.name, reason: reason, audit: audit, event: event)
+                try await store.revokePackage(
+                    id: id, at: now, by: principal.name, reason: reason, audit: audit, event: event)
             }
             await deleteEntries(entries)
             logger.notice("package revoked", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
@@ -159,7 +185,9 @@ public struct PackageService: Sendable {
 
     /// Expires one package past its TTL; false if it moved on meanwhile (redeemed, revoked, another replica).
     func expire(id: String, at now: Int64) async throws -> Bool {
-        let audit = AuditRecord(at: now, actor: "system:reaper", sourceIP: nil, action: "package.expire", targetType: "package", targetID: id)
+        let audit = AuditRecord(
+            at: now, actor: "system:reaper", sourceIP: nil, action: "package.expire", targetType: "package",
+            targetID: id)
         do {
             let entries = try await DomainError.mapping { try await store.liveEntryIDs(of: id, cascading: false) }
             _ = try await transition("package.expired", at: now) { event in
@@ -181,7 +209,9 @@ public struct PackageService: Sendable {
                 logger.warning("identity authority kept an entry", metadata: ["error": "\(error.message)"])
             }
         } catch {
-            logger.warning("identity authority unreachable; entries not deleted", metadata: ["count": "\(ids.count)", "error": "\(error)"])
+            logger.warning(
+                "identity authority unreachable; entries not deleted",
+                metadata: ["count": "\(ids.count)", "error": "\(error)"])
         }
     }
 
@@ -207,9 +237,11 @@ public struct PackageService: Sendable {
     /// the command line. Every value is checked to a safe character set and single-quoted; an address that
     /// fails the advertised-address rule is not rendered at all.
     func joinCommand(_ record: PackageRecord, pollerAddress: String?) -> String? {
-        guard record.componentType != .poller, let poller = record.pollerName, (try? MusterIDs.checkName(poller)) != nil else { return nil }
+        guard record.componentType != .poller, let poller = record.pollerName, (try? MusterIDs.checkName(poller)) != nil
+        else { return nil }
         let address = pollerAddress.flatMap { try? HostPort.validateAdvertised($0).text } ?? "POLLER_ADDRESS"
-        return "muster-agent join --poller \(Self.shellQuoted(address)) --poller-id \(Self.shellQuoted(poller)) --token-file join-token"
+        return
+            "muster-agent join --poller \(Self.shellQuoted(address)) --poller-id \(Self.shellQuoted(poller)) --token-file join-token"
             + " --ca-pin \(Self.shellQuoted(identity.caPin))"
     }
 

@@ -53,16 +53,29 @@ public struct PackageView: Codable, Sendable, Equatable {
     /// Every key, including nulls, so readers can rely on the shape.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id); try c.encode(name, forKey: .name); try c.encode(componentType, forKey: .componentType)
-        try c.encode(status, forKey: .status); try c.encode(spiffeID, forKey: .spiffeID); try c.encode(pollerID, forKey: .pollerID)
-        try c.encode(site, forKey: .site); try c.encode(selectors, forKey: .selectors); try c.encode(notes, forKey: .notes)
-        try c.encode(ttlSeconds, forKey: .ttlSeconds); try c.encode(createdBy, forKey: .createdBy)
-        try c.encode(createdAt, forKey: .createdAt); try c.encode(expiresAt, forKey: .expiresAt)
-        try c.encode(deliveredAt, forKey: .deliveredAt); try c.encode(deliveredVia, forKey: .deliveredVia)
-        try c.encode(downloadedAt, forKey: .downloadedAt); try c.encode(activatedAt, forKey: .activatedAt)
-        try c.encode(activatedFromIP, forKey: .activatedFromIP); try c.encode(activatedSpiffeID, forKey: .activatedSpiffeID)
-        try c.encode(expiredAt, forKey: .expiredAt); try c.encode(revokedAt, forKey: .revokedAt)
-        try c.encode(revokedBy, forKey: .revokedBy); try c.encode(revokeReason, forKey: .revokeReason)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(componentType, forKey: .componentType)
+        try c.encode(status, forKey: .status)
+        try c.encode(spiffeID, forKey: .spiffeID)
+        try c.encode(pollerID, forKey: .pollerID)
+        try c.encode(site, forKey: .site)
+        try c.encode(selectors, forKey: .selectors)
+        try c.encode(notes, forKey: .notes)
+        try c.encode(ttlSeconds, forKey: .ttlSeconds)
+        try c.encode(createdBy, forKey: .createdBy)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(expiresAt, forKey: .expiresAt)
+        try c.encode(deliveredAt, forKey: .deliveredAt)
+        try c.encode(deliveredVia, forKey: .deliveredVia)
+        try c.encode(downloadedAt, forKey: .downloadedAt)
+        try c.encode(activatedAt, forKey: .activatedAt)
+        try c.encode(activatedFromIP, forKey: .activatedFromIP)
+        try c.encode(activatedSpiffeID, forKey: .activatedSpiffeID)
+        try c.encode(expiredAt, forKey: .expiredAt)
+        try c.encode(revokedAt, forKey: .revokedAt)
+        try c.encode(revokedBy, forKey: .revokedBy)
+        try c.encode(revokeReason, forKey: .revokeReason)
         try c.encode(joinCommand, forKey: .joinCommand)
     }
 
@@ -97,12 +110,17 @@ public struct PackageView: Codable, Sendable, Equatable {
 /// RFC 3339 text for stored milliseconds, and back.
 public enum Timestamp {
     public static func text(_ millis: Int64) -> String {
-        Clock.date(millis).formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+        Clock.date(millis).formatted(
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(
+                .colon
+            ).timeZone(separator: .omitted))
     }
 
     public static func millis(parsing text: String) -> Int64? {
         if let date = try? Date(text, strategy: .iso8601) { return Clock.millis(date) }
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return Clock.millis(date) }
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) {
+            return Clock.millis(date)
+        }
         return nil
     }
 }

@@ -29,8 +29,11 @@ public final class RefusalAuditor: Service, CustomStringConvertible {
     private let state = LockedValue<(buckets: [String: Bucket], global: Bucket)>(([:], Bucket(tokens: 0, updated: 0)))
     public var description: String { "RefusalAuditor" }
 
-    public init(store: Store, logger: Logger, burst: Int = 20, perMinute: Int = 30, globalPerMinute: Int = 600, maxSources: Int = 10_000,
-                flushInterval: Duration = .seconds(30)) {
+    public init(
+        store: Store, logger: Logger, burst: Int = 20, perMinute: Int = 30, globalPerMinute: Int = 600,
+        maxSources: Int = 10_000,
+        flushInterval: Duration = .seconds(30)
+    ) {
         self.store = store
         self.logger = logger
         self.burst = Double(burst)
@@ -45,26 +48,33 @@ public final class RefusalAuditor: Service, CustomStringConvertible {
     /// Writes `record` if `source`'s budget allows; otherwise counts it for the next `audit.suppressed` row.
     /// True when the row was written.
     @discardableResult
-    public func record(_ record: AuditRecord, source: String, now: TimeInterval = Date().timeIntervalSince1970) async -> Bool {
+    public func record(_ record: AuditRecord, source: String, now: TimeInterval = Date().timeIntervalSince1970) async
+        -> Bool
+    {
         guard admit(source: source, action: record.action, at: record.at, now: now) else { return false }
         do {
             try await store.audit(record)
             return true
         } catch {
-            logger.warning("cannot write an audit row for a refusal", metadata: ["action": "\(record.action)", "error": "\(error)"])
+            logger.warning(
+                "cannot write an audit row for a refusal",
+                metadata: ["action": "\(record.action)", "error": "\(error)"])
             return false
         }
     }
 
     /// `record(_:source:)` for a synchronous caller (gRPC's refusal observer): the budget is taken at once, and
     /// only an admitted row costs a task.
-    public func recordDetached(_ record: AuditRecord, source: String, now: TimeInterval = Date().timeIntervalSince1970) {
+    public func recordDetached(_ record: AuditRecord, source: String, now: TimeInterval = Date().timeIntervalSince1970)
+    {
         guard admit(source: source, action: record.action, at: record.at, now: now) else { return }
         Task { [store, logger] in
             do {
                 try await store.audit(record)
             } catch {
-                logger.warning("cannot write an audit row for a refusal", metadata: ["action": "\(record.action)", "error": "\(error)"])
+                logger.warning(
+                    "cannot write an audit row for a refusal",
+                    metadata: ["action": "\(record.action)", "error": "\(error)"])
             }
         }
     }
@@ -111,18 +121,24 @@ public final class RefusalAuditor: Service, CustomStringConvertible {
         }
         for (source, bucket) in held {
             let row = AuditRecord(
-                at: Clock.nowMillis(), actor: "anonymous", sourceIP: source == "(other sources)" ? nil : source, action: "audit.suppressed",
+                at: Clock.nowMillis(), actor: "anonymous", sourceIP: source == "(other sources)" ? nil : source,
+                action: "audit.suppressed",
                 targetType: "audit", targetID: nil, outcome: "denied",
-                reason: "\(bucket.suppressed) refused requests from this source were not written one by one (audit budget)",
-                details: ["count": "\(bucket.suppressed)", "actions": bucket.actions.sorted().joined(separator: " "),
-                          "since": Timestamp.text(bucket.firstSuppressed ?? Clock.nowMillis())]
+                reason:
+                    "\(bucket.suppressed) refused requests from this source were not written one by one (audit budget)",
+                details: [
+                    "count": "\(bucket.suppressed)", "actions": bucket.actions.sorted().joined(separator: " "),
+                    "since": Timestamp.text(bucket.firstSuppressed ?? Clock.nowMillis()),
+                ]
             )
             do {
                 try await store.audit(row)
             } catch {
                 logger.warning("cannot write the suppressed-refusals row", metadata: ["error": "\(error)"])
             }
-            logger.notice("refusals held back by the audit budget", metadata: ["source": "\(source)", "count": "\(bucket.suppressed)"])
+            logger.notice(
+                "refusals held back by the audit budget",
+                metadata: ["source": "\(source)", "count": "\(bucket.suppressed)"])
         }
     }
 

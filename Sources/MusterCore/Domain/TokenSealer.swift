@@ -18,13 +18,17 @@ public struct TokenSealer: Sendable, CustomStringConvertible, CustomDebugStringC
     /// The key from `base64` if given, else from `file`; creates the file (0600, 32 random bytes) if missing.
     public static func load(base64: String?, file: String) throws -> TokenSealer {
         if let base64 {
-            guard let data = Data(base64Encoded: base64.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else {
+            guard let data = Data(base64Encoded: base64.trimmingCharacters(in: .whitespacesAndNewlines)),
+                data.count == 32
+            else {
                 throw CoreError(.secrets, "MUSTER_TOKEN_KEY must be 32 bytes in base64")
             }
             return TokenSealer(key: SymmetricKey(data: data))
         }
         if let data = FileManager.default.contents(atPath: file) {
-            guard data.count == 32 else { throw CoreError(.secrets, "token key file \(file) must hold exactly 32 bytes") }
+            guard data.count == 32 else {
+                throw CoreError(.secrets, "token key file \(file) must hold exactly 32 bytes")
+            }
             return TokenSealer(key: SymmetricKey(data: data))
         }
         let key = SymmetricKey(size: .bits256)

@@ -19,13 +19,19 @@ public struct CoreGRPC: Service, CustomStringConvertible {
     let logger: Logger
     public var description: String { "CoreGRPC(port \(server.port))" }
 
-    public init(listen: String, identity: CoreIdentity, lifetime: TimeInterval, services: [any GRPCService] = [], logger: Logger,
-                refusals: (@Sendable (CallRefusal) -> Void)? = nil) async throws {
+    public init(
+        listen: String, identity: CoreIdentity, lifetime: TimeInterval, services: [any GRPCService] = [],
+        logger: Logger,
+        refusals: (@Sendable (CallRefusal) -> Void)? = nil
+    ) async throws {
         let health = HealthService()
         health.setStatus(.serving, for: "muster.onboarding.v1.CoreOnboarding")
-        let certificates = ServerCertificates(identity: try await Self.issue(identity: identity, lifetime: lifetime), trustRootsPEM: try identity.bundle.pem(),
-                                              trustDomain: identity.trustDomain)
-        var configuration = GRPCServer.Configuration(listenAddress: listen, security: .tls(certificates, clientCertificates: .optional))
+        let certificates = ServerCertificates(
+            identity: try await Self.issue(identity: identity, lifetime: lifetime),
+            trustRootsPEM: try identity.bundle.pem(),
+            trustDomain: identity.trustDomain)
+        var configuration = GRPCServer.Configuration(
+            listenAddress: listen, security: .tls(certificates, clientCertificates: .optional))
         configuration.refusalObserver = refusals
         self.server = try GRPCServer(configuration: configuration, services: [health] + services, logger: logger)
         self.certificates = certificates
@@ -41,11 +47,13 @@ public struct CoreGRPC: Service, CustomStringConvertible {
         let key = P256.Signing.PrivateKey()
         let host = (try? HostPort.parse(identity.advertise).host) ?? "localhost"
         let advertised = HostPort.subjectAltNames(host: host)
-        let issued = try await identity.authority.mintX509SVID(SVIDRequest(
-            spiffeID: try MusterIDs.core(trustDomain: identity.trustDomain), csrDER: try CSRBuilder.make(key: key, label: "muster core"),
-            dnsNames: Array(Set(["localhost"] + advertised.dnsNames)).sorted(),
-            ipAddresses: Array(Set(["127.0.0.1"] + advertised.ipAddresses)).sorted(), ttl: lifetime
-        ))
+        let issued = try await identity.authority.mintX509SVID(
+            SVIDRequest(
+                spiffeID: try MusterIDs.core(trustDomain: identity.trustDomain),
+                csrDER: try CSRBuilder.make(key: key, label: "muster core"),
+                dnsNames: Array(Set(["localhost"] + advertised.dnsNames)).sorted(),
+                ipAddresses: Array(Set(["127.0.0.1"] + advertised.ipAddresses)).sorted(), ttl: lifetime
+            ))
         return CertifiedKey(
             certificateChainPEM: try PEM.encode(issued.chain),
             privateKeyPEM: try PEM.encode(Certificate.PrivateKey(key))

@@ -16,7 +16,8 @@ public struct CoreOnboardingService: GRPCService {
     public func register(with router: inout GRPCRouter) {
         registerWatch(with: &router)
         registerRelay(with: &router)
-        router.unary("/muster.onboarding.v1.CoreOnboarding/AttestPoller", Muster_Onboarding_V1_AttestPollerRequest.self) { request, context in
+        router.unary("/muster.onboarding.v1.CoreOnboarding/AttestPoller", Muster_Onboarding_V1_AttestPollerRequest.self)
+        { request, context in
             try await Self.mapped {
                 let result = try await packages.attestPoller(
                     token: request.joinToken, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr),
@@ -35,54 +36,65 @@ public struct CoreOnboardingService: GRPCService {
 
     func registerWatch(with router: inout GRPCRouter) {
         let policy = Self.pollerPolicy(trustDomain: packages.identity.trustDomain)
-        router.serverStreaming("/muster.onboarding.v1.CoreOnboarding/WatchPackages", Muster_Onboarding_V1_WatchPackagesRequest.self,
-                               Muster_Onboarding_V1_PackageUpdate.self, policy: policy) { request, writer, context in
-            guard request.cursor >= 0 else { throw RPCError(code: .invalidArgument, message: "cursor must not be negative") }
-            try await Self.mapped {
-            let poller = try await activePoller(context)
-            try await packages.watch(poller: poller, from: request.cursor) { cursor, change in
-                var update = Muster_Onboarding_V1_PackageUpdate()
-                update.cursor = cursor
-                switch change {
-                case .pending(let record):
-                    var pending = Muster_Onboarding_V1_PendingPackage()
-                    pending.id = record.id
-                    pending.componentType = record.componentType.rawValue
-                    pending.name = record.name
-                    pending.spiffeID = record.spiffeID
-                    pending.tokenHash = Data(ByteEncoding.bytes(hex: record.tokenHash) ?? [])
-                    pending.expiresAtUnixMs = record.expiresAt
-                    pending.selectors = record.selectorList
-                    update.pending = pending
-                case .revoked(let record):
-                    var revoked = Muster_Onboarding_V1_Revocation()
-                    revoked.packageID = record.id
-                    revoked.spiffeID = record.spiffeID
-                    update.revoked = revoked
-                }
-                try await writer.write(update)
+        router.serverStreaming(
+            "/muster.onboarding.v1.CoreOnboarding/WatchPackages", Muster_Onboarding_V1_WatchPackagesRequest.self,
+            Muster_Onboarding_V1_PackageUpdate.self, policy: policy
+        ) { request, writer, context in
+            guard request.cursor >= 0 else {
+                throw RPCError(code: .invalidArgument, message: "cursor must not be negative")
             }
+            try await Self.mapped {
+                let poller = try await activePoller(context)
+                try await packages.watch(poller: poller, from: request.cursor) { cursor, change in
+                    var update = Muster_Onboarding_V1_PackageUpdate()
+                    update.cursor = cursor
+                    switch change {
+                    case .pending(let record):
+                        var pending = Muster_Onboarding_V1_PendingPackage()
+                        pending.id = record.id
+                        pending.componentType = record.componentType.rawValue
+                        pending.name = record.name
+                        pending.spiffeID = record.spiffeID
+                        pending.tokenHash = Data(ByteEncoding.bytes(hex: record.tokenHash) ?? [])
+                        pending.expiresAtUnixMs = record.expiresAt
+                        pending.selectors = record.selectorList
+                        update.pending = pending
+                    case .revoked(let record):
+                        var revoked = Muster_Onboarding_V1_Revocation()
+                        revoked.packageID = record.id
+                        revoked.spiffeID = record.spiffeID
+                        update.revoked = revoked
+                    }
+                    try await writer.write(update)
+                }
             }
         }
     }
 
     func registerRelay(with router: inout GRPCRouter) {
         let policy = Self.pollerPolicy(trustDomain: packages.identity.trustDomain)
-        router.unary("/muster.onboarding.v1.CoreOnboarding/ReportActivations", Muster_Onboarding_V1_ReportActivationsRequest.self,
-                     policy: policy) { request, context in
+        router.unary(
+            "/muster.onboarding.v1.CoreOnboarding/ReportActivations",
+            Muster_Onboarding_V1_ReportActivationsRequest.self,
+            policy: policy
+        ) { request, context in
             guard request.activations.count <= PackageService.maxActivationsPerReport,
-                  request.refusals.count <= PackageService.maxActivationsPerReport
+                request.refusals.count <= PackageService.maxActivationsPerReport
             else {
-                throw RPCError(code: .invalidArgument, message: "at most \(PackageService.maxActivationsPerReport) activations and refusals per report")
+                throw RPCError(
+                    code: .invalidArgument,
+                    message: "at most \(PackageService.maxActivationsPerReport) activations and refusals per report")
             }
             // An empty report is the poller's heartbeat: it only refreshes its last contact.
             let poller = try await Self.mapped { try await activePoller(context) }
             let activations = request.activations.map {
-                ReportedActivation(packageID: $0.packageID, spiffeID: $0.spiffeID, sourceAddress: $0.sourceAddress,
-                                   activatedAt: $0.activatedAtUnixMs, serial: $0.serial)
+                ReportedActivation(
+                    packageID: $0.packageID, spiffeID: $0.spiffeID, sourceAddress: $0.sourceAddress,
+                    activatedAt: $0.activatedAtUnixMs, serial: $0.serial)
             }
             let refusals = request.refusals.map {
-                ReportedRefusal(packageID: $0.packageID, reason: $0.reason, sourceAddress: $0.sourceAddress, at: $0.atUnixMs)
+                ReportedRefusal(
+                    packageID: $0.packageID, reason: $0.reason, sourceAddress: $0.sourceAddress, at: $0.atUnixMs)
             }
             var response = Muster_Onboarding_V1_ReportActivationsResponse()
             response.accepted = try await Self.mapped {
@@ -91,10 +103,14 @@ public struct CoreOnboardingService: GRPCService {
             }
             return response
         }
-        router.unary("/muster.onboarding.v1.CoreOnboarding/RenewPoller", Muster_Onboarding_V1_RenewPollerRequest.self, policy: policy) { request, context in
+        router.unary(
+            "/muster.onboarding.v1.CoreOnboarding/RenewPoller", Muster_Onboarding_V1_RenewPollerRequest.self,
+            policy: policy
+        ) { request, context in
             let renewed = try await Self.mapped {
                 let poller = try await activePoller(context)
-                return try await packages.renewPoller(poller, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr), from: context.peerIP)
+                return try await packages.renewPoller(
+                    poller, svidCSR: Array(request.svidCsr), caCSR: Array(request.caCsr), from: context.peerIP)
             }
             var response = Muster_Onboarding_V1_RenewPollerResponse()
             response.svidChain = try renewed.svid.map { try $0.derData() }
@@ -108,7 +124,9 @@ public struct CoreOnboardingService: GRPCService {
     /// methods; the poller's name comes from that verified SVID, never from the request.
     static func pollerPolicy(trustDomain: String) -> PeerPolicy {
         PeerPolicy { peer in
-            guard let peer else { return RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID") }
+            guard let peer else {
+                return RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID")
+            }
             guard peer.spiffeID.trustDomain == trustDomain, case .poller = peer.musterID else {
                 return RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is not a poller")
             }
@@ -124,7 +142,8 @@ public struct CoreOnboardingService: GRPCService {
         guard let peer = try context.peer(), case .poller(let name) = peer.musterID else {
             throw RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID")
         }
-        return try await packages.activePoller(PollerCredential(name: name, spiffeID: peer.spiffeID, serial: peer.serial), from: context.peerIP)
+        return try await packages.activePoller(
+            PollerCredential(name: name, spiffeID: peer.spiffeID, serial: peer.serial), from: context.peerIP)
     }
 
     /// Runs a handler body so that a domain failure (or any failure under it) leaves as its gRPC status; a
@@ -144,10 +163,14 @@ extension PackageService {
     /// Audits a call Core's gRPC server refused before its handler ran (a chain that does not verify, or an ID
     /// the method does not admit), under the refusal budget of the caller's address.
     public func auditRefusedCall(_ refusal: CallRefusal) {
-        auditor.recordDetached(AuditRecord(
-            actor: "anonymous", sourceIP: refusal.peerAddress, action: "grpc.refused", targetType: "method", targetID: refusal.method,
-            outcome: "denied", reason: TextRules.printable(refusal.reason, limit: 300),
-            details: refusal.spiffeID.map { ["spiffe_id": $0.description, "code": "\(refusal.code)"] } ?? ["code": "\(refusal.code)"]
-        ), source: refusal.peerAddress)
+        auditor.recordDetached(
+            AuditRecord(
+                actor: "anonymous", sourceIP: refusal.peerAddress, action: "grpc.refused", targetType: "method",
+                targetID: refusal.method,
+                outcome: "denied", reason: TextRules.printable(refusal.reason, limit: 300),
+                details: refusal.spiffeID.map { ["spiffe_id": $0.description, "code": "\(refusal.code)"] } ?? [
+                    "code": "\(refusal.code)"
+                ]
+            ), source: refusal.peerAddress)
     }
 }

@@ -21,128 +21,228 @@ struct RouteContract {
 
     static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
     static func list(of name: String) -> [String: Any] {
-        ["type": "object", "required": ["items", "next_cursor"], "additionalProperties": false,
-         "properties": ["items": ["type": "array", "items": ref(name)], "next_cursor": ["type": ["string", "null"]]]]
+        [
+            "type": "object", "required": ["items", "next_cursor"], "additionalProperties": false,
+            "properties": [
+                "items": ["type": "array", "items": ref(name)], "next_cursor": ["type": ["string", "null"]],
+            ],
+        ]
     }
 
-    static var limit: Parameter { Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000], description: "page size (default 100)") }
+    static var limit: Parameter {
+        Parameter(
+            name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000],
+            description: "page size (default 100)")
+    }
     static func text(_ name: String, _ description: String) -> Parameter {
         Parameter(name: name, schema: ["type": "string", "maxLength": 256], description: description)
     }
 
-    static var all: [String: RouteContract] { [
-        "POST /api/edge-packages": RouteContract(body: ("PackageCreate", true), success: ("application/json", ref("Package"))),
-        "GET /api/edge-packages": RouteContract(query: [
-            Parameter(name: "status", schema: ["type": "string", "enum": ["created", "delivered", "activated", "expired", "revoked"]], description: "only this status"),
-            Parameter(name: "type", schema: ["type": "string", "enum": ["poller", "agent", "checker"]], description: "only this component type"),
-            Parameter(name: "component_type", schema: ["type": "string", "enum": ["poller", "agent", "checker"]], description: "same as type"),
-            text("poller", "only packages of this poller (its name)"), text("poller_id", "same as poller"), text("site", "only this site"),
-            limit, text("cursor", "next_cursor of the previous page"),
-        ], success: ("application/json", list(of: "Package"))),
-        "GET /api/edge-packages/{id}": RouteContract(success: ("application/json", ref("Package"))),
-        "GET /api/edge-packages/{id}/download": RouteContract(success: ("application/gzip", ["type": "string", "format": "binary"])),
-        "POST /api/edge-packages/{id}/revoke": RouteContract(body: ("Revoke", false), success: ("application/json", ref("Package"))),
-        "GET /api/pollers": RouteContract(success: ("application/json", list(of: "Poller"))),
-        "GET /api/audit": RouteContract(query: [
-            text("actor", "only this actor (token:NAME, poller:NAME, anonymous, system:reaper)"), text("action", "only this action"),
-            text("target", "only this target id"), text("target_id", "same as target"),
-            Parameter(name: "outcome", schema: ["type": "string", "enum": ["ok", "denied", "late"]], description: "only this outcome"),
-            Parameter(name: "since", schema: ["type": "string", "format": "date-time"], description: "RFC 3339, inclusive"),
-            Parameter(name: "until", schema: ["type": "string", "format": "date-time"], description: "RFC 3339, exclusive"),
-            limit, Parameter(name: "cursor", schema: ["type": "string", "pattern": "^[0-9]{1,18}$"], description: "next_cursor of the previous page"),
-        ], success: ("application/json", list(of: "AuditRow"))),
-        "GET /api/events": RouteContract(query: [
-            Parameter(name: "after", schema: ["type": "integer", "minimum": 0], description: "resume after this event id (or send Last-Event-ID)"),
-        ], success: ("text/event-stream", ["type": "string"])),
-        "GET /api/trust-bundle": RouteContract(query: [
-            Parameter(name: "format", schema: ["type": "string", "enum": ["pem", "spiffe"]], description: "pem (default) or spiffe (a JWK set)"),
-        ], success: ("application/x-pem-file", ["type": "string"]), alternatives: [("application/json", ref("SpiffeBundle"))]),
-        "GET /healthz": RouteContract(success: ("application/json", ref("Status"))),
-        "GET /readyz": RouteContract(success: ("application/json", ref("Status"))),
-        "GET /metrics": RouteContract(success: ("text/plain", ["type": "string"])),
-        "GET /openapi.json": RouteContract(success: ("application/json", ["type": "object"])),
-    ] }
-
-    /// Printable text: no C0/C1 control characters (ESC, NUL, CR, DEL, …); newlines only where `multiline`.
-    static func printable(maxLength: Int, minLength: Int = 0, multiline: Bool = false, nullable: Bool = false) -> [String: Any] {
-        ["type": nullable ? ["string", "null"] as Any : "string", "minLength": minLength, "maxLength": maxLength,
-         "pattern": multiline ? "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$" : "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"]
+    static var all: [String: RouteContract] {
+        [
+            "POST /api/edge-packages": RouteContract(
+                body: ("PackageCreate", true), success: ("application/json", ref("Package"))),
+            "GET /api/edge-packages": RouteContract(
+                query: [
+                    Parameter(
+                        name: "status",
+                        schema: [
+                            "type": "string", "enum": ["created", "delivered", "activated", "expired", "revoked"],
+                        ], description: "only this status"),
+                    Parameter(
+                        name: "type", schema: ["type": "string", "enum": ["poller", "agent", "checker"]],
+                        description: "only this component type"),
+                    Parameter(
+                        name: "component_type", schema: ["type": "string", "enum": ["poller", "agent", "checker"]],
+                        description: "same as type"),
+                    text("poller", "only packages of this poller (its name)"), text("poller_id", "same as poller"),
+                    text("site", "only this site"),
+                    limit, text("cursor", "next_cursor of the previous page"),
+                ], success: ("application/json", list(of: "Package"))),
+            "GET /api/edge-packages/{id}": RouteContract(success: ("application/json", ref("Package"))),
+            "GET /api/edge-packages/{id}/download": RouteContract(
+                success: ("application/gzip", ["type": "string", "format": "binary"])),
+            "POST /api/edge-packages/{id}/revoke": RouteContract(
+                body: ("Revoke", false), success: ("application/json", ref("Package"))),
+            "GET /api/pollers": RouteContract(success: ("application/json", list(of: "Poller"))),
+            "GET /api/audit": RouteContract(
+                query: [
+                    text("actor", "only this actor (token:NAME, poller:NAME, anonymous, system:reaper)"),
+                    text("action", "only this action"),
+                    text("target", "only this target id"), text("target_id", "same as target"),
+                    Parameter(
+                        name: "outcome", schema: ["type": "string", "enum": ["ok", "denied", "late"]],
+                        description: "only this outcome"),
+                    Parameter(
+                        name: "since", schema: ["type": "string", "format": "date-time"],
+                        description: "RFC 3339, inclusive"),
+                    Parameter(
+                        name: "until", schema: ["type": "string", "format": "date-time"],
+                        description: "RFC 3339, exclusive"),
+                    limit,
+                    Parameter(
+                        name: "cursor", schema: ["type": "string", "pattern": "^[0-9]{1,18}$"],
+                        description: "next_cursor of the previous page"),
+                ], success: ("application/json", list(of: "AuditRow"))),
+            "GET /api/events": RouteContract(
+                query: [
+                    Parameter(
+                        name: "after", schema: ["type": "integer", "minimum": 0],
+                        description: "resume after this event id (or send Last-Event-ID)")
+                ], success: ("text/event-stream", ["type": "string"])),
+            "GET /api/trust-bundle": RouteContract(
+                query: [
+                    Parameter(
+                        name: "format", schema: ["type": "string", "enum": ["pem", "spiffe"]],
+                        description: "pem (default) or spiffe (a JWK set)")
+                ], success: ("application/x-pem-file", ["type": "string"]),
+                alternatives: [("application/json", ref("SpiffeBundle"))]),
+            "GET /healthz": RouteContract(success: ("application/json", ref("Status"))),
+            "GET /readyz": RouteContract(success: ("application/json", ref("Status"))),
+            "GET /metrics": RouteContract(success: ("text/plain", ["type": "string"])),
+            "GET /openapi.json": RouteContract(success: ("application/json", ["type": "object"])),
+        ]
     }
 
-    static var name: [String: Any] { ["type": "string", "pattern": "^(?!\\.{1,2}$)[a-z0-9._-]{1,63}$",
-                                      "description": "[a-z0-9._-], 1–63, not . or .."] }
+    /// Printable text: no C0/C1 control characters (ESC, NUL, CR, DEL, …); newlines only where `multiline`.
+    static func printable(maxLength: Int, minLength: Int = 0, multiline: Bool = false, nullable: Bool = false)
+        -> [String: Any]
+    {
+        [
+            "type": nullable ? ["string", "null"] as Any : "string", "minLength": minLength, "maxLength": maxLength,
+            "pattern": multiline
+                ? "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$" : "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        ]
+    }
+
+    static var name: [String: Any] {
+        [
+            "type": "string", "pattern": "^(?!\\.{1,2}$)[a-z0-9._-]{1,63}$",
+            "description": "[a-z0-9._-], 1–63, not . or ..",
+        ]
+    }
     static var time: [String: Any] { ["type": "string", "format": "date-time"] }
     static var optionalTime: [String: Any] { ["type": ["string", "null"], "format": "date-time"] }
     static var optionalText: [String: Any] { ["type": ["string", "null"]] }
 
     /// The JSON schemas of every body the API reads or writes.
-    static var schemas: [String: Any] { [
-        "Error": ["type": "object", "required": ["error", "message"], "properties": ["error": ["type": "string"], "message": ["type": "string"]]],
-        "Status": ["type": "object", "required": ["status"], "properties": ["status": ["type": "string"]]],
-        "SpiffeBundle": [
-            "type": "object", "required": ["keys", "spiffe_sequence", "spiffe_refresh_hint"],
-            "properties": ["keys": ["type": "array", "items": ["type": "object", "required": ["kty", "use", "x5c"]]],
-                           "spiffe_sequence": ["type": "integer"], "spiffe_refresh_hint": ["type": "integer"]],
-        ],
-        "PackageCreate": [
-            "type": "object", "required": ["name", "component_type"], "additionalProperties": false,
-            // An agent or checker names its poller; a poller names none.
-            "allOf": [
-                ["if": ["properties": ["component_type": ["enum": ["agent", "checker"]]]],
-                 "then": ["required": ["poller_id"], "properties": ["poller_id": name]]],
-                ["if": ["properties": ["component_type": ["const": "poller"]]],
-                 "then": ["properties": ["poller_id": ["type": "null"]]]],
+    static var schemas: [String: Any] {
+        [
+            "Error": [
+                "type": "object", "required": ["error", "message"],
+                "properties": ["error": ["type": "string"], "message": ["type": "string"]],
             ],
-            "properties": [
-                "name": name,
-                "component_type": ["type": "string", "enum": ["poller", "agent", "checker"]],
-                "poller_id": ["type": ["string", "null"], "description": "the poller's name; agents and checkers only, and required for them"],
-                "site": printable(maxLength: 128, minLength: 1, nullable: true),
-                "ttl_seconds": ["type": ["integer", "null"], "minimum": 60, "maximum": 86_400],
-                "selectors": ["type": ["array", "null"], "maxItems": 32,
-                              "items": ["type": "string", "maxLength": 256, "pattern": "^[^:\\u0000-\\u001f\\u007f-\\u009f]+:[^\\u0000-\\u001f\\u007f-\\u009f]+$"]],
-                "notes": printable(maxLength: 4096, multiline: true, nullable: true),
-                "metadata": ["type": ["object", "null"], "maxProperties": 64, "additionalProperties": printable(maxLength: 4096),
-                             "propertyNames": printable(maxLength: 256)],
+            "Status": ["type": "object", "required": ["status"], "properties": ["status": ["type": "string"]]],
+            "SpiffeBundle": [
+                "type": "object", "required": ["keys", "spiffe_sequence", "spiffe_refresh_hint"],
+                "properties": [
+                    "keys": ["type": "array", "items": ["type": "object", "required": ["kty", "use", "x5c"]]],
+                    "spiffe_sequence": ["type": "integer"], "spiffe_refresh_hint": ["type": "integer"],
+                ],
             ],
-        ],
-        "Revoke": ["type": "object", "additionalProperties": false, "properties": ["reason": ["type": ["string", "null"], "maxLength": 1024,
-                                                                                              "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"]]],
-        "Package": [
-            "type": "object", "additionalProperties": false,
-            "required": ["id", "name", "component_type", "status", "spiffe_id", "poller_id", "site", "selectors", "notes", "ttl_seconds",
-                         "created_by", "created_at", "expires_at", "delivered_at", "delivered_via", "downloaded_at", "activated_at",
-                         "activated_from_ip", "activated_spiffe_id", "expired_at", "revoked_at", "revoked_by", "revoke_reason", "join_command"],
-            "properties": [
-                "id": ["type": "string"], "name": ["type": "string"],
-                "component_type": ["type": "string", "enum": ["poller", "agent", "checker"]],
-                "status": ["type": "string", "enum": ["created", "delivered", "activated", "expired", "revoked"]],
-                "spiffe_id": ["type": "string", "pattern": "^spiffe://"], "poller_id": optionalText, "site": ["type": "string"],
-                "selectors": ["type": "array", "items": ["type": "string"]], "notes": ["type": "string"], "ttl_seconds": ["type": "integer"],
-                "created_by": ["type": "string"], "created_at": time, "expires_at": time, "delivered_at": optionalTime,
-                "delivered_via": ["type": ["string", "null"], "enum": ["download", "poller", NSNull()]], "downloaded_at": optionalTime,
-                "activated_at": optionalTime, "activated_from_ip": optionalText, "activated_spiffe_id": optionalText,
-                "expired_at": optionalTime, "revoked_at": optionalTime, "revoked_by": optionalText, "revoke_reason": optionalText,
-                "join_command": optionalText,
+            "PackageCreate": [
+                "type": "object", "required": ["name", "component_type"], "additionalProperties": false,
+                // An agent or checker names its poller; a poller names none.
+                "allOf": [
+                    [
+                        "if": ["properties": ["component_type": ["enum": ["agent", "checker"]]]],
+                        "then": ["required": ["poller_id"], "properties": ["poller_id": name]],
+                    ],
+                    [
+                        "if": ["properties": ["component_type": ["const": "poller"]]],
+                        "then": ["properties": ["poller_id": ["type": "null"]]],
+                    ],
+                ],
+                "properties": [
+                    "name": name,
+                    "component_type": ["type": "string", "enum": ["poller", "agent", "checker"]],
+                    "poller_id": [
+                        "type": ["string", "null"],
+                        "description": "the poller's name; agents and checkers only, and required for them",
+                    ],
+                    "site": printable(maxLength: 128, minLength: 1, nullable: true),
+                    "ttl_seconds": ["type": ["integer", "null"], "minimum": 60, "maximum": 86_400],
+                    "selectors": [
+                        "type": ["array", "null"], "maxItems": 32,
+                        "items": [
+                            "type": "string", "maxLength": 256,
+                            "pattern": "^[^:\\u0000-\\u001f\\u007f-\\u009f]+:[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+                        ],
+                    ],
+                    "notes": printable(maxLength: 4096, multiline: true, nullable: true),
+                    "metadata": [
+                        "type": ["object", "null"], "maxProperties": 64,
+                        "additionalProperties": printable(maxLength: 4096),
+                        "propertyNames": printable(maxLength: 256),
+                    ],
+                ],
             ],
-        ],
-        "Poller": [
-            "type": "object", "additionalProperties": false,
-            "required": ["name", "spiffe_id", "site", "package_id", "status", "advertise_address", "last_contact_at", "last_contact_from", "created_at"],
-            "properties": [
-                "name": ["type": "string"], "spiffe_id": ["type": "string"], "site": ["type": "string"], "package_id": ["type": "string"],
-                "status": ["type": "string", "enum": ["pending", "active", "revoked"]], "advertise_address": optionalText,
-                "last_contact_at": optionalTime, "last_contact_from": optionalText, "created_at": time,
+            "Revoke": [
+                "type": "object", "additionalProperties": false,
+                "properties": [
+                    "reason": [
+                        "type": ["string", "null"], "maxLength": 1024,
+                        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                    ]
+                ],
             ],
-        ],
-        "AuditRow": [
-            "type": "object", "additionalProperties": false,
-            "required": ["id", "at", "actor", "source_ip", "action", "target_type", "target_id", "outcome", "reason", "details"],
-            "properties": [
-                "id": ["type": "integer"], "at": time, "actor": ["type": "string"], "source_ip": optionalText, "action": ["type": "string"],
-                "target_type": ["type": "string"], "target_id": optionalText, "outcome": ["type": "string", "enum": ["ok", "denied", "late"]],
-                "reason": optionalText, "details": ["type": "object", "additionalProperties": ["type": "string"]],
+            "Package": [
+                "type": "object", "additionalProperties": false,
+                "required": [
+                    "id", "name", "component_type", "status", "spiffe_id", "poller_id", "site", "selectors", "notes",
+                    "ttl_seconds",
+                    "created_by", "created_at", "expires_at", "delivered_at", "delivered_via", "downloaded_at",
+                    "activated_at",
+                    "activated_from_ip", "activated_spiffe_id", "expired_at", "revoked_at", "revoked_by",
+                    "revoke_reason", "join_command",
+                ],
+                "properties": [
+                    "id": ["type": "string"], "name": ["type": "string"],
+                    "component_type": ["type": "string", "enum": ["poller", "agent", "checker"]],
+                    "status": ["type": "string", "enum": ["created", "delivered", "activated", "expired", "revoked"]],
+                    "spiffe_id": ["type": "string", "pattern": "^spiffe://"], "poller_id": optionalText,
+                    "site": ["type": "string"],
+                    "selectors": ["type": "array", "items": ["type": "string"]], "notes": ["type": "string"],
+                    "ttl_seconds": ["type": "integer"],
+                    "created_by": ["type": "string"], "created_at": time, "expires_at": time,
+                    "delivered_at": optionalTime,
+                    "delivered_via": ["type": ["string", "null"], "enum": ["download", "poller", NSNull()]],
+                    "downloaded_at": optionalTime,
+                    "activated_at": optionalTime, "activated_from_ip": optionalText,
+                    "activated_spiffe_id": optionalText,
+                    "expired_at": optionalTime, "revoked_at": optionalTime, "revoked_by": optionalText,
+                    "revoke_reason": optionalText,
+                    "join_command": optionalText,
+                ],
             ],
-        ],
-    ] }
+            "Poller": [
+                "type": "object", "additionalProperties": false,
+                "required": [
+                    "name", "spiffe_id", "site", "package_id", "status", "advertise_address", "last_contact_at",
+                    "last_contact_from", "created_at",
+                ],
+                "properties": [
+                    "name": ["type": "string"], "spiffe_id": ["type": "string"], "site": ["type": "string"],
+                    "package_id": ["type": "string"],
+                    "status": ["type": "string", "enum": ["pending", "active", "revoked"]],
+                    "advertise_address": optionalText,
+                    "last_contact_at": optionalTime, "last_contact_from": optionalText, "created_at": time,
+                ],
+            ],
+            "AuditRow": [
+                "type": "object", "additionalProperties": false,
+                "required": [
+                    "id", "at", "actor", "source_ip", "action", "target_type", "target_id", "outcome", "reason",
+                    "details",
+                ],
+                "properties": [
+                    "id": ["type": "integer"], "at": time, "actor": ["type": "string"], "source_ip": optionalText,
+                    "action": ["type": "string"],
+                    "target_type": ["type": "string"], "target_id": optionalText,
+                    "outcome": ["type": "string", "enum": ["ok", "denied", "late"]],
+                    "reason": optionalText, "details": ["type": "object", "additionalProperties": ["type": "string"]],
+                ],
+            ],
+        ]
+    }
 }

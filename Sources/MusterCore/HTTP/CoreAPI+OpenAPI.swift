@@ -7,26 +7,38 @@ extension CoreAPI {
         var paths: [String: [String: Any]] = [:]
         for route in routes {
             let key = "\(route.method.rawValue) \(route.path)"
-            guard let contract = RouteContract.all[key] else { throw APIError(.internalError, "route \(key) has no OpenAPI contract") }
+            guard let contract = RouteContract.all[key] else {
+                throw APIError(.internalError, "route \(key) has no OpenAPI contract")
+            }
             var responses: [String: Any] = [:]
             for code in route.responses {
                 if code < 400 {
                     var content: [String: Any] = [contract.success.media: ["schema": contract.success.schema]]
-                    for alternative in contract.alternatives { content[alternative.media] = ["schema": alternative.schema] }
+                    for alternative in contract.alternatives {
+                        content[alternative.media] = ["schema": alternative.schema]
+                    }
                     responses[String(code)] = ["description": "OK", "content": content]
                 } else {
-                    var response: [String: Any] = ["description": Self.describe(code),
-                                                   "content": ["application/json": ["schema": RouteContract.ref("Error")]]]
+                    var response: [String: Any] = [
+                        "description": Self.describe(code),
+                        "content": ["application/json": ["schema": RouteContract.ref("Error")]],
+                    ]
                     if code == 429 {
-                        response["headers"] = ["Retry-After": ["description": "seconds to wait", "required": true, "schema": ["type": "integer"]]]
+                        response["headers"] = [
+                            "Retry-After": [
+                                "description": "seconds to wait", "required": true, "schema": ["type": "integer"],
+                            ]
+                        ]
                     }
                     responses[String(code)] = response
                 }
             }
             var operation: [String: Any] = [
                 "summary": route.summary,
-                "operationId": route.method.rawValue.lowercased() + route.path.replacingOccurrences(of: "/", with: "_")
-                    .replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: "-", with: "_")
+                "operationId": route.method.rawValue.lowercased()
+                    + route.path.replacingOccurrences(of: "/", with: "_")
+                    .replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "")
+                    .replacingOccurrences(of: "-", with: "_")
                     .replacingOccurrences(of: ".", with: "_"),
                 "responses": responses,
             ]
@@ -36,13 +48,22 @@ extension CoreAPI {
             } else {
                 operation["security"] = [[String: [String]]]()
             }
-            var parameters = route.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment -> [String: Any] in
-                ["name": String(segment.dropFirst().dropLast()), "in": "path", "required": true, "schema": ["type": "string"]]
+            var parameters = route.path.split(separator: "/").filter { $0.hasPrefix("{") }.map {
+                segment -> [String: Any] in
+                [
+                    "name": String(segment.dropFirst().dropLast()), "in": "path", "required": true,
+                    "schema": ["type": "string"],
+                ]
             }
-            parameters += contract.query.map { ["name": $0.name, "in": "query", "required": false, "schema": $0.schema, "description": $0.description] }
+            parameters += contract.query.map {
+                ["name": $0.name, "in": "query", "required": false, "schema": $0.schema, "description": $0.description]
+            }
             if !parameters.isEmpty { operation["parameters"] = parameters }
             if let body = contract.body {
-                operation["requestBody"] = ["required": body.required, "content": ["application/json": ["schema": RouteContract.ref(body.schema)]]]
+                operation["requestBody"] = [
+                    "required": body.required,
+                    "content": ["application/json": ["schema": RouteContract.ref(body.schema)]],
+                ]
             }
             paths[route.path, default: [:]][route.method.rawValue.lowercased()] = operation
         }
@@ -55,7 +76,8 @@ extension CoreAPI {
                 "schemas": RouteContract.schemas,
             ],
         ]
-        return try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return try JSONSerialization.data(
+            withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     }
 
     static func describe(_ code: Int) -> String {

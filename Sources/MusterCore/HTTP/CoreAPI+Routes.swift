@@ -6,80 +6,145 @@ import ServiceLifecycle
 extension CoreAPI {
     var routes: [Route] {
         [
-            Route(method: .post, path: "/api/edge-packages", scope: .configWrite, summary: "Create an onboarding package (the token is not returned)", responses: [201, 400, 401, 403, 409, 422, 429, 503]) { request, context, principal in
+            Route(
+                method: .post, path: "/api/edge-packages", scope: .configWrite,
+                summary: "Create an onboarding package (the token is not returned)",
+                responses: [201, 400, 401, 403, 409, 422, 429, 503]
+            ) { request, context, principal in
                 let principal = principal!
                 if let wait = limiter.take(principal.name) {
                     metrics.rateLimited.increment()
-                    throw APIError(.rateLimited, "package creation is limited per token; retry in \(wait) s", retryAfter: wait)
+                    throw APIError(
+                        .rateLimited, "package creation is limited per token; retry in \(wait) s", retryAfter: wait)
                 }
                 let body = try PackageRequest(json: try await jsonObject(&request, context: context))
                 return try .json(try await packages.create(body, by: principal), status: .created)
             },
-            Route(method: .get, path: "/api/edge-packages", scope: .configRead, summary: "List packages, newest first (filters: status, type, poller, site; limit, cursor)", responses: [200, 400, 401, 403, 503]) { request, _, _ in
-                let query = try Query(request, allowed: ["status", "type", "component_type", "poller", "poller_id", "site", "limit", "cursor"])
+            Route(
+                method: .get, path: "/api/edge-packages", scope: .configRead,
+                summary: "List packages, newest first (filters: status, type, poller, site; limit, cursor)",
+                responses: [200, 400, 401, 403, 503]
+            ) { request, _, _ in
+                let query = try Query(
+                    request,
+                    allowed: ["status", "type", "component_type", "poller", "poller_id", "site", "limit", "cursor"])
                 var filter = PackageFilter(limit: try query.limit())
                 filter.status = try query.oneOf("status", PackageStatus.self)
-                filter.componentType = try query.oneOf("type", ComponentType.self) ?? query.oneOf("component_type", ComponentType.self)
+                filter.componentType =
+                    try query.oneOf("type", ComponentType.self) ?? query.oneOf("component_type", ComponentType.self)
                 filter.pollerName = query.string("poller") ?? query.string("poller_id")
                 filter.site = query.string("site")
-                do { filter.cursor = try query.string("cursor").map(PageCursor.init(token:)) } catch { throw APIError(.badRequest, "cursor is not one this server issued") }
+                do { filter.cursor = try query.string("cursor").map(PageCursor.init(token:)) } catch {
+                    throw APIError(.badRequest, "cursor is not one this server issued")
+                }
                 let page = try await packages.list(filter)
                 return try .json(ListBody(items: page.items, nextCursor: page.nextCursor))
             },
-            Route(method: .get, path: "/api/edge-packages/{id}", scope: .configRead, summary: "Show one package", responses: [200, 401, 403, 404, 503]) { _, context, _ in
+            Route(
+                method: .get, path: "/api/edge-packages/{id}", scope: .configRead, summary: "Show one package",
+                responses: [200, 401, 403, 404, 503]
+            ) { _, context, _ in
                 try .json(try await packages.get(id: try context.parameters.require("id")))
             },
-            Route(method: .get, path: "/api/edge-packages/{id}/download", scope: .configWrite, summary: "Download the package tar.gz once (reveals the join token; Created → Delivered)", responses: [200, 401, 403, 404, 409, 410, 503]) { _, context, principal in
-                let (name, archive) = try await packages.download(id: try context.parameters.require("id"), by: principal!)
+            Route(
+                method: .get, path: "/api/edge-packages/{id}/download", scope: .configWrite,
+                summary: "Download the package tar.gz once (reveals the join token; Created → Delivered)",
+                responses: [200, 401, 403, 404, 409, 410, 503]
+            ) { _, context, principal in
+                let (name, archive) = try await packages.download(
+                    id: try context.parameters.require("id"), by: principal!)
                 return Response(
                     status: .ok,
-                    headers: [.contentType: "application/gzip", .contentDisposition: "attachment; filename=\"\(name)\"", .cacheControl: "no-store"],
+                    headers: [
+                        .contentType: "application/gzip", .contentDisposition: "attachment; filename=\"\(name)\"",
+                        .cacheControl: "no-store",
+                    ],
                     body: .init(byteBuffer: ByteBuffer(bytes: archive))
                 )
             },
-            Route(method: .post, path: "/api/edge-packages/{id}/revoke", scope: .configWrite, summary: "Revoke a package (body: optional {\"reason\": TEXT})", responses: [200, 400, 401, 403, 404, 409, 503]) { request, context, principal in
+            Route(
+                method: .post, path: "/api/edge-packages/{id}/revoke", scope: .configWrite,
+                summary: "Revoke a package (body: optional {\"reason\": TEXT})",
+                responses: [200, 400, 401, 403, 404, 409, 503]
+            ) { request, context, principal in
                 let id = try context.parameters.require("id")
                 let body = try await jsonObject(&request, context: context, allowEmpty: true)
-                if let unknown = body.keys.first(where: { $0 != "reason" }) { throw APIError(.badRequest, "unknown field '\(unknown)' (fields: reason)") }
+                if let unknown = body.keys.first(where: { $0 != "reason" }) {
+                    throw APIError(.badRequest, "unknown field '\(unknown)' (fields: reason)")
+                }
                 var reason: String?
                 if let value = body["reason"], !value.isNull {
-                    guard let text = value.string, text.utf8.count <= 1024 else { throw APIError(.badRequest, "reason must be a string of at most 1024 bytes") }
+                    guard let text = value.string, text.utf8.count <= 1024 else {
+                        throw APIError(.badRequest, "reason must be a string of at most 1024 bytes")
+                    }
                     try PackageRequest.checkPrintable(text, "reason")
                     reason = text
                 }
                 return try .json(try await packages.revoke(id: id, reason: reason, by: principal!))
             },
-            Route(method: .get, path: "/api/pollers", scope: .configRead, summary: "List pollers with status and last contact", responses: [200, 401, 403, 503]) { request, _, _ in
+            Route(
+                method: .get, path: "/api/pollers", scope: .configRead,
+                summary: "List pollers with status and last contact", responses: [200, 401, 403, 503]
+            ) { request, _, _ in
                 _ = try Query(request, allowed: [])
                 return try .json(ListBody(items: try await store.pollers().map(PollerView.init), nextCursor: nil))
             },
-            Route(method: .get, path: "/api/audit", scope: .auditRead, summary: "Audit log, newest first (filters: actor, action, target, outcome, since, until; limit, cursor)", responses: [200, 400, 401, 403, 503]) { request, _, _ in
-                let query = try Query(request, allowed: ["actor", "action", "target", "target_id", "outcome", "since", "until", "limit", "cursor"])
-                var filter = AuditFilter(actor: query.string("actor"), action: query.string("action"),
-                                         targetID: query.string("target") ?? query.string("target_id"), outcome: try query.oneOf("outcome", AuditOutcome.self)?.rawValue,
-                                         since: try query.time("since"), until: try query.time("until"), limit: try query.limit())
+            Route(
+                method: .get, path: "/api/audit", scope: .auditRead,
+                summary:
+                    "Audit log, newest first (filters: actor, action, target, outcome, since, until; limit, cursor)",
+                responses: [200, 400, 401, 403, 503]
+            ) { request, _, _ in
+                let query = try Query(
+                    request,
+                    allowed: ["actor", "action", "target", "target_id", "outcome", "since", "until", "limit", "cursor"])
+                var filter = AuditFilter(
+                    actor: query.string("actor"), action: query.string("action"),
+                    targetID: query.string("target") ?? query.string("target_id"),
+                    outcome: try query.oneOf("outcome", AuditOutcome.self)?.rawValue,
+                    since: try query.time("since"), until: try query.time("until"), limit: try query.limit())
                 if let cursor = query.string("cursor") {
-                    guard let id = Int64(cursor) else { throw APIError(.badRequest, "cursor is not one this server issued") }
+                    guard let id = Int64(cursor) else {
+                        throw APIError(.badRequest, "cursor is not one this server issued")
+                    }
                     filter.beforeID = id
                 }
                 let page = try await store.auditLog(filter)
                 return try .json(ListBody(items: page.items.map(AuditView.init), nextCursor: page.nextCursor))
             },
-            Route(method: .get, path: "/api/events", scope: .auditRead, summary: "Server-sent events from the outbox (resume with Last-Event-ID or ?after=ID)", responses: [200, 400, 401, 403, 503]) { request, _, _ in
+            Route(
+                method: .get, path: "/api/events", scope: .auditRead,
+                summary: "Server-sent events from the outbox (resume with Last-Event-ID or ?after=ID)",
+                responses: [200, 400, 401, 403, 503]
+            ) { request, _, _ in
                 try await eventStream(request)
             },
-            Route(method: .get, path: "/api/trust-bundle", scope: nil, summary: "The trust bundle: PEM, or SPIFFE JSON with ?format=spiffe", responses: [200, 400]) { request, _, _ in
+            Route(
+                method: .get, path: "/api/trust-bundle", scope: nil,
+                summary: "The trust bundle: PEM, or SPIFFE JSON with ?format=spiffe", responses: [200, 400]
+            ) { request, _, _ in
                 let query = try Query(request, allowed: ["format"])
                 switch query.string("format") ?? "pem" {
-                case "pem": return Response(status: .ok, headers: [.contentType: "application/x-pem-file"], body: .init(byteBuffer: ByteBuffer(string: try identity.bundle.pem())))
-                case "spiffe": return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try identity.bundle.spiffeJSON())))
+                case "pem":
+                    return Response(
+                        status: .ok, headers: [.contentType: "application/x-pem-file"],
+                        body: .init(byteBuffer: ByteBuffer(string: try identity.bundle.pem())))
+                case "spiffe":
+                    return Response(
+                        status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try identity.bundle.spiffeJSON())))
                 default: throw APIError(.badRequest, "format must be pem or spiffe")
                 }
             },
-            Route(method: .get, path: "/healthz", scope: nil, summary: "Liveness: the process answers", responses: [200]) { _, _, _ in
+            Route(
+                method: .get, path: "/healthz", scope: nil, summary: "Liveness: the process answers", responses: [200]
+            ) { _, _, _ in
                 try .json(["status": "ok"])
             },
-            Route(method: .get, path: "/readyz", scope: nil, summary: "Readiness: the database answers within 2 s", responses: [200, 503]) { _, _, _ in
+            Route(
+                method: .get, path: "/readyz", scope: nil, summary: "Readiness: the database answers within 2 s",
+                responses: [200, 503]
+            ) { _, _, _ in
                 do {
                     try await withTimeout(.seconds(2)) { try await store.ping() }
                     metrics.databaseUp.set(to: 1.0)
@@ -87,15 +152,24 @@ extension CoreAPI {
                 } catch {
                     metrics.databaseUp.set(to: 0.0)
                     // Where the database is stays in the log, not in an answer to anonymous callers.
-                    logger.warning("readiness: the database does not answer", metadata: ["database": "\(store.location)"])
+                    logger.warning(
+                        "readiness: the database does not answer", metadata: ["database": "\(store.location)"])
                     throw APIError(.unavailable, "the database does not answer")
                 }
             },
-            Route(method: .get, path: "/metrics", scope: nil, summary: "Prometheus metrics", responses: [200]) { _, _, _ in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.text())))
+            Route(method: .get, path: "/metrics", scope: nil, summary: "Prometheus metrics", responses: [200]) {
+                _, _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                    body: .init(byteBuffer: ByteBuffer(string: metrics.text())))
             },
-            Route(method: .get, path: "/openapi.json", scope: nil, summary: "This API's OpenAPI 3.1 description", responses: [200]) { _, _, _ in
-                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try openAPIDocument())))
+            Route(
+                method: .get, path: "/openapi.json", scope: nil, summary: "This API's OpenAPI 3.1 description",
+                responses: [200]
+            ) { _, _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: try openAPIDocument())))
             },
         ]
     }
@@ -104,8 +178,12 @@ extension CoreAPI {
     func eventStream(_ request: Request) async throws -> Response {
         let query = try Query(request, allowed: ["after"])
         var cursor: Int64
-        if let text = request.headers.first(where: { $0.name.canonicalName == "last-event-id" })?.value ?? query.string("after") {
-            guard let value = Int64(text), value >= 0 else { throw APIError(.badRequest, "after / Last-Event-ID must be an event id") }
+        if let text = request.headers.first(where: { $0.name.canonicalName == "last-event-id" })?.value
+            ?? query.string("after")
+        {
+            guard let value = Int64(text), value >= 0 else {
+                throw APIError(.badRequest, "after / Last-Event-ID must be an event id")
+            }
             cursor = value
         } else {
             cursor = try await store.lastEventID()
@@ -127,7 +205,12 @@ extension CoreAPI {
                             try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                             lastWrite = ContinuousClock.now
                         }
-                        await hub.wait(since: seen, timeout: min(.seconds(15), hub.safetyPoll))
+                        // Woken by a new event, the keep-alive time, or Core shutting down (so the stream ends now).
+                        await withGracefulShutdownHandler {
+                            await hub.wait(since: seen, timeout: min(.seconds(15), hub.safetyPoll))
+                        } onGracefulShutdown: {
+                            hub.ring()
+                        }
                         continue
                     }
                     var buffer = ByteBuffer()

@@ -24,7 +24,10 @@ public struct CoreAPI: Sendable {
     let identity: CoreIdentity
     let logger: Logger
 
-    public init(packages: PackageService, hub: EventHub, metrics: CoreMetrics, limiter: RateLimiter, identity: CoreIdentity, logger: Logger) {
+    public init(
+        packages: PackageService, hub: EventHub, metrics: CoreMetrics, limiter: RateLimiter, identity: CoreIdentity,
+        logger: Logger
+    ) {
         self.packages = packages
         self.store = packages.store
         self.hub = hub
@@ -37,11 +40,15 @@ public struct CoreAPI: Sendable {
     public func router() -> Router<CoreRequestContext> {
         let router = Router(context: CoreRequestContext.self)
         let routes = self.routes
-        router.add(middleware: ErrorMiddleware(metrics: metrics, logger: logger, templates: routes.map { ($0.method.rawValue, $0.path) }))
+        router.add(
+            middleware: ErrorMiddleware(
+                metrics: metrics, logger: logger, templates: routes.map { ($0.method.rawValue, $0.path) }))
         for route in routes {
             router.on(RouterPath(route.path), method: route.method) { request, context in
                 var request = request
-                let principal = try await route.scope.asyncMap { try await authenticate(request, context: context, scope: $0, path: route.path) }
+                let principal = try await route.scope.asyncMap {
+                    try await authenticate(request, context: context, scope: $0, path: route.path)
+                }
                 return try await route.handler(&request, context, principal)
             }
         }
@@ -49,28 +56,37 @@ public struct CoreAPI: Sendable {
     }
 
     /// Checks the bearer token and its scope; refusals are audited (never with the token).
-    func authenticate(_ request: Request, context: CoreRequestContext, scope: Scope, path: String) async throws -> Principal {
+    func authenticate(_ request: Request, context: CoreRequestContext, scope: Scope, path: String) async throws
+        -> Principal
+    {
         func deny(_ error: APIError, actor: String) async throws -> Never {
             metrics.authFailures.increment()
-            await packages.auditor.record(AuditRecord(
-                actor: actor, sourceIP: context.remoteIP, action: "auth.denied", targetType: "endpoint",
-                targetID: "\(request.method.rawValue) \(path)", outcome: "denied", reason: error.message
-            ), source: context.remoteIP ?? "unknown")
+            await packages.auditor.record(
+                AuditRecord(
+                    actor: actor, sourceIP: context.remoteIP, action: "auth.denied", targetType: "endpoint",
+                    targetID: "\(request.method.rawValue) \(path)", outcome: "denied", reason: error.message
+                ), source: context.remoteIP ?? "unknown")
             throw error
         }
         guard let header = request.headers[.authorization] else {
-            try await deny(APIError(.unauthorized, "missing bearer token: send Authorization: Bearer <token>"), actor: "anonymous")
+            try await deny(
+                APIError(.unauthorized, "missing bearer token: send Authorization: Bearer <token>"), actor: "anonymous")
         }
-        guard header.lowercased().hasPrefix("bearer "), case let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces), !token.isEmpty else {
+        guard header.lowercased().hasPrefix("bearer "),
+            case let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces), !token.isEmpty
+        else {
             try await deny(APIError(.unauthorized, "Authorization must be 'Bearer <token>'"), actor: "anonymous")
         }
-        guard let record = try await store.operatorToken(hash: OperatorTokens.hash(token)), record.revokedAt == nil else {
+        guard let record = try await store.operatorToken(hash: OperatorTokens.hash(token)), record.revokedAt == nil
+        else {
             try await deny(APIError(.unauthorized, "token not recognized (unknown or revoked)"), actor: "anonymous")
         }
         let scopes = Set(record.scopes.split(separator: " ").compactMap { Scope(rawValue: String($0)) })
         let principal = Principal(name: "token:" + record.name, scopes: scopes, sourceIP: context.remoteIP)
         guard principal.has(scope) else {
-            try await deny(APIError(.forbidden, "this needs scope \(scope.rawValue); the token has \(record.scopes)"), actor: principal.name)
+            try await deny(
+                APIError(.forbidden, "this needs scope \(scope.rawValue); the token has \(record.scopes)"),
+                actor: principal.name)
         }
         return principal
     }

@@ -13,7 +13,9 @@ struct ErrorMiddleware: RouterMiddleware {
     /// The route templates served, to tell "no such path" (404) from "not this method" (405).
     let templates: [(method: String, path: String)]
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let started = ContinuousClock.now
         var response: Response
         do {
@@ -36,7 +38,11 @@ struct ErrorMiddleware: RouterMiddleware {
             switch error.code {
             case .unavailable: logger.error("database unavailable", metadata: ["error": "\(error.message)"])
             case .internalFailure:
-                logger.error("internal failure", metadata: ["path": "\(request.uri.path)", "error": "\(error.cause.map { "\($0)" } ?? error.message)"])
+                logger.error(
+                    "internal failure",
+                    metadata: [
+                        "path": "\(request.uri.path)", "error": "\(error.cause.map { "\($0)" } ?? error.message)",
+                    ])
             default: break
             }
             return APIError(error)
@@ -48,14 +54,21 @@ struct ErrorMiddleware: RouterMiddleware {
             case .notFound:
                 let allowed = templates.filter { Self.matches(template: $0.path, path: request.uri.path) }.map(\.method)
                 if !allowed.isEmpty {
-                    var refusal = APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))")
+                    var refusal = APIError(
+                        .methodNotAllowed,
+                        "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))"
+                    )
                     refusal.allow = allowed
                     return refusal
                 }
                 return APIError(.notFound, "no such endpoint: \(request.method.rawValue) \(request.uri.path)")
-            case .methodNotAllowed: return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
+            case .methodNotAllowed:
+                return APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
             case .contentTooLarge: return APIError(.tooLarge, "request body is larger than 64 KiB")
-            default: return APIError(APIError.Code(name: "http_\(error.status.code)", status: error.status.code), error.body ?? error.status.reasonPhrase)
+            default:
+                return APIError(
+                    APIError.Code(name: "http_\(error.status.code)", status: error.status.code),
+                    error.body ?? error.status.reasonPhrase)
             }
         case is NIOTooManyBytesError:
             return APIError(.tooLarge, "request body is larger than 64 KiB")
@@ -66,7 +79,8 @@ struct ErrorMiddleware: RouterMiddleware {
     }
 
     static func matches(template: String, path: String) -> Bool {
-        let want = template.split(separator: "/"), have = path.split(separator: "/")
+        let want = template.split(separator: "/")
+        let have = path.split(separator: "/")
         return want.count == have.count && zip(want, have).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
     }
 
@@ -75,6 +89,7 @@ struct ErrorMiddleware: RouterMiddleware {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retry = error.retryAfter { headers[.retryAfter] = String(retry) }
         if let allow = error.allow { headers[.allow] = allow.joined(separator: ", ") }
-        return Response(status: .init(code: error.code.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(
+            status: .init(code: error.code.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

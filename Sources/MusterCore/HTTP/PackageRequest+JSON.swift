@@ -3,14 +3,19 @@ import MusterIdentity
 import MusterStore
 
 extension PackageRequest {
-    static let fields: Set<String> = ["name", "component_type", "poller_id", "site", "ttl_seconds", "selectors", "notes", "metadata"]
+    static let fields: Set<String> = [
+        "name", "component_type", "poller_id", "site", "ttl_seconds", "selectors", "notes", "metadata",
+    ]
 
     /// Checks a create body field by field; the first problem is the answer, named precisely.
     init(json object: [String: JSONValue]) throws {
         if let unknown = object.keys.first(where: { !Self.fields.contains($0) }) {
-            throw APIError(.badRequest, "unknown field '\(unknown)' (fields: \(Self.fields.sorted().joined(separator: ", ")))")
+            throw APIError(
+                .badRequest, "unknown field '\(unknown)' (fields: \(Self.fields.sorted().joined(separator: ", ")))")
         }
-        guard let name = object["name"]?.string else { throw APIError(.badRequest, "name is required and must be a string") }
+        guard let name = object["name"]?.string else {
+            throw APIError(.badRequest, "name is required and must be a string")
+        }
         guard let typeText = object["component_type"]?.string else {
             throw APIError(.badRequest, "component_type is required: poller, agent or checker")
         }
@@ -19,7 +24,9 @@ extension PackageRequest {
         }
         var poller: String?
         if let value = object["poller_id"], !value.isNull {
-            guard let text = value.string else { throw APIError(.badRequest, "poller_id must be a string (the poller's name)") }
+            guard let text = value.string else {
+                throw APIError(.badRequest, "poller_id must be a string (the poller's name)")
+            }
             poller = text
         }
         let site = try Self.string(object, "site", default: "default", maxLength: 128)
@@ -45,7 +52,9 @@ extension PackageRequest {
             for selector in selectors {
                 let parts = selector.split(separator: ":", maxSplits: 1)
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, selector.utf8.count <= 256 else {
-                    throw APIError(.badRequest, "selector '\(selector.prefix(64))' is not type:value (both parts non-empty, 256 bytes at most)")
+                    throw APIError(
+                        .badRequest,
+                        "selector '\(selector.prefix(64))' is not type:value (both parts non-empty, 256 bytes at most)")
                 }
             }
         }
@@ -64,21 +73,27 @@ extension PackageRequest {
                 try Self.checkPrintable(value, "metadata[\(key)]")
             }
         }
-        self.init(name: name, componentType: type, pollerName: poller, site: site, ttlSeconds: ttl,
-                  selectors: selectors, notes: notes, metadata: metadata)
+        self.init(
+            name: name, componentType: type, pollerName: poller, site: site, ttlSeconds: ttl,
+            selectors: selectors, notes: notes, metadata: metadata)
     }
 
     /// Refuses control characters (ESC, NUL, CR, …; newlines only in notes), naming the field and the character.
     static func checkPrintable(_ text: String, _ key: String, allowingNewlines: Bool = false) throws {
         if let control = TextRules.firstControl(in: text, allowingNewlines: allowingNewlines) {
-            throw APIError(.badRequest, "\(key) holds the control character \(control); only printable text is accepted")
+            throw APIError(
+                .badRequest, "\(key) holds the control character \(control); only printable text is accepted")
         }
     }
 
-    static func string(_ object: [String: JSONValue], _ key: String, default fallback: String, maxLength: Int) throws -> String {
+    static func string(_ object: [String: JSONValue], _ key: String, default fallback: String, maxLength: Int) throws
+        -> String
+    {
         guard let value = object[key], !value.isNull else { return fallback }
         guard let text = value.string else { throw APIError(.badRequest, "\(key) must be a string") }
-        guard text.utf8.count <= maxLength else { throw APIError(.badRequest, "\(key) is longer than \(maxLength) bytes") }
+        guard text.utf8.count <= maxLength else {
+            throw APIError(.badRequest, "\(key) is longer than \(maxLength) bytes")
+        }
         try checkPrintable(text, key, allowingNewlines: key == "notes")
         return text
     }

@@ -5,7 +5,9 @@ import MusterStore
 extension Response {
     /// A JSON response in the API's style.
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try APIJSON.encode(value))))
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try APIJSON.encode(value))))
     }
 }
 
@@ -36,12 +38,20 @@ struct Query {
         for (key, value) in request.uri.queryParameters {
             let name = String(key)
             guard allowed.contains(name) else {
-                throw APIError(.badRequest, "unknown query parameter '\(name)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+                throw APIError(
+                    .badRequest,
+                    "unknown query parameter '\(name)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
             }
-            guard values[name] == nil else { throw APIError(.badRequest, "query parameter '\(name)' is given more than once") }
+            guard values[name] == nil else {
+                throw APIError(.badRequest, "query parameter '\(name)' is given more than once")
+            }
             // An empty value is refused rather than read as "no filter": a client that sent one meant something.
-            guard !value.isEmpty else { throw APIError(.badRequest, "query parameter '\(name)' is empty; leave it out instead") }
-            guard value.utf8.count <= 256 else { throw APIError(.badRequest, "query parameter '\(name)' is longer than 256 bytes") }
+            guard !value.isEmpty else {
+                throw APIError(.badRequest, "query parameter '\(name)' is empty; leave it out instead")
+            }
+            guard value.utf8.count <= 256 else {
+                throw APIError(.badRequest, "query parameter '\(name)' is longer than 256 bytes")
+            }
             values[name] = String(value)
         }
         parameters = values
@@ -52,17 +62,22 @@ struct Query {
 
     func limit(default fallback: Int = 100) throws -> Int {
         guard let text = string("limit") else { return fallback }
-        guard let value = Int(text), (1...1000).contains(value) else { throw APIError(.badRequest, "limit must be an integer from 1 to 1000") }
+        guard let value = Int(text), (1...1000).contains(value) else {
+            throw APIError(.badRequest, "limit must be an integer from 1 to 1000")
+        }
         return value
     }
 
     func time(_ name: String) throws -> Int64? {
         guard let text = string(name) else { return nil }
-        guard let millis = Timestamp.millis(parsing: text) else { throw APIError(.badRequest, "\(name) must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z") }
+        guard let millis = Timestamp.millis(parsing: text) else {
+            throw APIError(.badRequest, "\(name) must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z")
+        }
         return millis
     }
 
-    func oneOf<T: RawRepresentable>(_ name: String, _ type: T.Type) throws -> T? where T.RawValue == String, T: CaseIterable {
+    func oneOf<T: RawRepresentable>(_ name: String, _ type: T.Type) throws -> T?
+    where T.RawValue == String, T: CaseIterable {
         guard let text = string(name) else { return nil }
         guard let value = T(rawValue: text) else {
             throw APIError(.badRequest, "\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -72,7 +87,9 @@ struct Query {
 }
 
 /// Reads a JSON object body, refusing anything else with a clear message.
-func jsonObject(_ request: inout Request, context: CoreRequestContext, allowEmpty: Bool = false) async throws -> [String: JSONValue] {
+func jsonObject(_ request: inout Request, context: CoreRequestContext, allowEmpty: Bool = false) async throws
+    -> [String: JSONValue]
+{
     let buffer = try await request.collectBody(upTo: context.maxUploadSize)
     if buffer.readableBytes == 0 {
         if allowEmpty { return [:] }

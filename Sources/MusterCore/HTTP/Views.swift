@@ -37,10 +37,15 @@ struct PollerView: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name); try c.encode(spiffeID, forKey: .spiffeID); try c.encode(site, forKey: .site)
-        try c.encode(packageID, forKey: .packageID); try c.encode(status, forKey: .status)
-        try c.encode(advertiseAddress, forKey: .advertiseAddress); try c.encode(lastContactAt, forKey: .lastContactAt)
-        try c.encode(lastContactFrom, forKey: .lastContactFrom); try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(name, forKey: .name)
+        try c.encode(spiffeID, forKey: .spiffeID)
+        try c.encode(site, forKey: .site)
+        try c.encode(packageID, forKey: .packageID)
+        try c.encode(status, forKey: .status)
+        try c.encode(advertiseAddress, forKey: .advertiseAddress)
+        try c.encode(lastContactAt, forKey: .lastContactAt)
+        try c.encode(lastContactFrom, forKey: .lastContactFrom)
+        try c.encode(createdAt, forKey: .createdAt)
     }
 }
 
@@ -79,9 +84,15 @@ struct AuditView: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id); try c.encode(at, forKey: .at); try c.encode(actor, forKey: .actor)
-        try c.encode(sourceIP, forKey: .sourceIP); try c.encode(action, forKey: .action); try c.encode(targetType, forKey: .targetType)
-        try c.encode(targetID, forKey: .targetID); try c.encode(outcome, forKey: .outcome); try c.encode(reason, forKey: .reason)
+        try c.encode(id, forKey: .id)
+        try c.encode(at, forKey: .at)
+        try c.encode(actor, forKey: .actor)
+        try c.encode(sourceIP, forKey: .sourceIP)
+        try c.encode(action, forKey: .action)
+        try c.encode(targetType, forKey: .targetType)
+        try c.encode(targetID, forKey: .targetID)
+        try c.encode(outcome, forKey: .outcome)
+        try c.encode(reason, forKey: .reason)
         try c.encode(details, forKey: .details)
     }
 }
