@@ -56,12 +56,12 @@ public struct EmbeddedAuthority: IdentityAuthority {
         }
     }
 
-    /// The entry lives in Core's package row, which the revoking transaction already cleared; a malformed ID is
-    /// refused, a well-formed one is gone.
+    /// The entry lives in Core's package row, which the revoking transaction already cleared, so any ID it held
+    /// (entries of packages made before this authority minted IDs read `entry-<package id>`) is gone; an empty
+    /// ID names no entry.
     public func batchDeleteEntries(ids: [String]) -> [Result<String, IdentityError>] {
         ids.map { id in
-            UUID(uuidString: id) == nil
-                ? .failure(IdentityError(.entryNotFound, "no registration entry \(id)")) : .success(id)
+            id.isEmpty ? .failure(IdentityError(.entryNotFound, "an empty entry ID names no entry")) : .success(id)
         }
     }
 
