@@ -21,16 +21,14 @@ public struct ArchiveFile: Sendable, Equatable {
 }
 
 /// An archive that libarchive could not write or read.
-public struct ArchiveError: CodedError {
-    public struct Code: NamedErrorCode {
-        public let name: String
-        public static let write = Code(name: "archive_write")
-        public static let read = Code(name: "archive_read")
-        public static let refused = Code(name: "archive_refused")
-    }
+public typealias ArchiveError = Failure<ArchiveErrorCode>
 
-    public let code: Code
-    public let message: String
+/// What libarchive could not do.
+public struct ArchiveErrorCode: NamedErrorCode {
+    public let name: String
+    public static let write = ArchiveErrorCode(name: "archive_write")
+    public static let read = ArchiveErrorCode(name: "archive_read")
+    public static let refused = ArchiveErrorCode(name: "archive_refused")
 }
 
 /// Writes gzip-compressed POSIX tar archives in memory through libarchive.

@@ -63,20 +63,12 @@ public struct CoreConfiguration: Sendable {
 }
 
 /// A Core failure outside a request: configuration, start-up, data directory.
-public struct CoreError: CodedError {
-    public struct Code: NamedErrorCode {
-        public let name: String
-        public static let invalidConfiguration = Code(name: "invalid_configuration")
-        public static let dataDirectory = Code(name: "data_directory")
-        public static let secrets = Code(name: "secrets")
-    }
+public typealias CoreError = Failure<CoreErrorCode>
 
-    public let code: Code
-    public let message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
+/// What failed outside a request: configuration, start-up, data directory.
+public struct CoreErrorCode: NamedErrorCode {
+    public let name: String
+    public static let invalidConfiguration = CoreErrorCode(name: "invalid_configuration")
+    public static let dataDirectory = CoreErrorCode(name: "data_directory")
+    public static let secrets = CoreErrorCode(name: "secrets")
 }

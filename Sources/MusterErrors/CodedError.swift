@@ -31,3 +31,19 @@ public protocol ExitCodeError: Error {
 extension ExitCodeError {
     public var exitCode: Int32 { 1 }
 }
+
+/// A coded error that is nothing but its code and message; each module names its own as this type over its own
+/// code struct (`IdentityError`, `SPIFFEIDError`, `ArchiveError`, `StoreError`, `CoreError`).
+public struct Failure<Code: NamedErrorCode>: CodedError {
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public init(code: Code, message: String) {
+        self.init(code, message)
+    }
+}

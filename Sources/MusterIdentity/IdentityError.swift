@@ -1,37 +1,28 @@
 import MusterErrors
 
 /// Why the identity authority refused something; equality compares the code, users read the message.
-public struct IdentityError: CodedError {
-    /// What went wrong; a struct of constants so codes can grow.
-    public struct Code: NamedErrorCode {
-        public let name: String
+public typealias IdentityError = Failure<IdentityErrorCode>
 
-        public static let csrMalformed = Code(name: "csrMalformed")
-        public static let csrTooLarge = Code(name: "csrTooLarge")
-        public static let csrBadSignature = Code(name: "csrBadSignature")
-        public static let csrUnsupportedKey = Code(name: "csrUnsupportedKey")
-        public static let csrWeakKey = Code(name: "csrWeakKey")
-        public static let csrTooManyExtensions = Code(name: "csrTooManyExtensions")
-        public static let csrRequestsCA = Code(name: "csrRequestsCA")
-        public static let badLifetime = Code(name: "badLifetime")
-        public static let certificateMalformed = Code(name: "certificateMalformed")
-        public static let bundleMalformed = Code(name: "bundleMalformed")
-        public static let chainInvalid = Code(name: "chainInvalid")
-        public static let notAnSVID = Code(name: "notAnSVID")
-        public static let wrongTrustDomain = Code(name: "wrongTrustDomain")
-        public static let outsidePollerScope = Code(name: "outsidePollerScope")
-        public static let tokenMalformed = Code(name: "tokenMalformed")
-        public static let entryNotFound = Code(name: "entryNotFound")
-        public static let storage = Code(name: "storage")
-        public static let badAddress = Code(name: "badAddress")
-    }
+/// What the identity authority refused; a struct of constants so codes can grow.
+public struct IdentityErrorCode: NamedErrorCode {
+    public let name: String
 
-    public let code: Code
-    public let message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
+    public static let csrMalformed = IdentityErrorCode(name: "csrMalformed")
+    public static let csrTooLarge = IdentityErrorCode(name: "csrTooLarge")
+    public static let csrBadSignature = IdentityErrorCode(name: "csrBadSignature")
+    public static let csrUnsupportedKey = IdentityErrorCode(name: "csrUnsupportedKey")
+    public static let csrWeakKey = IdentityErrorCode(name: "csrWeakKey")
+    public static let csrTooManyExtensions = IdentityErrorCode(name: "csrTooManyExtensions")
+    public static let csrRequestsCA = IdentityErrorCode(name: "csrRequestsCA")
+    public static let badLifetime = IdentityErrorCode(name: "badLifetime")
+    public static let certificateMalformed = IdentityErrorCode(name: "certificateMalformed")
+    public static let bundleMalformed = IdentityErrorCode(name: "bundleMalformed")
+    public static let chainInvalid = IdentityErrorCode(name: "chainInvalid")
+    public static let notAnSVID = IdentityErrorCode(name: "notAnSVID")
+    public static let wrongTrustDomain = IdentityErrorCode(name: "wrongTrustDomain")
+    public static let outsidePollerScope = IdentityErrorCode(name: "outsidePollerScope")
+    public static let tokenMalformed = IdentityErrorCode(name: "tokenMalformed")
+    public static let entryNotFound = IdentityErrorCode(name: "entryNotFound")
+    public static let storage = IdentityErrorCode(name: "storage")
+    public static let badAddress = IdentityErrorCode(name: "badAddress")
 }

@@ -99,25 +99,16 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Why a text is not a SPIFFE ID; equality compares the code.
-public struct SPIFFEIDError: CodedError {
-    /// The rule that was broken; a struct of constants so codes can grow.
-    public struct Code: NamedErrorCode {
-        public let name: String
-        public static let wrongScheme = Code(name: "wrongScheme")
-        public static let emptyTrustDomain = Code(name: "emptyTrustDomain")
-        public static let badTrustDomain = Code(name: "badTrustDomain")
-        public static let badPathSegment = Code(name: "badPathSegment")
-        public static let trailingSlash = Code(name: "trailingSlash")
-        public static let queryOrFragment = Code(name: "queryOrFragment")
-        public static let tooLong = Code(name: "tooLong")
-    }
+public typealias SPIFFEIDError = Failure<SPIFFEIDErrorCode>
 
-    public let code: Code
-    public let message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
+/// The SPIFFE ID rule a text broke; a struct of constants so codes can grow.
+public struct SPIFFEIDErrorCode: NamedErrorCode {
+    public let name: String
+    public static let wrongScheme = SPIFFEIDErrorCode(name: "wrongScheme")
+    public static let emptyTrustDomain = SPIFFEIDErrorCode(name: "emptyTrustDomain")
+    public static let badTrustDomain = SPIFFEIDErrorCode(name: "badTrustDomain")
+    public static let badPathSegment = SPIFFEIDErrorCode(name: "badPathSegment")
+    public static let trailingSlash = SPIFFEIDErrorCode(name: "trailingSlash")
+    public static let queryOrFragment = SPIFFEIDErrorCode(name: "queryOrFragment")
+    public static let tooLong = SPIFFEIDErrorCode(name: "tooLong")
 }
