@@ -10,10 +10,8 @@ Usage: python3 Benchmarks/idle_streams_bench.py --bin PATH/muster-core --postgre
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -25,7 +23,8 @@ from cryptography.x509.oid import NameOID
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
-from flood_bench import free_port, stubs  # noqa: E402
+import flood_bench  # noqa: E402
+from flood_bench import stubs  # noqa: E402
 
 STREAMS_PER_POLLER = 32
 
@@ -41,26 +40,8 @@ def psql(url, sql):
     return subprocess.run(["psql", url, "-Atc", sql], check=True, capture_output=True, text=True).stdout.strip()
 
 
-class Core:
-    def __init__(self, binary, database, extra):
-        self.data = tempfile.mkdtemp(prefix="muster-idle-")
-        self.http, self.grpc = free_port(), free_port()
-        env = {**os.environ, "MUSTER_LOG_LEVEL": "error"}
-        self.process = subprocess.Popen(
-            [binary, "serve", "--data-dir", self.data, "--http-listen", f"127.0.0.1:{self.http}", "--grpc-listen", f"127.0.0.1:{self.grpc}",
-             "--database", database, "--create-rate-limit", "100000000", "--reaper-interval", "3600", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.time() + 60
-        while not os.path.exists(f"{self.data}/admin.token") or not self.healthy():
-            assert time.time() < deadline and self.process.poll() is None, "Core did not start"
-            time.sleep(0.1)
-        self.token = open(f"{self.data}/admin.token").read().strip()
-
-    def healthy(self):
-        try:
-            return urllib.request.urlopen(f"http://127.0.0.1:{self.http}/healthz", timeout=1).status == 200
-        except OSError:
-            return False
+class Core(flood_bench.Core):
+    """flood_bench's Core launcher (a release muster-core on free ports) on the database given in `extra`."""
 
     def api(self, method, path, body=None):
         request = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", method=method,
@@ -72,10 +53,6 @@ class Core:
     def cpu_seconds(self):
         fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def attest(core, pb, pb_grpc, name):
@@ -98,7 +75,7 @@ def attest(core, pb, pb_grpc, name):
 def scenario(binary, url, label, extra, streams, window, pb, pb_grpc):
     database = psql(url, "SELECT 'muster_idle_' || floor(random() * 1e9)::bigint")
     psql(url, f"CREATE DATABASE {database}")
-    core = Core(binary, url.rsplit("/", 1)[0] + "/" + database, extra)
+    core = Core(binary, ["--database", url.rsplit("/", 1)[0] + "/" + database, *extra])
     channels, calls = [], []
     try:
         for index in range((streams + STREAMS_PER_POLLER - 1) // STREAMS_PER_POLLER):

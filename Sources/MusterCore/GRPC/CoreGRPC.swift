@@ -4,6 +4,7 @@ import Logging
 import MusterEdge
 import MusterGRPC
 import MusterIdentity
+import MusterRuntime
 import ServiceLifecycle
 import X509
 
@@ -60,18 +61,15 @@ public struct CoreGRPC: Service, CustomStringConvertible {
         )
     }
 
+    /// Serves (the shared `GRPCServerService`: NOT_SERVING, then a 5 s grace on shutdown) while renewing the SVID.
     public func run() async throws {
-        let server = self.server
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await server.serve() }
-                group.addTask { await renewLoop() }
-                await group.next()
-                group.cancelAll()
-            }
-        } onGracefulShutdown: {
-            health.setStatus(.notServing, for: "muster.onboarding.v1.CoreOnboarding")
-            Task { await server.shutdown(grace: .seconds(5)) }
+        let serving = GRPCServerService(
+            server: server, health: health, services: ["muster.onboarding.v1.CoreOnboarding"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serving.run() }
+            group.addTask { await renewLoop() }
+            try await group.next()
+            group.cancelAll()
         }
     }
 
