@@ -89,6 +89,17 @@ def test_two_core_replicas_share_one_postgres():
         events = read_events(b, after=0, count=3)
         assert [e[1] for e in events] == ["package.created", "package.created", "package.delivered"]
         assert [e[0] for e in events] == sorted(e[0] for e in events)
+        # A reader on B already waiting is woken by A's commit (PostgreSQL NOTIFY), not by its 30 s safety read.
+        woken = []
+        reader = threading.Thread(target=lambda: woken.extend(read_events(b, after=events[-1][0], count=1)))
+        reader.start()
+        time.sleep(1.5)
+        started = time.monotonic()
+        assert a.create("late-1", "poller").status == 201
+        reader.join(timeout=20)
+        elapsed = time.monotonic() - started
+        assert woken and woken[0][1] == "package.created" and json.loads(woken[0][2])["name"] == "late-1", woken
+        assert elapsed < 10, f"B's reader took {elapsed:.1f} s: it was not woken across replicas"
     finally:
         a.stop()
         b.stop()
