@@ -151,7 +151,8 @@ if !bridgeOnly {
         .executableTarget(name: "MusterCLI", dependencies: [argumentParser]),
         // What edge hosts share: package installation (and, with the relay, joining and renewal).
         .target(
-            name: "MusterEdge", dependencies: ["MusterArchive", "MusterErrors", "MusterIdentity", x509, crypto, asn1]),
+            name: "MusterEdge",
+            dependencies: ["MusterArchive", "MusterErrors", "MusterIdentity", "MusterProto", x509, crypto, asn1]),
         // The poller: attestation to Core, its identity on disk, the package cache (its own SQLite schema over
         // MusterDatabase), the link to Core, and EdgeOnboarding for the agents on its segment.
         .target(
@@ -189,7 +190,7 @@ if !bridgeOnly {
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [
-                "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity",
+                "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity", "MusterEdge",
                 .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"),
                 logging,
             ]

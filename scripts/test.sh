@@ -2,7 +2,8 @@
 # Runs Muster's whole test suite: bootstrap, the house rules (swift format lint, domain imports), a throwaway
 # PostgreSQL server, the Swift tests (store tests on SQLite and PostgreSQL; Core's routes in process), the black-box
 # tests of Core and the interop tests against peers written by others
-# (Python grpcio, openssl, tar, a NATS subscriber), the HTTP API against schemathesis, every libFuzzer target for a
+# (Python grpcio, openssl, tar, a NATS subscriber, the web console in Chromium with axe-core), the HTTP API against
+# schemathesis, every libFuzzer target for a
 # bounded time, then the bridge's tests again under the address and thread sanitizers.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -112,7 +112,7 @@ public enum AgentOnboarding {
             chain: chain, key: key, roots: roots,
             config: .init(
                 poller: join.poller, spiffeID: id.description, pollerID: pollerID.description,
-                trustDomain: id.trustDomain, caPin: pin
+                trustDomain: id.trustDomain, caPin: pin, selectors: response.selectors
             ))
         if let type = join.expectedType, let kind = MusterID(id)?.componentKind, kind != type {
             FileHandle.standardError.write(
@@ -121,21 +121,29 @@ public enum AgentOnboarding {
         return id
     }
 
-    /// Renews over mTLS for the same identity with a fresh key; returns the new leaf.
-    @discardableResult
-    public static func renew(state: AgentState, timeout: Duration = .seconds(30)) async throws -> Certificate {
+    /// A channel to the agent's own poller over mTLS with the identity it holds: only that poller's ID, verified
+    /// against the stored bundle, is accepted as the server.
+    static func pollerChannel(state: AgentState, keepalive: GRPCChannel.Keepalive? = nil) throws -> GRPCChannel {
         let config = try state.config()
         let current = try state.identity()
-        let key = P256.Signing.PrivateKey()
-        var request = Muster_Onboarding_V1_RenewRequest()
-        request.csr = Data(try CSRBuilder.make(key: key, label: "muster-agent"))
-        let channel = try GRPCChannel(
+        return try GRPCChannel(
             target: config.poller,
             security: .tls(
                 ClientTLS(
                     trust: .bundle(rootsPEM: current.bundlePEM), server: try SPIFFEID(parsing: config.pollerID),
                     identity: CertifiedKey(certificateChainPEM: current.chainPEM, privateKeyPEM: current.keyPEM)
-                )))
+                )),
+            keepalive: keepalive)
+    }
+
+    /// Renews over mTLS for the same identity with a fresh key; returns the new leaf.
+    @discardableResult
+    public static func renew(state: AgentState, timeout: Duration = .seconds(30)) async throws -> Certificate {
+        let config = try state.config()
+        let key = P256.Signing.PrivateKey()
+        var request = Muster_Onboarding_V1_RenewRequest()
+        request.csr = Data(try CSRBuilder.make(key: key, label: "muster-agent"))
+        let channel = try pollerChannel(state: state)
         let response: Muster_Onboarding_V1_RenewResponse
         do {
             response = try await channel.unary(
@@ -150,7 +158,9 @@ public enum AgentOnboarding {
         guard id.description == config.spiffeID else {
             throw AgentError("the poller renewed \(config.spiffeID) as \(id)")
         }
-        try state.store(chain: chain, key: key, roots: roots, config: config)
+        var renewed = config
+        renewed.selectors = response.selectors
+        try state.store(chain: chain, key: key, roots: roots, config: renewed)
         return chain[0]
     }
 

@@ -27,9 +27,12 @@ public struct AgentState: Sendable {
         public var pollerID: String
         public var trustDomain: String
         public var caPin: String
+        /// The package's Workload API selectors (nil: joined by a build that did not keep them; the next
+        /// renewal fills them in). Empty: only the agent's own uid is served.
+        public var selectors: [String]? = nil
 
         enum CodingKeys: String, CodingKey {
-            case poller
+            case poller, selectors
             case spiffeID = "spiffe_id"
             case pollerID = "poller_id"
             case trustDomain = "trust_domain"
@@ -112,12 +115,15 @@ public struct AgentError: ExitCodeError, CustomStringConvertible, Sendable {
     public let message: String
     public let revoked: Bool
     public let retryable: Bool
+    /// A status of its own (an enrollment that expired: 5), else the default below.
+    let code: Int32?
     /// 4 for an identity its poller revoked, so supervisors can tell it from a passing failure.
-    public var exitCode: Int32 { revoked ? 4 : 1 }
+    public var exitCode: Int32 { code ?? (revoked ? 4 : 1) }
     public var description: String { message }
-    public init(_ message: String, revoked: Bool = false, retryable: Bool = false) {
+    public init(_ message: String, revoked: Bool = false, retryable: Bool = false, exitCode: Int32? = nil) {
         self.message = message
         self.revoked = revoked
         self.retryable = retryable
+        self.code = exitCode
     }
 }

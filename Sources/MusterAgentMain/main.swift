@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MusterAgent
 import MusterEdge
+import MusterGRPC
 import MusterIdentity
 import MusterRuntime
 
@@ -11,7 +12,7 @@ import MusterRuntime
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster-agent", abstract: "Muster's edge agent and checker.",
-        subcommands: [Install.self, Join.self, Run.self, Status.self]
+        subcommands: [Install.self, Join.self, Enroll.self, Run.self, Status.self]
     )
 
     struct Install: AsyncParsableCommand {
@@ -79,24 +80,85 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    struct Run: AsyncParsableCommand {
+    struct Enroll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Keep the SVID renewed through the poller (at half-life).")
+            abstract: "Enroll without a token: ask the poller, wait for an operator's approval, receive the identity.",
+            discussion:
+                "Exit status: 0 approved (identity written as by join), 1 denied, 5 expired, 2 usage. An interrupted "
+                + "enroll resumes the same request when run again with the same --dir.")
+        @Option(help: "host:port of the poller") var poller: String
+        @Option(name: .customLong("ca-pin"), help: "sha256:HEX pin of the trust domain's root CA") var caPin: String
+        @Option(help: "agent or checker") var type: String = "agent"
+        @Option(help: "The name to ask for (the operator may change it; default: from the hostname)") var name: String?
+        @Option(help: "Longest wait for a decision: seconds, or with s, m or h (at most 24h)") var timeout: String =
+            "24h"
         @Option(help: "State directory") var dir: String = "/var/lib/muster-agent"
-        @Option(name: .customLong("workload-socket"), help: "SPIFFE Workload API socket (not served by this build)")
-        var workloadSocket: String?
+        @Option(name: .customLong("machine-id-file"), help: "Where the machine ID is read from")
+        var machineIDFile: String = "/etc/machine-id"
 
         func validate() throws {
-            if workloadSocket != nil {
-                throw ValidationError("--workload-socket: the SPIFFE Workload API is not served by this build")
+            guard ["agent", "checker"].contains(type) else { throw ValidationError("--type must be agent or checker") }
+            if let name { do { try MusterIDs.checkName(name) } catch { throw ValidationError("--name: \(error)") } }
+            guard AgentEnrollment.parseDuration(timeout) != nil else {
+                throw ValidationError("--timeout must be 1s to 24h (seconds, or a number with s, m or h)")
+            }
+        }
+
+        func run() async throws {
+            let state = AgentState(directory: dir)
+            if state.hasIdentity {
+                throw AgentError("\(dir) already holds an identity; use another --dir or remove \(dir)/identity")
+            }
+            let display = ProgressLine()
+            let id = try await AgentEnrollment.enroll(
+                .init(
+                    poller: poller, caPin: caPin, componentType: type, name: name,
+                    timeout: AgentEnrollment.parseDuration(timeout)!, machineIDFile: machineIDFile),
+                state: state, progress: { display.show($0) })
+            display.end()
+            print("enrolled as \(id); identity in \(dir)/identity; next: muster-agent run --dir \(dir)")
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Keep the SVID renewed through the poller and serve it to local workloads (SPIFFE Workload API).")
+        @Option(help: "State directory") var dir: String = "/var/lib/muster-agent"
+        @Option(name: .customLong("workload-socket"), help: "SPIFFE Workload API socket (its directory is made 0755)")
+        var workloadSocket: String = "/run/muster-agent/workload.sock"
+        @Flag(name: .customLong("no-workload-api"), help: "Only keep the SVID renewed; serve no Workload API")
+        var noWorkloadAPI = false
+
+        func validate() throws {
+            guard noWorkloadAPI || workloadSocket.hasPrefix("/") else {
+                throw ValidationError("--workload-socket must be an absolute path")
             }
         }
 
         func run() async throws {
             let logger = Runtime.bootstrapLogging(label: "muster.agent")
-            let runner = AgentRunner(state: AgentState(directory: dir), logger: logger)
-            // One service now; the Workload API server joins it under the same group.
-            try await Runtime.run([.init(LoopService { try await runner.run() }, name: "renewal")], logger: logger)
+            let state = AgentState(directory: dir)
+            let identity = noWorkloadAPI ? nil : WorkloadIdentity()
+            let runner = AgentRunner(state: state, logger: logger, workload: identity)
+            var services: [Runtime.Part] = [
+                .init(LoopService { try await runner.run() }, name: "renewal"),
+                .init(LoopService { await runner.watch() }, name: "identity-watch", mayEnd: true),
+            ]
+            if let identity {
+                let server = try WorkloadAPIServer.start(socket: workloadSocket, identity: identity, logger: logger)
+                let socket = workloadSocket
+                services += [
+                    .init(
+                        GRPCServerService(server: server, health: HealthService(), services: [], grace: .seconds(1)),
+                        name: "workload-api"),
+                    .init(
+                        LoopService {
+                            await WorkloadStatus.keepWritten(socket: socket, identity: identity, state: state)
+                        },
+                        name: "status-file"),
+                ]
+            }
+            try await Runtime.run(services, logger: logger)
         }
     }
 
@@ -116,6 +178,7 @@ await Runtime.main(AgentCommand.self, program: "muster-agent") { command in
     switch command {
     case let install as AgentCommand.Install: try await install.run()
     case let join as AgentCommand.Join: try await join.run()
+    case let enroll as AgentCommand.Enroll: try await enroll.run()
     case let run as AgentCommand.Run: try await run.run()
     case let status as AgentCommand.Status: try await status.run()
     default:

@@ -20,7 +20,10 @@ struct PackageCommand: AsyncParsableCommand {
         @Option(help: "The poller serving this agent/checker") var poller: String?
         @Option(help: "Site label") var site: String?
         @Option(help: "Token lifetime: seconds, or 30m, 2h (60 s to 24 h; default 15m)") var ttl: String?
-        @Option(name: .customLong("selector"), help: "type:value selector (repeatable)") var selectors: [String] = []
+        @Option(
+            name: .customLong("selector"),
+            help: "Workload API selector: unix:uid:N, unix:gid:N, unix:user:NAME or unix:group:NAME (repeatable)")
+        var selectors: [String] = []
         @Option(help: "Free-form notes") var notes: String?
 
         func run() async throws {

@@ -8,9 +8,12 @@ import Foundation
 /// `muster`: the operator's terminal tool over Core's HTTP API.
 struct Muster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "muster", abstract: "Operate Muster Core: onboarding packages, pollers, audit, events.",
+        commandName: "muster",
+        abstract: "Operate Muster Core: onboarding packages, enrollments, pollers, audit, events.",
         discussion: "Exit codes: 0 ok, 1 error, 2 usage, 3 auth, 4 not found, 5 conflict.",
-        subcommands: [PackageCommand.self, PollerCommand.self, AuditCommand.self, EventsCommand.self]
+        subcommands: [
+            PackageCommand.self, EnrollmentCommand.self, PollerCommand.self, AuditCommand.self, EventsCommand.self,
+        ]
     )
 }
 
@@ -44,6 +47,10 @@ do {
     case let c as PackageCommand.Show: try await c.run()
     case let c as PackageCommand.Download: try await c.run()
     case let c as PackageCommand.Revoke: try await c.run()
+    case let c as EnrollmentCommand.List: try await c.run()
+    case let c as EnrollmentCommand.Show: try await c.run()
+    case let c as EnrollmentCommand.Approve: try await c.run()
+    case let c as EnrollmentCommand.Deny: try await c.run()
     case let c as PollerCommand.List: try await c.run()
     case let c as AuditCommand: try await c.run()
     case let c as EventsCommand: try await c.run()

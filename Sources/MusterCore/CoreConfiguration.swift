@@ -24,6 +24,8 @@ public struct CoreConfiguration: Sendable {
     public var reaperInterval: TimeInterval
     /// Seconds an idle event reader (package stream, SSE, NATS) waits before reading again without a wake-up.
     public var eventPollInterval: TimeInterval = 30
+    /// Seconds a web console session may sit idle before it ends.
+    public var consoleIdleTimeout: TimeInterval = 1800
     /// Lifetime of the SVIDs Core issues (its own serving SVID and pollers').
     public var leafTTL: TimeInterval
     /// Lifetime of a poller's downstream CA.

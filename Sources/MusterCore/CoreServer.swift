@@ -65,7 +65,9 @@ public enum CoreServer {
         let api = CoreAPI(
             packages: packages, hub: hub, metrics: metrics,
             limiter: RateLimiter(perMinute: configuration.createRatePerMinute),
-            identity: identity, logger: logger)
+            identity: identity, logger: logger,
+            sessions: ConsoleSessions(
+                store: store, auditor: auditor, logger: logger, idleTimeout: configuration.consoleIdleTimeout))
         let (host, port) = try HostPort.parse(configuration.httpListen)
         let app = Application(
             router: api.router(),

@@ -39,12 +39,14 @@ public struct Principal: Sendable {
 public enum OperatorTokens {
     public static let prefix = "mot_"
 
-    public static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return prefix + ByteEncoding.base64URL(bytes)
+    public static func generate() -> String { prefix + randomText() }
+
+    /// 256 bits from the system's secure generator as base64url text (tokens, console sessions, CSRF tokens).
+    static func randomText() -> String {
+        ByteEncoding.base64URL(ByteEncoding.randomBytes(32))
     }
 
+    /// SHA-256 hex of a secret: all the store keeps of a token or a session cookie.
     public static func hash(_ token: String) -> String {
         ByteEncoding.hex(SHA256.hash(data: Data(token.utf8)))
     }
@@ -63,5 +65,13 @@ public enum OperatorTokens {
         )
         try await store.insertOperatorToken(record, audit: audit)
         return token
+    }
+
+    /// Revokes the live tokens named `name` (their API calls and console sessions end at once); how many.
+    public static func revoke(name: String, by actor: String, store: Store) async throws -> Int {
+        try await store.revokeOperatorTokens(
+            named: name, at: Clock.nowMillis(),
+            audit: AuditRecord(
+                actor: actor, sourceIP: nil, action: "token.revoke", targetType: "operator_token", targetID: name))
     }
 }

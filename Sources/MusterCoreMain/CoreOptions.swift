@@ -9,7 +9,7 @@ struct CoreOptions: ParsableArguments {
     @Option(
         name: .customLong("config"),
         help:
-            "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, refusal_audit_rate, reaper_interval, event_poll_interval, svid_ttl, poller_ca_ttl)"
+            "JSON config file (keys: data_dir, http_listen, grpc_listen, advertise, database, trust_domain, nats, token_key_file, create_rate_limit, refusal_audit_rate, reaper_interval, event_poll_interval, console_idle_timeout, svid_ttl, poller_ca_ttl)"
     )
     var configFile: String?
     @Option(
@@ -61,6 +61,12 @@ struct CoreOptions: ParsableArguments {
     )
     var eventPollInterval: Double?
     @Option(
+        name: .customLong("console-idle-timeout"),
+        help:
+            "Seconds a web console session may sit idle before it ends (5–86400, default 1800; sessions end after 12 h regardless). Env MUSTER_CONSOLE_IDLE_TIMEOUT"
+    )
+    var consoleIdleTimeout: Int?
+    @Option(
         name: .customLong("svid-ttl"),
         help:
             "Lifetime in seconds of the SVIDs Core issues: its own and pollers' (30–86400, default 3600). Env MUSTER_SVID_TTL"
@@ -84,7 +90,7 @@ struct CoreOptions: ParsableArguments {
             let known: Set<String> = [
                 "data_dir", "http_listen", "grpc_listen", "advertise", "database", "trust_domain", "nats",
                 "token_key_file", "create_rate_limit", "refusal_audit_rate", "reaper_interval", "event_poll_interval",
-                "svid_ttl", "poller_ca_ttl",
+                "svid_ttl", "poller_ca_ttl", "console_idle_timeout",
             ]
             if let unknown = object.keys.first(where: { !known.contains($0) }) {
                 throw ValidationError("config file \(path): unknown key '\(unknown)'")
@@ -151,6 +157,8 @@ struct CoreOptions: ParsableArguments {
         let svidTTL = try seconds(self.svidTTL, "MUSTER_SVID_TTL", "svid_ttl", 30...86_400, default: 3600)
         let caTTL = try seconds(
             self.pollerCATTL, "MUSTER_POLLER_CA_TTL", "poller_ca_ttl", 60...604_800, default: 86_400)
+        let consoleIdle = try seconds(
+            consoleIdleTimeout, "MUSTER_CONSOLE_IDLE_TIMEOUT", "console_idle_timeout", 5...86_400, default: 1800)
         let grpcListen = pick(self.grpcListen, "MUSTER_GRPC_LISTEN", "grpc_listen") ?? "0.0.0.0:50051"
         let httpListen = pick(self.httpListen, "MUSTER_HTTP_LISTEN", "http_listen") ?? "127.0.0.1:8080"
         for (name, value) in [("--http-listen", httpListen), ("--grpc-listen", grpcListen)] {
@@ -169,6 +177,7 @@ struct CoreOptions: ParsableArguments {
             pollerCATTL: caTTL
         )
         configuration.eventPollInterval = eventPoll
+        configuration.consoleIdleTimeout = consoleIdle
         return configuration
     }
 }

@@ -25,7 +25,8 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Token: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Operator API tokens.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Operator API tokens.", subcommands: [Create.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -51,12 +52,33 @@ struct Token: AsyncParsableCommand {
     }
 }
 
+extension Token {
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke every live token with this name; its API calls and console sessions stop at once.")
+        @OptionGroup var options: CoreOptions
+        @Option(help: "The token's name (as given to token create)") var name: String
+
+        func run() async throws {
+            let configuration = try options.resolve()
+            var logger = makeLogger()
+            logger.logLevel = .warning
+            let store = try await CoreServer.openStore(configuration, logger: logger)
+            let count = try await OperatorTokens.revoke(name: name, by: "cli:muster-core", store: store)
+            await store.shutdown()
+            guard count > 0 else { throw CoreError(.invalidConfiguration, "no live token is named '\(name)'") }
+            print("revoked \(count) token\(count == 1 ? "" : "s") named \(name)")
+        }
+    }
+}
+
 func makeLogger() -> Logger { Runtime.bootstrapLogging(label: "muster.core") }
 
 await Runtime.main(CoreCommand.self, program: "muster-core") { command in
     switch command {
     case let serve as Serve: try await serve.run()
     case let create as Token.Create: try await create.run()
+    case let revoke as Token.Revoke: try await revoke.run()
     default:
         var command = command
         try command.run()

@@ -38,3 +38,11 @@ struct ChannelArguments {
         }
     }
 }
+
+extension Duration {
+    /// Whole milliseconds, for gRPC core's `*_ms` arguments.
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}

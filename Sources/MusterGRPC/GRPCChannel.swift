@@ -7,23 +7,45 @@ public final class GRPCChannel: Sendable {
     nonisolated(unsafe) let raw: OpaquePointer
     public let target: String
 
+    /// HTTP/2 keepalive for a channel that holds a long-lived stream: a ping after `interval` without
+    /// traffic, and the connection closed (its calls failing with UNAVAILABLE) when no answer comes within
+    /// `timeout`. Without it a stream whose peer vanished (a link cut, a NAT that forgot the flow) waits forever.
+    public struct Keepalive: Sendable {
+        public var interval: Duration
+        public var timeout: Duration
+
+        public init(interval: Duration, timeout: Duration) {
+            self.interval = interval
+            self.timeout = timeout
+        }
+    }
+
     /// Opens a channel to `target` (`host:port`); connections are made lazily by the first call.
     public init(
         target: String, security: ChannelSecurity,
-        maxReceiveMessageBytes: Int = 8 << 20, maxSendMessageBytes: Int = 8 << 20
+        maxReceiveMessageBytes: Int = 8 << 20, maxSendMessageBytes: Int = 8 << 20, keepalive: Keepalive? = nil
     ) throws(RPCError) {
         GRPCLibrary.ensureInitialised()
         guard let credentials = security.makeCoreCredentials() else {
             throw RPCError(code: .invalidArgument, message: "the TLS settings for \(target) were refused by gRPC core")
         }
         defer { grpc_channel_credentials_release(credentials) }
-        let arguments = ChannelArguments([
+        var entries: [(String, ChannelArguments.Value)] = [
             ("grpc.max_receive_message_length", .integer(maxReceiveMessageBytes)),
             ("grpc.max_send_message_length", .integer(maxSendMessageBytes)),
             ("grpc.primary_user_agent", .string("muster-grpc")),
             // Each Muster channel gets its own connection rather than sharing a global subchannel pool.
             ("grpc.use_local_subchannel_pool", .integer(1)),
-        ])
+        ]
+        if let keepalive {
+            entries += [
+                ("grpc.keepalive_time_ms", .integer(keepalive.interval.milliseconds)),
+                ("grpc.keepalive_timeout_ms", .integer(keepalive.timeout.milliseconds)),
+                // Otherwise core stops pinging after two pings on a stream that carries no data.
+                ("grpc.http2.max_pings_without_data", .integer(0)),
+            ]
+        }
+        let arguments = ChannelArguments(entries)
         guard let channel = arguments.withCoreArgs({ grpc_channel_create(target, credentials, $0) }) else {
             throw RPCError(code: .invalidArgument, message: "gRPC core could not create a channel to \(target)")
         }

@@ -20,10 +20,27 @@ public final class GRPCServer: Sendable {
         /// Most streaming calls one peer (one verified SPIFFE ID, or one address for callers without a certificate)
         /// may hold open at once; more get RESOURCE_EXHAUSTED.
         public var maxStreamsPerPeer: Int = 32
+        /// Shortest gap between a client's keepalive pings the server accepts (more often is a "ping strike",
+        /// and two strikes close the connection); the poller's uplink pings every 20 s.
+        public var minimumPingInterval: Duration = .seconds(10)
+        /// The server's own keepalive: a ping after this long without traffic, and the connection closed when
+        /// unanswered for `keepaliveTimeout`, so streams of a peer that vanished do not hold their per-peer slots.
+        public var keepaliveInterval: Duration = .seconds(60)
+        public var keepaliveTimeout: Duration = .seconds(20)
+
+        /// Serve on this Unix socket instead of `listenAddress` (plaintext; handlers learn the caller's
+        /// `ServerContext.peerCredentials`). `mode` is the socket file's permission bits.
+        public var unixSocket: (path: String, mode: mode_t)?
 
         public init(listenAddress: String, security: ServerSecurity) {
             self.listenAddress = listenAddress
             self.security = security
+        }
+
+        /// A plaintext server on a Unix socket at `path`.
+        public init(unixSocket path: String, mode: mode_t) {
+            self.init(listenAddress: "unix:\(path)", security: .insecure)
+            unixSocket = (path, mode)
         }
     }
 
@@ -47,6 +64,7 @@ public final class GRPCServer: Sendable {
     private let refusals: (@Sendable (CallRefusal) -> Void)?
     private let maxStreamsPerPeer: Int
     private let openStreams = LockedValue<[String: Int]>([:])
+    private let listener: UnixSocketListener?
     private let lifecycle = LockedValue(Lifecycle())
     private let logger: Logger
 
@@ -65,6 +83,13 @@ public final class GRPCServer: Sendable {
         let raw = ChannelArguments([
             ("grpc.max_receive_message_length", .integer(configuration.maxReceiveMessageBytes)),
             ("grpc.max_send_message_length", .integer(configuration.maxSendMessageBytes)),
+            (
+                "grpc.http2.min_recv_ping_interval_without_data_ms",
+                .integer(configuration.minimumPingInterval.milliseconds)
+            ),
+            ("grpc.keepalive_time_ms", .integer(configuration.keepaliveInterval.milliseconds)),
+            ("grpc.keepalive_timeout_ms", .integer(configuration.keepaliveTimeout.milliseconds)),
+            ("grpc.http2.max_pings_without_data", .integer(0)),
         ]).withCoreArgs { grpc_server_create($0, nil)! }
         self.raw = raw
         queues = (0..<max(1, configuration.completionQueues)).map { CompletionQueue(name: "muster-grpc-server-\($0)") }
@@ -82,12 +107,26 @@ public final class GRPCServer: Sendable {
             peerVerifier = PeerVerifier(certificates: certificates)
             credentials = CertificateFetcher.makeCredentials(fetcher, policy: clientCertificates)
         }
+        var listener: UnixSocketListener?
+        if let socket = configuration.unixSocket {
+            if let credentials { grpc_server_credentials_release(credentials) }
+            do {
+                listener = try UnixSocketListener(path: socket.path, mode: socket.mode)
+            } catch {
+                grpc_server_destroy(raw)
+                for queue in queues { queue.shutdown() }
+                throw error
+            }
+        }
+        self.listener = listener
         let bound =
-            credentials.map { creds in
+            listener != nil
+            ? 0
+            : credentials.map { creds in
                 defer { grpc_server_credentials_release(creds) }
                 return Int(grpc_server_add_http2_port(raw, configuration.listenAddress, creds))
             } ?? 0
-        guard bound > 0 else {
+        guard bound > 0 || listener != nil else {
             grpc_server_destroy(raw)
             for queue in queues { queue.shutdown() }
             throw RPCError(
@@ -110,7 +149,11 @@ public final class GRPCServer: Sendable {
                 for _ in 0..<4 { requestCall(on: queue, registered: method) }
             }
         }
+        listener?.start(server: raw)
     }
+
+    /// The Unix socket's path when the server serves on one.
+    public var socketPath: String? { listener?.path }
 
     /// Suspends until the server has shut down.
     public func serve() async {
@@ -130,6 +173,7 @@ public final class GRPCServer: Sendable {
             return state.accepting
         }
         guard first else { return await serve() }
+        await listener?.stop()
         let notified = OneShot<Void>()
         let tag = CompletionTag { _ in notified.fire() }
         grpc_server_shutdown_and_notify(raw, queues[0].raw, tag.retainedPointer())
@@ -206,7 +250,8 @@ public final class GRPCServer: Sendable {
 
     private func handle(_ call: ServerCall) async {
         let context = ServerContext(
-            call: call, peer: await peerVerifier.identity(forChain: call.peerCertificateChainPEM))
+            call: call, peer: await peerVerifier.identity(forChain: call.peerCertificateChainPEM),
+            credentials: listener.flatMap { $0.credentials(ofPeer: call.peerAddress) })
         guard let method = router.methods[call.method] else {
             let status = RPCError(
                 code: .unimplemented, message: "method \(call.method) is not implemented by this server")
@@ -220,8 +265,11 @@ public final class GRPCServer: Sendable {
         }
         if let denial = method.policy.decide(peer) { return refuse(call, context: context, status: denial, peer: peer) }
         guard method.longLived else { return await run(method, call, context) }
-        // Counted per verified identity, so pollers behind one NAT address do not share a cap; per address otherwise.
-        let key = peer.map { "id:\($0.spiffeID)" } ?? "ip:\(context.peerIP)"
+        // Counted per verified identity, so pollers behind one NAT address do not share a cap; per uid on a Unix
+        // socket; per address otherwise.
+        let key =
+            peer.map { "id:\($0.spiffeID)" } ?? context.peerCredentials.map { "uid:\($0.uid)" }
+            ?? "ip:\(context.peerIP)"
         guard openStream(for: key) else {
             let status = RPCError(
                 code: .resourceExhausted, message: "at most \(maxStreamsPerPeer) open streams per peer")

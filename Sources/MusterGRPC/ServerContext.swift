@@ -12,7 +12,11 @@ public final class ServerContext: Sendable {
     private let peerResult: Result<PeerIdentity?, RPCError>
     private let response = LockedValue<(initial: Metadata, trailing: Metadata)>(([:], [:]))
 
-    init(call: ServerCall, peer: Result<PeerIdentity, RPCError>?) {
+    /// The caller's process credentials, for a call that came through a Unix socket the server accepts on.
+    public let peerCredentials: PeerCredentials?
+
+    init(call: ServerCall, peer: Result<PeerIdentity, RPCError>?, credentials: PeerCredentials? = nil) {
+        peerCredentials = credentials
         method = call.method
         requestMetadata = call.requestMetadata
         deadline = call.deadline

@@ -2,6 +2,20 @@ import Foundation
 
 /// The two text encodings of bytes Muster uses: lowercase hex (hashes, pins) and unpadded base64url (tokens, JWKs).
 public enum ByteEncoding {
+    /// `count` bytes from the system's secure random generator (tokens, handles, session cookies).
+    /// Compares two secrets (or their hashes) in time that depends only on their length.
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
         var digits: [UInt8] = []
         digits.reserveCapacity(bytes.underestimatedCount * 2)

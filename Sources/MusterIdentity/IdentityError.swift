@@ -25,4 +25,6 @@ public struct IdentityErrorCode: NamedErrorCode {
     public static let entryNotFound = IdentityErrorCode(name: "entryNotFound")
     public static let storage = IdentityErrorCode(name: "storage")
     public static let badAddress = IdentityErrorCode(name: "badAddress")
+    public static let factsInvalid = IdentityErrorCode(name: "factsInvalid")
+    public static let selectorUnsupported = IdentityErrorCode(name: "selectorUnsupported")
 }

@@ -17,9 +17,7 @@ public struct JoinToken: Sendable, CustomStringConvertible, CustomDebugStringCon
 
     /// A new token from the system's secure random generator.
     public static func generate() -> JoinToken {
-        var generator = SystemRandomNumberGenerator()
-        let random = (0..<secretBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let body = base64URL(random)
+        let body = base64URL(ByteEncoding.randomBytes(secretBytes))
         return JoinToken(secret: prefix + body + checksum(of: body))
     }
 

@@ -113,11 +113,7 @@ public struct TrustBundle: Sendable, Equatable {
 
 /// `sha256:` pins of a CA's SubjectPublicKeyInfo, kubeadm's convention.
 public enum CAPin {
-    public static func of(_ certificate: Certificate) -> String {
-        var serializer = DER.Serializer()
-        try? serializer.serialize(certificate.publicKey)
-        return "sha256:" + ByteEncoding.hex(SHA256.hash(data: serializer.serializedBytes))
-    }
+    public static func of(_ certificate: Certificate) -> String { KeyFingerprint.of(certificate.publicKey) }
 
     /// Checks a pin's form; returns it lowercased.
     public static func parse(_ text: String) throws(IdentityError) -> String {

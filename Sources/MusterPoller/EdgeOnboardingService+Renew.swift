@@ -45,6 +45,7 @@ extension EdgeOnboardingService {
         var response = Muster_Onboarding_V1_RenewResponse()
         response.svidChain = try leaf.chain.map { try $0.derData() }
         response.bundle = try identity.roots.map { try $0.derData() }
+        response.selectors = try await store { try await cache.package(id: issued.packageID) }?.selectorList ?? []
         return response
     }
 

@@ -17,14 +17,18 @@ public struct EdgeOnboardingService: GRPCService {
     let standing: PollerStanding
     let svidTTL: TimeInterval
     let logger: Logger
+    let enrollmentSettings: EnrollmentSettings
+    let limiter: EnrollmentLimiter
 
     /// The one answer for every refused token; the poller's log keeps the real reason.
     static let refusedToken = RPCError(code: .unauthenticated, message: JoinToken.refusal)
 
     public init(
         identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding,
-        svidTTL: TimeInterval, logger: Logger
+        svidTTL: TimeInterval, logger: Logger, enrollment: EnrollmentSettings = EnrollmentSettings()
     ) {
+        self.enrollmentSettings = enrollment
+        self.limiter = EnrollmentLimiter(interval: enrollment.interval)
         self.identity = identity
         self.cache = cache
         self.outbox = outbox
@@ -42,6 +46,21 @@ public struct EdgeOnboardingService: GRPCService {
             "/muster.onboarding.v1.EdgeOnboarding/Renew", Muster_Onboarding_V1_RenewRequest.self, policy: agentPolicy
         ) { request, context in
             try await renew(request, peer: try context.peer(), from: context.peerIP)
+        }
+        router.unary("/muster.onboarding.v1.EdgeOnboarding/Enroll", Muster_Onboarding_V1_EnrollRequest.self) {
+            request, context in
+            try await enroll(request, from: context.peerIP)
+        }
+        router.unary(
+            "/muster.onboarding.v1.EdgeOnboarding/EnrollmentStatus", Muster_Onboarding_V1_EnrollmentStatusRequest.self
+        ) { request, context in
+            try await enrollmentStatus(request, from: context.peerIP)
+        }
+        router.serverStreaming(
+            "/muster.onboarding.v1.EdgeOnboarding/WatchIdentity", Muster_Onboarding_V1_WatchIdentityRequest.self,
+            Muster_Onboarding_V1_IdentityNotice.self, policy: agentPolicy
+        ) { _, writer, context in
+            try await watchIdentity(peer: try context.peer(), writer: writer)
         }
         router.unary("/muster.onboarding.v1.EdgeOnboarding/GetBundle", Muster_Onboarding_V1_GetBundleRequest.self) {
             _, _ in
@@ -92,6 +111,7 @@ public struct EdgeOnboardingService: GRPCService {
         response.spiffeID = spiffeID.description
         response.svidChain = try leaf.chain.map { try $0.derData() }
         response.bundle = try identity.roots.map { try $0.derData() }
+        response.selectors = held.selectorList
         return response
     }
 

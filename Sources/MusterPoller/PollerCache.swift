@@ -51,6 +51,15 @@ public final class PollerCache: Sendable {
         CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY AUTOINCREMENT, package_id TEXT NOT NULL, reason TEXT NOT NULL,
             source_address TEXT NOT NULL, at INTEGER NOT NULL)
         """,
+        // Self-enrollment requests: the handle's SHA-256 (never the handle), the CSR whose key an approval must
+        // match, and whether Core has the request yet.
+        """
+        CREATE TABLE IF NOT EXISTS enrollments (id TEXT PRIMARY KEY, handle_hash TEXT NOT NULL, component_type TEXT NOT NULL,
+            requested_name TEXT NOT NULL, claimed TEXT NOT NULL, csr BLOB NOT NULL, key_fingerprint TEXT NOT NULL,
+            source_address TEXT NOT NULL, received_at INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT,
+            package_id TEXT, relayed INTEGER NOT NULL DEFAULT 0)
+        """,
+        "CREATE INDEX IF NOT EXISTS enrollments_unrelayed ON enrollments (relayed, received_at)",
         // A redemption is one UPDATE; this trigger records its SVID and queues its activation inside that same
         // statement, so the three commit together (or not at all) with no transaction round trips.
         """
@@ -152,6 +161,13 @@ public final class PollerCache: Sendable {
             counts["refusals"] =
                 try await sql.raw("SELECT COUNT(*) AS n FROM refusals").first(decodingColumn: "n", as: Int64.self) ?? 0
             counts["cursor"] = try await Self.meta("cursor", in: sql) ?? 0
+            counts["enrollments_unrelayed"] =
+                try await sql.raw("SELECT COUNT(*) AS n FROM enrollments WHERE relayed = 0").first(
+                    decodingColumn: "n", as: Int64.self) ?? 0
+            for row in try await sql.raw("SELECT state, COUNT(*) AS n FROM enrollments GROUP BY state").all() {
+                counts["enrollments_" + (try row.decode(column: "state", as: String.self))] = try row.decode(
+                    column: "n", as: Int64.self)
+            }
             return counts
         }
     }

@@ -24,6 +24,11 @@ public struct CachedPackage: Codable, Sendable, Equatable {
         case redeemedAt = "redeemed_at"
         case revokedAt = "revoked_at"
     }
+
+    /// The Workload API selectors as Core gave them (stored as a JSON list); an unreadable list reads as none.
+    public var selectorList: [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(selectors.utf8))) ?? []
+    }
 }
 
 /// An activation waiting in the outbox for Core.
@@ -72,5 +77,35 @@ public struct IssuedSVID: Codable, Sendable, Equatable {
         case spiffeID = "spiffe_id"
         case notAfter = "not_after"
         case revokedAt = "revoked_at"
+    }
+}
+
+/// A self-enrollment request as the poller keeps it until its identity is collected.
+public struct CachedEnrollment: Codable, Sendable, Equatable {
+    public var id: String
+    public var handleHash: String
+    public var componentType: String
+    public var requestedName: String
+    /// JSON of the claimed facts, as relayed to Core.
+    public var claimed: String
+    /// PKCS#10 DER: its key is the only one an approval can give an identity to.
+    public var csr: Data
+    public var keyFingerprint: String
+    public var sourceAddress: String
+    public var receivedAt: Int64
+    /// `pending`, `approved`, `activated`, `denied` or `expired`.
+    public var state: String
+    public var reason: String?
+    public var packageID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, claimed, csr, state, reason
+        case handleHash = "handle_hash"
+        case componentType = "component_type"
+        case requestedName = "requested_name"
+        case keyFingerprint = "key_fingerprint"
+        case sourceAddress = "source_address"
+        case receivedAt = "received_at"
+        case packageID = "package_id"
     }
 }

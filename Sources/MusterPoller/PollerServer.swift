@@ -6,7 +6,7 @@ import MusterIdentity
 import MusterRuntime
 
 /// The running poller: its gRPC endpoint for agents (TLS with its SVID; client certificates optional, since
-/// agents join before they hold one) serving Health and `EdgeOnboarding`, and its link to Core.
+/// agents join before they hold one) serving Health and `EdgeOnboarding` (joins, renewals, self-enrollment), and its link to Core.
 public struct PollerServer: Sendable {
     public let server: GRPCServer
     let uplink: PollerUplink
@@ -14,9 +14,10 @@ public struct PollerServer: Sendable {
     let health: HealthService
 
     /// Opens the cache and binds `listen`; `agentSVIDTTL` is the lifetime of the SVIDs it issues.
-    public static func start(state: PollerState, listen: String, agentSVIDTTL: TimeInterval, logger: Logger)
-        async throws -> PollerServer
-    {
+    public static func start(
+        state: PollerState, listen: String, agentSVIDTTL: TimeInterval,
+        enrollment: EnrollmentSettings = EnrollmentSettings(), logger: Logger
+    ) async throws -> PollerServer {
         let manifest = try state.manifest()
         let identity = try PollerIdentity(state: state)
         let cache = PollerCache(path: state.cachePath, logger: logger)
@@ -36,7 +37,8 @@ public struct PollerServer: Sendable {
                 "Core revoked this poller; it does not onboard agents", metadata: ["revoked_at": "\(revoked)"])
         }
         let edge = EdgeOnboardingService(
-            identity: identity, cache: cache, outbox: outbox, standing: standing, svidTTL: agentSVIDTTL, logger: logger)
+            identity: identity, cache: cache, outbox: outbox, standing: standing, svidTTL: agentSVIDTTL, logger: logger,
+            enrollment: enrollment)
         var configuration = GRPCServer.Configuration(
             listenAddress: listen, security: .tls(identity.serverCertificates, clientCertificates: .optional))
         // A certificate refused here (forged, misbound, another poller's) reaches Core's audit log like a refused join.

@@ -6,6 +6,8 @@ import MusterGRPC
 public final class PollerStanding: Sendable {
     private let revoked = LockedValue(false)
     let health: HealthService
+    /// The agents' open identity watches, woken by a revocation of theirs or of this poller.
+    let revocations = RevocationSignal()
 
     public init(health: HealthService) { self.health = health }
 
@@ -19,6 +21,7 @@ public final class PollerStanding: Sendable {
             return !value
         }
         health.setStatus(.notServing, for: "muster.onboarding.v1.EdgeOnboarding")
+        revocations.revokedEverything()
         return first
     }
 

@@ -71,6 +71,9 @@ public struct PollerStatus: Sendable {
                     "packages:  \(n("packages_pending")) pending, \(n("packages_redeemed")) redeemed, \(n("packages_revoked")) revoked",
                     "issued:    \(n("issued")) agent SVIDs; outbox: \(n("outbox")) activations waiting for Core; stream cursor \(n("cursor"))",
                     "refusals:  \(n("refusals")) refused joins waiting for Core's audit log",
+                    "enrollments: \(n("enrollments_pending")) pending (\(n("enrollments_unrelayed")) not yet relayed to Core), "
+                        + "\(n("enrollments_approved")) approved, \(n("enrollments_activated")) collected, "
+                        + "\(n("enrollments_denied")) denied, \(n("enrollments_expired")) expired",
                 ]
         } catch {
             lines = ["packages:  cannot read \(state.cachePath): \(error)"]

@@ -68,7 +68,41 @@ extension PollerUplink {
             try await cache.removeFromOutbox(batch.map(\.packageID))
             if let last = refusals.last?.id { try await cache.removeRefusals(through: last) }
             if !batch.isEmpty { logger.info("activations reported to Core", metadata: ["count": "\(accepted.count)"]) }
-            if batch.count < 100 && refusals.count < 100 { return }
+            let enrollments = try await relayEnrollments(on: channel)
+            if batch.count < 100 && refusals.count < 100 && enrollments < 100 { return }
         } while !Task.isCancelled
+    }
+
+    /// Relays waiting enrollment requests (at most 100) to Core; returns how many were sent.
+    func relayEnrollments(on channel: GRPCChannel) async throws -> Int {
+        let waiting = try await cache.unrelayedEnrollments(limit: 100)
+        guard !waiting.isEmpty else { return 0 }
+        var request = Muster_Onboarding_V1_RelayEnrollmentsRequest()
+        request.enrollments = waiting.map { item in
+            var submission = Muster_Onboarding_V1_EnrollmentSubmission()
+            submission.id = item.id
+            submission.componentType = item.componentType
+            submission.requestedName = item.requestedName
+            if let facts = try? JSONDecoder().decode(EnrollmentFacts.self, from: Data(item.claimed.utf8)) {
+                submission.claimed = facts.proto
+            }
+            submission.csr = item.csr
+            submission.sourceAddress = item.sourceAddress
+            submission.receivedAtUnixMs = item.receivedAt
+            return submission
+        }
+        let response = try await channel.unary(
+            "/muster.onboarding.v1.CoreOnboarding/RelayEnrollments", request,
+            as: Muster_Onboarding_V1_RelayEnrollmentsResponse.self, options: CallOptions(timeout: .seconds(15)))
+        let accepted = Set(response.accepted)
+        let refused = waiting.map(\.id).filter { !accepted.contains($0) }
+        for id in refused {
+            logger.error(
+                "Core refused an enrollment request for good (see Core's audit log)", metadata: ["enrollment": "\(id)"])
+        }
+        try await cache.markRelayed(
+            accepted: Array(accepted), refused: refused, refusal: "Core refused the request (see its audit log)")
+        logger.info("enrollment requests relayed to Core", metadata: ["count": "\(accepted.count)"])
+        return waiting.count
     }
 }

@@ -49,7 +49,10 @@ public struct PollerUplink: Sendable {
                 ClientTLS(
                     trust: .bundle(rootsPEM: try PEM.encode(identity.roots)), server: coreID,
                     identity: try identity.clientIdentity
-                )))
+                )),
+            // The package stream is idle for hours; pings find a connection that died under it (Core's host
+            // rebooted, a link cut, a NAT that forgot the flow) within 30 s, so revocations are not held up.
+            keepalive: .init(interval: .seconds(20), timeout: .seconds(10)))
         channels.withLock { $0 = (serial, channel) }
         return channel
     }
@@ -122,10 +125,7 @@ public struct PollerUplink: Sendable {
                     "Core sent a package this poller cannot serve; ignored", metadata: ["package": "\(package.id)"])
                 return
             }
-            let selectors =
-                (try? JSONSerialization.data(withJSONObject: package.selectors)).map {
-                    String(decoding: $0, as: UTF8.self)
-                } ?? "[]"
+            let selectors = Self.selectorsJSON(package.selectors)
             try await cache.receive(
                 CachedPackage(
                     id: package.id, componentType: package.componentType, name: package.name,
@@ -138,11 +138,53 @@ public struct PollerUplink: Sendable {
             try await cache.revoke(
                 packageID: revocation.packageID, spiffeID: revocation.spiffeID, serials: revocation.serials,
                 cursor: update.cursor, at: Clock.nowMillis())
+            standing.revocations.revoked(revocation.spiffeID)
             logger.notice(
                 "package revoked by Core",
                 metadata: ["package": "\(revocation.packageID)", "spiffe_id": "\(revocation.spiffeID)"])
+        case .decision(let decision):
+            try await apply(decision, cursor: update.cursor)
         case nil:
             break
         }
+    }
+
+    func apply(_ decision: Muster_Onboarding_V1_EnrollmentDecision, cursor: Int64) async throws {
+        var package: CachedPackage?
+        if decision.hasPackage {
+            let pending = decision.package
+            guard let spiffeID = try? SPIFFEID(parsing: pending.spiffeID), identity.serves(spiffeID) else {
+                logger.error(
+                    "Core approved an enrollment with an identity this poller cannot serve; ignored",
+                    metadata: ["enrollment": "\(decision.requestID)"])
+                return
+            }
+            let selectors = Self.selectorsJSON(pending.selectors)
+            package = CachedPackage(
+                id: pending.id, componentType: pending.componentType, name: pending.name, spiffeID: pending.spiffeID,
+                tokenHash: nil, expiresAt: pending.expiresAtUnixMs, selectors: selectors, state: "pending")
+        }
+        let outcome = try await cache.applyDecision(
+            requestID: decision.requestID, status: decision.status, reason: decision.reason,
+            keyFingerprint: decision.keyFingerprint, package: package, cursor: cursor)
+        switch outcome {
+        case .applied:
+            logger.notice(
+                "enrollment decided at Core",
+                metadata: ["enrollment": "\(decision.requestID)", "status": "\(decision.status)"])
+        case .keyMismatch:
+            logger.critical(
+                "Core's approval names another key than the request's; refused, nothing will be issued",
+                metadata: ["enrollment": "\(decision.requestID)", "approved_key": "\(decision.keyFingerprint)"])
+        case .unknownRequest:
+            logger.warning(
+                "a decision for an enrollment this poller does not hold",
+                metadata: ["enrollment": "\(decision.requestID)"])
+        }
+    }
+
+    /// Selectors as the cache stores them: a JSON array of `type:value` strings.
+    static func selectorsJSON(_ selectors: [String]) -> String {
+        (try? JSONSerialization.data(withJSONObject: selectors)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
 }

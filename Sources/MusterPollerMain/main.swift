@@ -38,10 +38,24 @@ struct PollerCommand: AsyncParsableCommand {
         @Option(
             name: .customLong("agent-svid-ttl"), help: "Lifetime in seconds of the SVIDs issued to agents (60–86400)")
         var agentSVIDTTL: Int = 3600
+        @Option(
+            name: .customLong("enrollment-interval"),
+            help: "Seconds between self-enrollment requests from one source address (1–86400)")
+        var enrollmentInterval: Int = 60
+        @Option(
+            name: .customLong("max-pending-enrollments"),
+            help: "Most self-enrollment requests waiting for an operator at once (1–10000)")
+        var maxPendingEnrollments: Int = 100
 
         func validate() throws {
             guard (60...86_400).contains(agentSVIDTTL) else {
                 throw ValidationError("--agent-svid-ttl must be between 60 and 86400 seconds")
+            }
+            guard (1...86_400).contains(enrollmentInterval) else {
+                throw ValidationError("--enrollment-interval must be between 1 and 86400 seconds")
+            }
+            guard (1...10_000).contains(maxPendingEnrollments) else {
+                throw ValidationError("--max-pending-enrollments must be between 1 and 10000")
             }
         }
 
@@ -55,7 +69,10 @@ struct PollerCommand: AsyncParsableCommand {
                 logger.notice("attested to Core", metadata: ["spiffe_id": "\(id)"])
             }
             let poller = try await PollerServer.start(
-                state: state, listen: listen, agentSVIDTTL: TimeInterval(agentSVIDTTL), logger: logger)
+                state: state, listen: listen, agentSVIDTTL: TimeInterval(agentSVIDTTL),
+                enrollment: EnrollmentSettings(
+                    interval: Int64(enrollmentInterval), maxPending: maxPendingEnrollments),
+                logger: logger)
             logger.notice("serving agents", metadata: ["port": "\(poller.server.port)", "advertise": "\(advertised)"])
             try await poller.run(logger: logger)
         }

@@ -138,15 +138,59 @@ public nonisolated struct Muster_Onboarding_V1_PackageUpdate: Sendable {
     set {change = .revoked(newValue)}
   }
 
+  public var decision: Muster_Onboarding_V1_EnrollmentDecision {
+    get {
+      if case .decision(let v)? = change {return v}
+      return Muster_Onboarding_V1_EnrollmentDecision()
+    }
+    set {change = .decision(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Change: Equatable, Sendable {
     case pending(Muster_Onboarding_V1_PendingPackage)
     case revoked(Muster_Onboarding_V1_Revocation)
+    case decision(Muster_Onboarding_V1_EnrollmentDecision)
 
   }
 
   public init() {}
+}
+
+/// An operator's decision on a self-enrollment this poller relayed. Approved: the package the identity
+/// lives under (no token: only the enrolled key can receive it, so `token_hash` is empty).
+public nonisolated struct Muster_Onboarding_V1_EnrollmentDecision: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  /// approved | denied | expired
+  public var status: String = String()
+
+  /// denied: the operator's reason
+  public var reason: String = String()
+
+  /// approved: "sha256:" + hex of the SPKI the operator approved
+  public var keyFingerprint: String = String()
+
+  /// approved only
+  public var package: Muster_Onboarding_V1_PendingPackage {
+    get {_package ?? Muster_Onboarding_V1_PendingPackage()}
+    set {_package = newValue}
+  }
+  /// Returns true if `package` has been explicitly set.
+  public var hasPackage: Bool {self._package != nil}
+  /// Clears the value of `package`. Subsequent reads from it will return its default value.
+  public mutating func clearPackage() {self._package = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _package: Muster_Onboarding_V1_PendingPackage? = nil
 }
 
 public nonisolated struct Muster_Onboarding_V1_PendingPackage: Sendable {
@@ -249,6 +293,95 @@ public nonisolated struct Muster_Onboarding_V1_Activation: Sendable {
   public init() {}
 }
 
+public nonisolated struct Muster_Onboarding_V1_RelayEnrollmentsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var enrollments: [Muster_Onboarding_V1_EnrollmentSubmission] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_EnrollmentSubmission: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a UUID the poller chose
+  public var id: String = String()
+
+  /// agent | checker
+  public var componentType: String = String()
+
+  /// may be empty
+  public var requestedName: String = String()
+
+  public var claimed: Muster_Onboarding_V1_ClaimedFacts {
+    get {_claimed ?? Muster_Onboarding_V1_ClaimedFacts()}
+    set {_claimed = newValue}
+  }
+  /// Returns true if `claimed` has been explicitly set.
+  public var hasClaimed: Bool {self._claimed != nil}
+  /// Clears the value of `claimed`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimed() {self._claimed = nil}
+
+  /// PKCS#10 DER; its key is the one an approval binds
+  public var csr: Data = Data()
+
+  /// the agent's address as the poller saw it
+  public var sourceAddress: String = String()
+
+  public var receivedAtUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _claimed: Muster_Onboarding_V1_ClaimedFacts? = nil
+}
+
+/// What the enrolling machine says about itself; nothing here is verified.
+public nonisolated struct Muster_Onboarding_V1_ClaimedFacts: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var machineID: String = String()
+
+  public var hostname: String = String()
+
+  public var fqdn: String = String()
+
+  public var addresses: [String] = []
+
+  /// os-release ID and VERSION_ID, e.g. "debian 12"
+  public var os: String = String()
+
+  public var kernel: String = String()
+
+  public var arch: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_RelayEnrollmentsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// request ids recorded (including ones recorded before)
+  public var accepted: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Muster_Onboarding_V1_ReportActivationsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -256,6 +389,116 @@ public nonisolated struct Muster_Onboarding_V1_ReportActivationsResponse: Sendab
 
   /// package ids recorded (including ones recorded before)
   public var accepted: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_WatchIdentityRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_IdentityNotice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var spiffeID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_EnrollRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// agent | checker
+  public var componentType: String = String()
+
+  public var requestedName: String = String()
+
+  public var claimed: Muster_Onboarding_V1_ClaimedFacts {
+    get {_claimed ?? Muster_Onboarding_V1_ClaimedFacts()}
+    set {_claimed = newValue}
+  }
+  /// Returns true if `claimed` has been explicitly set.
+  public var hasClaimed: Bool {self._claimed != nil}
+  /// Clears the value of `claimed`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimed() {self._claimed = nil}
+
+  public var csr: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _claimed: Muster_Onboarding_V1_ClaimedFacts? = nil
+}
+
+public nonisolated struct Muster_Onboarding_V1_EnrollResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  /// the request's secret: 256 random bits, base64url; the poller keeps its hash
+  public var handle: String = String()
+
+  /// as the poller computed it from the CSR
+  public var keyFingerprint: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_EnrollmentStatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var handle: String = String()
+
+  /// signed by the enrolled key
+  public var csr: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Muster_Onboarding_V1_EnrollmentStatusResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// pending | approved | denied | expired
+  public var status: String = String()
+
+  /// denied: the operator's reason
+  public var reason: String = String()
+
+  public var spiffeID: String = String()
+
+  public var svidChain: [Data] = []
+
+  public var bundle: [Data] = []
+
+  /// approved: the Workload API selectors the operator gave
+  public var selectors: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -287,6 +530,9 @@ public nonisolated struct Muster_Onboarding_V1_JoinResponse: Sendable {
 
   public var bundle: [Data] = []
 
+  /// the package's Workload API selectors (unix:uid:N, …)
+  public var selectors: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -312,6 +558,8 @@ public nonisolated struct Muster_Onboarding_V1_RenewResponse: Sendable {
   public var svidChain: [Data] = []
 
   public var bundle: [Data] = []
+
+  public var selectors: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -548,7 +796,7 @@ nonisolated extension Muster_Onboarding_V1_WatchPackagesRequest: SwiftProtobuf.M
 
 nonisolated extension Muster_Onboarding_V1_PackageUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PackageUpdate"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cursor\0\u{1}pending\0\u{1}revoked\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cursor\0\u{1}pending\0\u{1}revoked\0\u{1}decision\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -583,6 +831,19 @@ nonisolated extension Muster_Onboarding_V1_PackageUpdate: SwiftProtobuf.Message,
           self.change = .revoked(v)
         }
       }()
+      case 4: try {
+        var v: Muster_Onboarding_V1_EnrollmentDecision?
+        var hadOneofValue = false
+        if let current = self.change {
+          hadOneofValue = true
+          if case .decision(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.change = .decision(v)
+        }
+      }()
       default: break
       }
     }
@@ -605,6 +866,10 @@ nonisolated extension Muster_Onboarding_V1_PackageUpdate: SwiftProtobuf.Message,
       guard case .revoked(let v)? = self.change else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
+    case .decision?: try {
+      guard case .decision(let v)? = self.change else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -613,6 +878,60 @@ nonisolated extension Muster_Onboarding_V1_PackageUpdate: SwiftProtobuf.Message,
   public static func ==(lhs: Muster_Onboarding_V1_PackageUpdate, rhs: Muster_Onboarding_V1_PackageUpdate) -> Bool {
     if lhs.cursor != rhs.cursor {return false}
     if lhs.change != rhs.change {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_EnrollmentDecision: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollmentDecision"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}status\0\u{1}reason\0\u{3}key_fingerprint\0\u{1}package\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.keyFingerprint) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._package) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    if !self.keyFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyFingerprint, fieldNumber: 4)
+    }
+    try { if let v = self._package {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_EnrollmentDecision, rhs: Muster_Onboarding_V1_EnrollmentDecision) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.keyFingerprint != rhs.keyFingerprint {return false}
+    if lhs._package != rhs._package {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -848,6 +1167,190 @@ nonisolated extension Muster_Onboarding_V1_Activation: SwiftProtobuf.Message, Sw
   }
 }
 
+nonisolated extension Muster_Onboarding_V1_RelayEnrollmentsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RelayEnrollmentsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}enrollments\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.enrollments) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.enrollments.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.enrollments, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_RelayEnrollmentsRequest, rhs: Muster_Onboarding_V1_RelayEnrollmentsRequest) -> Bool {
+    if lhs.enrollments != rhs.enrollments {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_EnrollmentSubmission: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollmentSubmission"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}component_type\0\u{3}requested_name\0\u{1}claimed\0\u{1}csr\0\u{3}source_address\0\u{3}received_at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.componentType) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.requestedName) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._claimed) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.csr) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.sourceAddress) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.receivedAtUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.componentType.isEmpty {
+      try visitor.visitSingularStringField(value: self.componentType, fieldNumber: 2)
+    }
+    if !self.requestedName.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestedName, fieldNumber: 3)
+    }
+    try { if let v = self._claimed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.csr.isEmpty {
+      try visitor.visitSingularBytesField(value: self.csr, fieldNumber: 5)
+    }
+    if !self.sourceAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceAddress, fieldNumber: 6)
+    }
+    if self.receivedAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.receivedAtUnixMs, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_EnrollmentSubmission, rhs: Muster_Onboarding_V1_EnrollmentSubmission) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.componentType != rhs.componentType {return false}
+    if lhs.requestedName != rhs.requestedName {return false}
+    if lhs._claimed != rhs._claimed {return false}
+    if lhs.csr != rhs.csr {return false}
+    if lhs.sourceAddress != rhs.sourceAddress {return false}
+    if lhs.receivedAtUnixMs != rhs.receivedAtUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_ClaimedFacts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClaimedFacts"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}machine_id\0\u{1}hostname\0\u{1}fqdn\0\u{1}addresses\0\u{1}os\0\u{1}kernel\0\u{1}arch\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.machineID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.fqdn) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.addresses) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.os) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.kernel) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.arch) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.machineID.isEmpty {
+      try visitor.visitSingularStringField(value: self.machineID, fieldNumber: 1)
+    }
+    if !self.hostname.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 2)
+    }
+    if !self.fqdn.isEmpty {
+      try visitor.visitSingularStringField(value: self.fqdn, fieldNumber: 3)
+    }
+    if !self.addresses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.addresses, fieldNumber: 4)
+    }
+    if !self.os.isEmpty {
+      try visitor.visitSingularStringField(value: self.os, fieldNumber: 5)
+    }
+    if !self.kernel.isEmpty {
+      try visitor.visitSingularStringField(value: self.kernel, fieldNumber: 6)
+    }
+    if !self.arch.isEmpty {
+      try visitor.visitSingularStringField(value: self.arch, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_ClaimedFacts, rhs: Muster_Onboarding_V1_ClaimedFacts) -> Bool {
+    if lhs.machineID != rhs.machineID {return false}
+    if lhs.hostname != rhs.hostname {return false}
+    if lhs.fqdn != rhs.fqdn {return false}
+    if lhs.addresses != rhs.addresses {return false}
+    if lhs.os != rhs.os {return false}
+    if lhs.kernel != rhs.kernel {return false}
+    if lhs.arch != rhs.arch {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_RelayEnrollmentsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RelayEnrollmentsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}accepted\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.accepted) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.accepted.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.accepted, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_RelayEnrollmentsResponse, rhs: Muster_Onboarding_V1_RelayEnrollmentsResponse) -> Bool {
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Muster_Onboarding_V1_ReportActivationsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReportActivationsResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}accepted\0")
@@ -873,6 +1376,239 @@ nonisolated extension Muster_Onboarding_V1_ReportActivationsResponse: SwiftProto
 
   public static func ==(lhs: Muster_Onboarding_V1_ReportActivationsResponse, rhs: Muster_Onboarding_V1_ReportActivationsResponse) -> Bool {
     if lhs.accepted != rhs.accepted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_WatchIdentityRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchIdentityRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_WatchIdentityRequest, rhs: Muster_Onboarding_V1_WatchIdentityRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_IdentityNotice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IdentityNotice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spiffe_id\0\u{c}\u{2}\u{1}")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.spiffeID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.spiffeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.spiffeID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_IdentityNotice, rhs: Muster_Onboarding_V1_IdentityNotice) -> Bool {
+    if lhs.spiffeID != rhs.spiffeID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_EnrollRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}component_type\0\u{3}requested_name\0\u{1}claimed\0\u{1}csr\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.componentType) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.requestedName) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._claimed) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.csr) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.componentType.isEmpty {
+      try visitor.visitSingularStringField(value: self.componentType, fieldNumber: 1)
+    }
+    if !self.requestedName.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestedName, fieldNumber: 2)
+    }
+    try { if let v = self._claimed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.csr.isEmpty {
+      try visitor.visitSingularBytesField(value: self.csr, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_EnrollRequest, rhs: Muster_Onboarding_V1_EnrollRequest) -> Bool {
+    if lhs.componentType != rhs.componentType {return false}
+    if lhs.requestedName != rhs.requestedName {return false}
+    if lhs._claimed != rhs._claimed {return false}
+    if lhs.csr != rhs.csr {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_EnrollResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}handle\0\u{3}key_fingerprint\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.handle) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.keyFingerprint) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.handle.isEmpty {
+      try visitor.visitSingularStringField(value: self.handle, fieldNumber: 2)
+    }
+    if !self.keyFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyFingerprint, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_EnrollResponse, rhs: Muster_Onboarding_V1_EnrollResponse) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.handle != rhs.handle {return false}
+    if lhs.keyFingerprint != rhs.keyFingerprint {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_EnrollmentStatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollmentStatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}handle\0\u{1}csr\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.handle) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.csr) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.handle.isEmpty {
+      try visitor.visitSingularStringField(value: self.handle, fieldNumber: 2)
+    }
+    if !self.csr.isEmpty {
+      try visitor.visitSingularBytesField(value: self.csr, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_EnrollmentStatusRequest, rhs: Muster_Onboarding_V1_EnrollmentStatusRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.handle != rhs.handle {return false}
+    if lhs.csr != rhs.csr {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Muster_Onboarding_V1_EnrollmentStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollmentStatusResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}reason\0\u{3}spiffe_id\0\u{3}svid_chain\0\u{1}bundle\0\u{1}selectors\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.spiffeID) }()
+      case 4: try { try decoder.decodeRepeatedBytesField(value: &self.svidChain) }()
+      case 5: try { try decoder.decodeRepeatedBytesField(value: &self.bundle) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.selectors) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    if !self.spiffeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.spiffeID, fieldNumber: 3)
+    }
+    if !self.svidChain.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.svidChain, fieldNumber: 4)
+    }
+    if !self.bundle.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.bundle, fieldNumber: 5)
+    }
+    if !self.selectors.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.selectors, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Muster_Onboarding_V1_EnrollmentStatusResponse, rhs: Muster_Onboarding_V1_EnrollmentStatusResponse) -> Bool {
+    if lhs.status != rhs.status {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.spiffeID != rhs.spiffeID {return false}
+    if lhs.svidChain != rhs.svidChain {return false}
+    if lhs.bundle != rhs.bundle {return false}
+    if lhs.selectors != rhs.selectors {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -915,7 +1651,7 @@ nonisolated extension Muster_Onboarding_V1_JoinRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Muster_Onboarding_V1_JoinResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JoinResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spiffe_id\0\u{3}svid_chain\0\u{1}bundle\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spiffe_id\0\u{3}svid_chain\0\u{1}bundle\0\u{1}selectors\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -926,6 +1662,7 @@ nonisolated extension Muster_Onboarding_V1_JoinResponse: SwiftProtobuf.Message, 
       case 1: try { try decoder.decodeSingularStringField(value: &self.spiffeID) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.svidChain) }()
       case 3: try { try decoder.decodeRepeatedBytesField(value: &self.bundle) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.selectors) }()
       default: break
       }
     }
@@ -941,6 +1678,9 @@ nonisolated extension Muster_Onboarding_V1_JoinResponse: SwiftProtobuf.Message, 
     if !self.bundle.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.bundle, fieldNumber: 3)
     }
+    if !self.selectors.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.selectors, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -948,6 +1688,7 @@ nonisolated extension Muster_Onboarding_V1_JoinResponse: SwiftProtobuf.Message, 
     if lhs.spiffeID != rhs.spiffeID {return false}
     if lhs.svidChain != rhs.svidChain {return false}
     if lhs.bundle != rhs.bundle {return false}
+    if lhs.selectors != rhs.selectors {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -985,7 +1726,7 @@ nonisolated extension Muster_Onboarding_V1_RenewRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Muster_Onboarding_V1_RenewResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RenewResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}svid_chain\0\u{1}bundle\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}svid_chain\0\u{1}bundle\0\u{1}selectors\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -995,6 +1736,7 @@ nonisolated extension Muster_Onboarding_V1_RenewResponse: SwiftProtobuf.Message,
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedBytesField(value: &self.svidChain) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.bundle) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.selectors) }()
       default: break
       }
     }
@@ -1007,12 +1749,16 @@ nonisolated extension Muster_Onboarding_V1_RenewResponse: SwiftProtobuf.Message,
     if !self.bundle.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.bundle, fieldNumber: 2)
     }
+    if !self.selectors.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.selectors, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Muster_Onboarding_V1_RenewResponse, rhs: Muster_Onboarding_V1_RenewResponse) -> Bool {
     if lhs.svidChain != rhs.svidChain {return false}
     if lhs.bundle != rhs.bundle {return false}
+    if lhs.selectors != rhs.selectors {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -105,7 +105,51 @@ extension Store {
                 .column("name", type: .text, .primaryKey(autoIncrement: false))
                 .column("last_id", type: .bigint, .notNull)
                 .run()
-        }
+        },
+        Migration(version: 2, name: "web console sessions") { sql in
+            try await sql.create(table: "console_sessions")
+                .column("id_hash", type: .text, .primaryKey(autoIncrement: false))
+                .column("token_hash", type: .text, .notNull)
+                .column("actor", type: .text, .notNull)
+                .column("scopes", type: .text, .notNull)
+                .column("csrf", type: .text, .notNull)
+                .column("source_ip", type: .text)
+                .column("created_at", type: .bigint, .notNull)
+                .column("last_seen_at", type: .bigint, .notNull)
+                .column("expires_at", type: .bigint, .notNull)
+                .run()
+            try await sql.create(index: "console_sessions_by_seen").on("console_sessions").column("last_seen_at").run()
+        },
+        Migration(version: 3, name: "self-enrollment requests") { sql in
+            try await sql.create(table: "enrollments")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("status", type: .text, .notNull)
+                .column("component_type", type: .text, .notNull)
+                .column("poller_name", type: .text, .notNull)
+                .column("requested_name", type: .text, .notNull)
+                .column("machine_id", type: .text, .notNull)
+                .column("claimed", type: .text, .notNull)
+                .column("key_fingerprint", type: .text, .notNull)
+                .column("source_address", type: .text, .notNull)
+                .column("received_at", type: .bigint, .notNull)
+                .column("requested_at", type: .bigint, .notNull)
+                .column("expires_at", type: .bigint, .notNull)
+                .column("decided_at", type: .bigint)
+                .column("decided_by", type: .text)
+                .column("decision_reason", type: .text)
+                .column("name", type: .text)
+                .column("spiffe_id", type: .text)
+                .column("package_id", type: .text)
+                .column("activated_at", type: .bigint)
+                .run()
+            try await sql.create(index: "enrollments_by_requested").on("enrollments").column("requested_at")
+                .column("id").run()
+            try await sql.create(index: "enrollments_by_status").on("enrollments").column("status")
+                .column("requested_at").column("id").run()
+            try await sql.create(index: "enrollments_by_machine").on("enrollments").column("machine_id").run()
+            try await sql.create(index: "enrollments_by_key").on("enrollments").column("key_fingerprint").run()
+            try await sql.create(index: "enrollments_by_package").on("enrollments").column("package_id").run()
+        },
     ]
 
     /// Brings the schema up to date. Safe with several Core replicas starting at once: on PostgreSQL each

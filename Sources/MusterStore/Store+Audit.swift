@@ -101,6 +101,19 @@ extension Store {
         }
     }
 
+    /// Revokes every live token named `name` and ends their console sessions, in one transaction; how many.
+    public func revokeOperatorTokens(named name: String, at now: Int64, audit: AuditRecord) async throws -> Int {
+        try await transaction { [isPostgres] sql in
+            let revoked = try await sql.update("operator_tokens").set("revoked_at", to: now)
+                .where("name", .equal, name).where("revoked_at", .is, SQLLiteral.null)
+                .returning("token_hash").all(decodingColumn: "token_hash", as: String.self)
+            guard !revoked.isEmpty else { return 0 }
+            try await sql.delete(from: "console_sessions").where("token_hash", .in, revoked).run()
+            try await Store.append(audit: audit, event: nil, in: sql, isPostgres: isPostgres)
+            return revoked.count
+        }
+    }
+
     public func operatorToken(hash: String) async throws -> OperatorTokenRecord? {
         try await read { sql in
             try await sql.select().column("*").from("operator_tokens").where("token_hash", .equal, hash)

@@ -8,13 +8,16 @@ public struct PackageFilter: Sendable, Equatable {
     public var componentType: ComponentType?
     public var pollerName: String?
     public var site: String?
+    /// Part of the name (names are lowercase, so this matches case-insensitively once lowered).
+    public var nameContains: String?
     public var limit: Int
     public var cursor: PageCursor?
 
     public init(
         status: PackageStatus? = nil, componentType: ComponentType? = nil, pollerName: String? = nil,
-        site: String? = nil, limit: Int = 100, cursor: PageCursor? = nil
+        site: String? = nil, nameContains: String? = nil, limit: Int = 100, cursor: PageCursor? = nil
     ) {
+        self.nameContains = nameContains
         self.status = status
         self.componentType = componentType
         self.pollerName = pollerName
@@ -126,15 +129,26 @@ extension Store {
         }
     }
 
+    /// `query` narrowed by every field of `filter` except the status and the cursor.
+    static func filtered(_ query: SQLSelectBuilder, by filter: PackageFilter, isPostgres: Bool) -> SQLSelectBuilder {
+        var query = query
+        if let type = filter.componentType { query = query.where("component_type", .equal, type.rawValue) }
+        if let poller = filter.pollerName { query = query.where("poller_name", .equal, poller) }
+        if let site = filter.site { query = query.where("site", .equal, site) }
+        if let part = filter.nameContains?.lowercased(), !part.isEmpty {
+            // A position test, not LIKE, so `%` and `_` in the search are plain characters.
+            let position = SQLFunction(isPostgres ? "strpos" : "instr", args: SQLColumn("name"), SQLBind(part))
+            query = query.where(position, .greaterThan, SQLLiteral.numeric("0"))
+        }
+        return query
+    }
+
     /// Newest first, filtered, one page; keyset pagination so a deep page costs what the first does.
     public func listPackages(_ filter: PackageFilter) async throws -> Page<PackageRecord> {
         let limit = max(1, min(filter.limit, 1000))
-        let rows = try await read { sql in
-            var query = sql.select().column("*").from("packages")
+        let rows = try await read { [isPostgres] sql in
+            var query = Self.filtered(sql.select().column("*").from("packages"), by: filter, isPostgres: isPostgres)
             if let status = filter.status { query = query.where("status", .equal, status.rawValue) }
-            if let type = filter.componentType { query = query.where("component_type", .equal, type.rawValue) }
-            if let poller = filter.pollerName { query = query.where("poller_name", .equal, poller) }
-            if let site = filter.site { query = query.where("site", .equal, site) }
             if let cursor = filter.cursor {
                 query = query.where {
                     $0.where("created_at", .lessThan, cursor.createdAt)
@@ -157,30 +171,42 @@ extension Store {
         audit: AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord
     ) async throws -> PackageRecord {
         try await transaction { [isPostgres] sql in
-            var update = sql.update("packages")
-            for (column, value) in changes.sorted(by: { $0.key < $1.key }) {
-                update = update.set(SQLIdentifier(column), to: value)
-            }
-            update = update.where("id", .equal, id).where("status", .in, allowed.map(\.rawValue))
-            for condition in conditions { update = update.where(condition) }
-            let updated = try await update.returning(SQLLiteral.all)
-                .first(decoding: PackageRecord.self, with: rowDecoder)
-            guard let updated else {
-                let current = try await sql.select().column("status").from("packages").where("id", .equal, id)
-                    .first(decodingColumn: "status", as: String.self)
-                guard let current else { throw StoreError(.notFound, "no package with id \(id)") }
-                throw StoreError(
-                    .conflict,
-                    "package \(id) is \(current); this needs it to be \(allowed.map(\.rawValue).joined(separator: " or "))"
-                )
-            }
-            try await Store.append(audit: audit, event: event(updated), in: sql, isPostgres: isPostgres)
-            if updated.status == .revoked {
-                try await Store.cascadeRevocation(
-                    of: updated, audit: audit, event: event, in: sql, isPostgres: isPostgres)
-            }
-            return updated
+            try await Store.transitionPackage(
+                id: id, from: allowed, set: changes, conditions: conditions, audit: audit, event: event, in: sql,
+                isPostgres: isPostgres)
         }
+    }
+
+    /// The same move inside a transaction a caller already holds (an approval that revokes the identity
+    /// the machine held before).
+    static func transitionPackage(
+        id: String, from allowed: [PackageStatus], set changes: [String: any SQLExpression],
+        conditions: [any SQLExpression] = [],
+        audit: AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord,
+        in sql: any SQLDatabase, isPostgres: Bool
+    ) async throws -> PackageRecord {
+        var update = sql.update("packages")
+        for (column, value) in changes.sorted(by: { $0.key < $1.key }) {
+            update = update.set(SQLIdentifier(column), to: value)
+        }
+        update = update.where("id", .equal, id).where("status", .in, allowed.map(\.rawValue))
+        for condition in conditions { update = update.where(condition) }
+        let updated = try await update.returning(SQLLiteral.all)
+            .first(decoding: PackageRecord.self, with: rowDecoder)
+        guard let updated else {
+            let current = try await sql.select().column("status").from("packages").where("id", .equal, id)
+                .first(decodingColumn: "status", as: String.self)
+            guard let current else { throw StoreError(.notFound, "no package with id \(id)") }
+            throw StoreError(
+                .conflict,
+                "package \(id) is \(current); this needs it to be \(allowed.map(\.rawValue).joined(separator: " or "))"
+            )
+        }
+        try await Store.append(audit: audit, event: event(updated), in: sql, isPostgres: isPostgres)
+        if updated.status == .revoked {
+            try await Store.cascadeRevocation(of: updated, audit: audit, event: event, in: sql, isPostgres: isPostgres)
+        }
+        return updated
     }
 
     /// In the revoking transaction: the package's issued certificates are marked revoked; a revoked poller

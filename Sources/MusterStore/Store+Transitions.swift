@@ -15,15 +15,18 @@ extension Store {
         event: @escaping PackageEvent
     ) async throws -> PackageRecord {
         try await transitionPackage(
-            id: id, from: [.created, .delivered, .activated],
-            set: [
-                "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now),
-                "revoked_by": SQLBind(actor),
-                "revoke_reason": reason.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
-                "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
-            ],
+            id: id, from: [.created, .delivered, .activated], set: Self.revocation(at: now, by: actor, reason: reason),
             audit: audit, event: event
         )
+    }
+
+    static func revocation(at now: Int64, by actor: String, reason: String?) -> [String: any SQLExpression] {
+        [
+            "status": SQLBind(PackageStatus.revoked.rawValue), "revoked_at": SQLBind(now),
+            "revoked_by": SQLBind(actor),
+            "revoke_reason": reason.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null,
+            "active_spiffe_id": SQLLiteral.null, "token_ciphertext": SQLLiteral.null, "entry_id": SQLLiteral.null,
+        ]
     }
 
     /// Created or Delivered past its TTL → Expired (a package redeemed or revoked meanwhile is a conflict).

@@ -195,3 +195,17 @@ def sqlite_core():
     instance = Core(extra=["--create-rate-limit", "1000"])
     yield instance
     instance.stop()
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    """The release bundle (scripts/release.sh) packing this build's executables, unpacked; made once a run."""
+    out = tmp_path_factory.mktemp("dist")
+    made = subprocess.run([str(ROOT / "scripts/release.sh"), "--bin-dir", str(BIN_DIR), "--out", str(out),
+                           "--version", "1.2.3-test"], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    archive = pathlib.Path(made.stdout.strip().splitlines()[-1])
+    assert archive.name == f"muster-1.2.3-test-linux-{os.uname().machine}.tar.gz"
+    with tarfile.open(archive) as tar:
+        tar.extractall(out, filter="tar")
+    return out / archive.name[:-len(".tar.gz")]

@@ -18,6 +18,13 @@ ENDPOINTS = [
     ("GET", "/metrics", None, None),
     ("GET", "/openapi.json", None, None),
 ]
+# Enrollments are made only by pollers (gRPC), so here their ids are unknown: the right scope gets 404 (list: 200).
+ENROLLMENT_ENDPOINTS = [
+    ("GET", "/api/enrollments", "config:read", None),
+    ("GET", "/api/enrollments/{id}", "config:read", None),
+    ("POST", "/api/enrollments/{id}/approve", "config:write", {}),
+    ("POST", "/api/enrollments/{id}/deny", "config:write", {"reason": "no"}),
+]
 WRONG_SCOPE = {"config:write": "config:read", "config:read": "audit:read", "audit:read": "config:read"}
 
 
@@ -48,14 +55,30 @@ def test_auth_matrix(core):
     assert len(wrong_scope_rows) == 8
 
 
+def test_enrollment_routes_need_their_scopes(sqlite_core):
+    core = sqlite_core
+    tokens = {scope: core.mint(scope) for scope in ["config:read", "config:write", "audit:read"]}
+    unknown = "8f0c1d2e-3a4b-4c5d-8e6f-708192a3b4c5"
+    for method, path, scope, body in ENROLLMENT_ENDPOINTS:
+        url = path.replace("{id}", unknown)
+        assert core.request(method, url, body=body).status == 401, path
+        wrong = core.request(method, url, token=tokens[WRONG_SCOPE[scope]], body=body)
+        assert wrong.status == 403 and scope in wrong.json()["message"], path
+        right = core.request(method, url, token=tokens[scope], body=body)
+        expected = 200 if "{id}" not in path else 404
+        assert right.status == expected and (expected == 200 or right.json()["error"] == "not_found"), (path, right.body)
+    assert core.api("GET", "/api/enrollments?status=maybe").status == 400
+    assert core.api("GET", "/api/enrollments?cursor=nope").status == 400
+
+
 def test_openapi_matches_the_routes(sqlite_core):
     core = sqlite_core
     document = core.request("GET", "/openapi.json").json()
     assert document["openapi"].startswith("3.")
-    served = {(m.lower(), p) for m, p, _, _ in ENDPOINTS}
+    served = {(m.lower(), p) for m, p, _, _ in ENDPOINTS + ENROLLMENT_ENDPOINTS}
     documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
     assert documented == served
-    for method, path, scope, _ in ENDPOINTS:
+    for method, path, scope, _ in ENDPOINTS + ENROLLMENT_ENDPOINTS:
         op = document["paths"][path][method.lower()]
         assert op.get("x-muster-scope") == scope
     unknown = core.request("GET", "/api/enrollments-that-do-not-exist")

@@ -29,7 +29,7 @@ def test_poller_and_agent_renew_at_half_life(tmp_path, onboarding):
         installed = subprocess.run([AGENT, "install", "--package", str(archive), "--dir", str(state)], capture_output=True, text=True, timeout=60)
         assert installed.returncode == 0, installed.stderr
         first_agent = serial(state / "identity" / "svid.pem")
-        agent = subprocess.Popen([AGENT, "run", "--dir", str(state)], stdout=agent_log, stderr=subprocess.STDOUT)
+        agent = subprocess.Popen([AGENT, "run", "--dir", str(state), "--no-workload-api"], stdout=agent_log, stderr=subprocess.STDOUT)
 
         wait_for(lambda: serial(identity / "ca.pem") != first_ca, timeout=60, interval=0.5, what="the poller's CA renewed")
         assert serial(identity / "svid.pem") != first_svid

@@ -25,11 +25,15 @@ def test_schemathesis_finds_nothing(tmp_path):
                "MUSTER_ST_URL": core.url, "MUSTER_ST_TOKEN": core.admin}
         # /api/events is a stream that never ends by design; its contract is covered by test_lifecycle's SSE reader.
         # positive_data_acceptance is left out: a schema cannot say that poller_id must name an existing poller (422)
-        # or that a cursor must be one Core issued (400); every other check runs.
+        # or that a cursor must be one Core issued (400); every other check runs. Every warning is shown but
+        # missing_test_data: enrollments are made only by pollers over gRPC, so the fuzzer reaches their 404/400
+        # answers only (their real flow is test_enrollment.py's).
         result = subprocess.run(
             ["st", "run", f"{core.url}/openapi.json", "-H", f"Authorization: Bearer {core.admin}", "--checks", "all",
              "--exclude-checks", "positive_data_acceptance", "--exclude-path", "/api/events", "--max-examples", EXAMPLES,
-             "--request-timeout", "10", "--workers", "1", "--generation-deterministic", "--no-color"],
+             "--request-timeout", "10", "--workers", "1", "--generation-deterministic", "--no-color",
+             "--warnings", "missing_auth,base_url_mismatch,validation_mismatch,missing_deserializer,unused_openapi_auth,"
+             "unsupported_regex,method_not_allowed,unmatched_filter,unresolvable_reference,rate_limited"],
             env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-6000:]

@@ -43,13 +43,13 @@ struct Fixture {
     /// A channel presenting an SVID for `path` (or `identity`), trusting the bundle, expecting Core's ID.
     func channel(
         as path: String? = "/muster/poller/edge-1", identity: CertifiedKey? = nil, trust: ServerTrust? = nil,
-        expect: PeerPolicy? = nil
+        expect: PeerPolicy? = nil, through target: String? = nil, keepalive: GRPCChannel.Keepalive? = nil
     ) throws -> GRPCChannel {
         let identity = try identity ?? path.map { try pki.svid($0) }
         let tls = ClientTLS(
             trust: trust ?? .bundle(rootsPEM: pki.bundlePEM), trustDomain: pki.trustDomain,
             serverPolicy: expect ?? .exactly(serverID, issuedByRoot: true), identity: identity)
-        return try GRPCChannel(target: target, security: .tls(tls))
+        return try GRPCChannel(target: target ?? self.target, security: .tls(tls), keepalive: keepalive)
     }
 
     func stop() async { await server.shutdown(grace: .seconds(2)) }

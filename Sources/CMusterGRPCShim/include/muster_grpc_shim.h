@@ -14,4 +14,9 @@ const uint8_t *muster_slice_start(const grpc_slice *slice);
 // GRPC_SLICE_LENGTH is a macro that picks a branch of a union.
 size_t muster_slice_length(const grpc_slice *slice);
 
+// SO_PEERCRED's struct ucred needs _GNU_SOURCE, which the Swift side does not set:
+// the pid, uid and gid of the process at the other end of a connected Unix socket.
+// Returns 0, or -1 with errno set.
+int muster_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
 #endif

@@ -155,6 +155,9 @@ extension PackageService {
                 correctingExpiry: correctingExpiry, audit: audit, event: event)
         }
         metrics.redemptions.increment()
+        if record.deliveredVia == Self.enrollmentDelivery {
+            try await markEnrollmentActivated(packageID: record.id, at: at, poller: record.pollerName ?? "")
+        }
         logger.notice(
             "agent activated via poller",
             metadata: ["package": "\(record.id)", "spiffe_id": "\(record.spiffeID)", "actor": "\(actor)"])

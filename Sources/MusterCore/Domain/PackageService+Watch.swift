@@ -6,6 +6,8 @@ import MusterStore
 public enum PollerPackageChange: Sendable {
     case pending(PackageRecord)
     case revoked(PackageRecord)
+    /// An operator's decision on a request the poller relayed; approved ones carry the identity's package.
+    case decision(EnrollmentRecord, PackageRecord?)
 }
 
 /// The credential a poller called with, as the transport verified it: its parsed ID and its SVID's serial.
@@ -65,9 +67,13 @@ extension PackageService {
         var cursor = cursor
         if cursor == 0 {
             cursor = try await store.lastEventID()
-            for record in try await store.pendingPackages(poller: name, at: Clock.nowMillis()) {
+            for record in try await store.pendingPackages(poller: name, at: Clock.nowMillis())
+            where record.deliveredVia != Self.enrollmentDelivery {
                 try await markPulled(record, by: name)
                 try await send(cursor, .pending(record))
+            }
+            for enrollment in try await store.approvedEnrollments(poller: name) {
+                try await send(cursor, .decision(enrollment, try await package(of: enrollment)))
             }
         }
         while !Task.isCancelled {
@@ -75,6 +81,13 @@ extension PackageService {
                 cursor = event.id ?? cursor
                 // Expiry is not sent: the poller expires packages by their own expiry time, and a token it redeemed
                 // before that time (perhaps while Core was away) must not be undone by Core's reaper.
+                if Self.decisionEvents.contains(event.type) {
+                    guard let enrollment = try await store.enrollment(id: event.subject), enrollment.pollerName == name
+                    else { continue }
+                    let package = event.type == "enrollment.approved" ? try await package(of: enrollment) : nil
+                    try await send(cursor, .decision(enrollment, package))
+                    continue
+                }
                 guard ["package.created", "package.revoked"].contains(event.type),
                     let record = try await store.package(id: event.subject)
                 else { continue }
@@ -83,7 +96,10 @@ extension PackageService {
                 }
                 guard record.pollerName == name else { continue }
                 if event.type == "package.created" {
-                    guard record.status == .created || record.status == .delivered else { continue }
+                    // An enrollment's package reaches the poller with its approval, not as a token package.
+                    guard record.status == .created || record.status == .delivered,
+                        record.deliveredVia != Self.enrollmentDelivery
+                    else { continue }
                     // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.
                     try await markPulled(record, by: name)
                     try await send(cursor, .pending(record))
@@ -92,6 +108,14 @@ extension PackageService {
                 }
             }
         }
+    }
+
+    /// The enrollment events a poller's stream carries (to the poller that relayed the request).
+    static let decisionEvents: Set<String> = ["enrollment.approved", "enrollment.denied", "enrollment.expired"]
+
+    func package(of enrollment: EnrollmentRecord) async throws -> PackageRecord? {
+        guard let id = enrollment.packageID else { return nil }
+        return try await store.package(id: id)
     }
 
     func markPulled(_ record: PackageRecord, by poller: String) async throws {

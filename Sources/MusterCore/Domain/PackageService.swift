@@ -62,10 +62,24 @@ public struct PackageService: Sendable {
     }
 
     public func create(_ request: PackageRequest, by principal: Principal) async throws -> PackageView {
-        try await DomainError.mapping { try await createPackage(request, by: principal) }
+        try await DomainError.mapping { try await createPackage(request, by: principal, revealing: false).view }
     }
 
-    private func createPackage(_ request: PackageRequest, by principal: Principal) async throws -> PackageView {
+    /// Creates a package, and for the operator's hand-over page the one-line join with the token in it (agents and
+    /// checkers; nil for pollers). The token is in no stored row but the sealed one; the audit row says it was shown.
+    public func createForHandOver(_ request: PackageRequest, by principal: Principal) async throws -> (
+        view: PackageView, joinLine: String?
+    ) {
+        try await DomainError.mapping {
+            let (view, record, token) = try await createPackage(request, by: principal, revealing: true)
+            let address = try await record.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress }
+            return (view, joinCommand(record, pollerAddress: address ?? nil, token: token.secret))
+        }
+    }
+
+    private func createPackage(_ request: PackageRequest, by principal: Principal, revealing: Bool) async throws -> (
+        view: PackageView, record: PackageRecord, token: JoinToken
+    ) {
         let trustDomain = identity.trustDomain
         let spiffeID: SPIFFEID
         do {
@@ -117,7 +131,9 @@ public struct PackageService: Sendable {
             targetID: id,
             details: [
                 "name": record.name, "component_type": record.componentType.rawValue, "spiffe_id": record.spiffeID,
-            ]
+            ].merging(revealing && record.componentType != .poller ? ["join_command_shown": "console"] : [:]) { a, _ in
+                a
+            }
         )
         do {
             try await store.createPackage(record, audit: audit, event: Self.event("package.created", view, at: now))
@@ -129,7 +145,7 @@ public struct PackageService: Sendable {
         metrics.packageTransition("created", type: record.componentType)
         logger.info(
             "package created", metadata: ["package": "\(id)", "spiffe_id": "\(spiffeID)", "actor": "\(principal.name)"])
-        return view
+        return (view, record, token)
     }
 
     public func get(id: String) async throws -> PackageView {
@@ -236,13 +252,17 @@ public struct PackageService: Sendable {
     /// The one-line join an installer runs beside the extracted package; the token stays in its file, never in
     /// the command line. Every value is checked to a safe character set and single-quoted; an address that
     /// fails the advertised-address rule is not rendered at all.
-    func joinCommand(_ record: PackageRecord, pollerAddress: String?) -> String? {
+    /// With `token`, the line feeds it on standard input from the shell's `printf` builtin (so it is in no
+    /// process's arguments) and is complete on its own.
+    func joinCommand(_ record: PackageRecord, pollerAddress: String?, token: String? = nil) -> String? {
         guard record.componentType != .poller, let poller = record.pollerName, (try? MusterIDs.checkName(poller)) != nil
         else { return nil }
         let address = pollerAddress.flatMap { try? HostPort.validateAdvertised($0).text } ?? "POLLER_ADDRESS"
-        return
-            "muster-agent join --poller \(Self.shellQuoted(address)) --poller-id \(Self.shellQuoted(poller)) --token-file join-token"
-            + " --ca-pin \(Self.shellQuoted(identity.caPin))"
+        let join =
+            "muster-agent join --poller \(Self.shellQuoted(address)) --poller-id \(Self.shellQuoted(poller))"
+            + " --token-file \(token == nil ? "join-token" : "-") --ca-pin \(Self.shellQuoted(identity.caPin))"
+        guard let token else { return join }
+        return "printf '%s\\n' \(Self.shellQuoted(token)) | " + join
     }
 
     /// `text` in single quotes for a POSIX shell (a quote inside becomes `'\''`).

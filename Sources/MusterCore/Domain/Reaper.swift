@@ -3,7 +3,7 @@ import Logging
 import MusterStore
 import ServiceLifecycle
 
-/// Expires Created/Delivered packages past their TTL, every `interval`, in batches: each pass reads only
+/// Expires Created/Delivered packages past their TTL and enrollment requests past 24 h, every `interval`, in batches: each pass reads only
 /// the expired rows through the (status, expires_at) index.
 public struct Reaper: Service, CustomStringConvertible {
     let packages: PackageService
@@ -39,6 +39,14 @@ public struct Reaper: Service, CustomStringConvertible {
             for id in due where try await packages.expire(id: id, at: now) { moved += 1 }
             total += moved
             packages.metrics.expired.increment(by: Int64(moved))
+            if due.count < 200 || moved == 0 { break }
+        }
+        // Enrollment requests nobody decided on within 24 h.
+        while true {
+            let due = try await packages.store.enrollmentsDue(at: now, limit: 200)
+            var moved = 0
+            for id in due where try await packages.expireEnrollment(id: id, at: now) { moved += 1 }
+            total += moved
             if due.count < 200 || moved == 0 { return total }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MusterEdge
 import MusterGRPC
 import MusterIdentity
 import MusterProto
@@ -50,15 +51,15 @@ public struct CoreOnboardingService: GRPCService {
                     update.cursor = cursor
                     switch change {
                     case .pending(let record):
-                        var pending = Muster_Onboarding_V1_PendingPackage()
-                        pending.id = record.id
-                        pending.componentType = record.componentType.rawValue
-                        pending.name = record.name
-                        pending.spiffeID = record.spiffeID
-                        pending.tokenHash = Data(ByteEncoding.bytes(hex: record.tokenHash) ?? [])
-                        pending.expiresAtUnixMs = record.expiresAt
-                        pending.selectors = record.selectorList
-                        update.pending = pending
+                        update.pending = Self.pending(record, withTokenHash: true)
+                    case .decision(let enrollment, let package):
+                        var decision = Muster_Onboarding_V1_EnrollmentDecision()
+                        decision.requestID = enrollment.id
+                        decision.status = enrollment.status.rawValue
+                        decision.reason = enrollment.decisionReason ?? ""
+                        decision.keyFingerprint = enrollment.keyFingerprint
+                        if let package { decision.package = Self.pending(package, withTokenHash: false) }
+                        update.decision = decision
                     case .revoked(let record):
                         var revoked = Muster_Onboarding_V1_Revocation()
                         revoked.packageID = record.id
@@ -104,6 +105,28 @@ public struct CoreOnboardingService: GRPCService {
             return response
         }
         router.unary(
+            "/muster.onboarding.v1.CoreOnboarding/RelayEnrollments", Muster_Onboarding_V1_RelayEnrollmentsRequest.self,
+            policy: policy
+        ) { request, context in
+            guard request.enrollments.count <= PackageService.maxEnrollmentsPerRelay else {
+                throw RPCError(
+                    code: .invalidArgument,
+                    message: "at most \(PackageService.maxEnrollmentsPerRelay) enrollments per relay")
+            }
+            let items = request.enrollments.map {
+                RelayedEnrollment(
+                    id: $0.id, componentType: $0.componentType, requestedName: $0.requestedName,
+                    facts: EnrollmentFacts($0.claimed), csr: Array($0.csr), sourceAddress: $0.sourceAddress,
+                    receivedAt: $0.receivedAtUnixMs)
+            }
+            var response = Muster_Onboarding_V1_RelayEnrollmentsResponse()
+            response.accepted = try await Self.mapped {
+                let poller = try await activePoller(context)
+                return try await packages.relayEnrollments(items, poller: poller, from: context.peerIP)
+            }
+            return response
+        }
+        router.unary(
             "/muster.onboarding.v1.CoreOnboarding/RenewPoller", Muster_Onboarding_V1_RenewPollerRequest.self,
             policy: policy
         ) { request, context in
@@ -118,6 +141,19 @@ public struct CoreOnboardingService: GRPCService {
             response.bundle = try packages.identity.bundle.roots.map { try $0.derData() }
             return response
         }
+    }
+
+    /// A package as its poller caches it; an enrollment's package goes without a token hash (none can redeem it).
+    static func pending(_ record: PackageRecord, withTokenHash: Bool) -> Muster_Onboarding_V1_PendingPackage {
+        var pending = Muster_Onboarding_V1_PendingPackage()
+        pending.id = record.id
+        pending.componentType = record.componentType.rawValue
+        pending.name = record.name
+        pending.spiffeID = record.spiffeID
+        if withTokenHash { pending.tokenHash = Data(ByteEncoding.bytes(hex: record.tokenHash) ?? []) }
+        pending.expiresAtUnixMs = record.expiresAt
+        pending.selectors = record.selectorList
+        return pending
     }
 
     /// Only a poller's own SVID, issued straight by the root (never by a poller's CA), may use the poller

@@ -65,6 +65,20 @@ struct RouteContract {
             "POST /api/edge-packages/{id}/revoke": RouteContract(
                 body: ("Revoke", false), success: ("application/json", ref("Package"))),
             "GET /api/pollers": RouteContract(success: ("application/json", list(of: "Poller"))),
+            "GET /api/enrollments": RouteContract(
+                query: [
+                    Parameter(
+                        name: "status",
+                        schema: ["type": "string", "enum": ["pending", "approved", "denied", "expired", "activated"]],
+                        description: "only this status"),
+                    text("poller", "only requests this poller relayed (its name)"), text("poller_id", "same as poller"),
+                    limit, text("cursor", "next_cursor of the previous page"),
+                ], success: ("application/json", list(of: "Enrollment"))),
+            "GET /api/enrollments/{id}": RouteContract(success: ("application/json", ref("Enrollment"))),
+            "POST /api/enrollments/{id}/approve": RouteContract(
+                body: ("EnrollmentApprove", false), success: ("application/json", ref("Enrollment"))),
+            "POST /api/enrollments/{id}/deny": RouteContract(
+                body: ("EnrollmentDeny", true), success: ("application/json", ref("Enrollment"))),
             "GET /api/audit": RouteContract(
                 query: [
                     text("actor", "only this actor (token:NAME, poller:NAME, anonymous, system:reaper)"),
@@ -122,6 +136,17 @@ struct RouteContract {
         ]
     }
     static var time: [String: Any] { ["type": "string", "format": "date-time"] }
+    /// A package's or an approval's Workload API selectors: at most 32 `type:value` strings.
+    static var selectors: [String: Any] {
+        [
+            "type": ["array", "null"], "maxItems": 32,
+            "items": [
+                "type": "string", "maxLength": 256,
+                "pattern": "^unix:(uid|gid):[0-9]{1,10}$|^unix:(user|group):[!-9;-~]{1,64}$",
+                "description": "unix:uid:N, unix:gid:N, unix:user:NAME or unix:group:NAME (the Workload API's callers)",
+            ],
+        ]
+    }
     static var optionalTime: [String: Any] { ["type": ["string", "null"], "format": "date-time"] }
     static var optionalText: [String: Any] { ["type": ["string", "null"]] }
 
@@ -162,13 +187,7 @@ struct RouteContract {
                     ],
                     "site": printable(maxLength: 128, minLength: 1, nullable: true),
                     "ttl_seconds": ["type": ["integer", "null"], "minimum": 60, "maximum": 86_400],
-                    "selectors": [
-                        "type": ["array", "null"], "maxItems": 32,
-                        "items": [
-                            "type": "string", "maxLength": 256,
-                            "pattern": "^[^:\\u0000-\\u001f\\u007f-\\u009f]+:[^\\u0000-\\u001f\\u007f-\\u009f]+$",
-                        ],
-                    ],
+                    "selectors": selectors,
                     "notes": printable(maxLength: 4096, multiline: true, nullable: true),
                     "metadata": [
                         "type": ["object", "null"], "maxProperties": 64,
@@ -206,13 +225,73 @@ struct RouteContract {
                     "ttl_seconds": ["type": "integer"],
                     "created_by": ["type": "string"], "created_at": time, "expires_at": time,
                     "delivered_at": optionalTime,
-                    "delivered_via": ["type": ["string", "null"], "enum": ["download", "poller", NSNull()]],
+                    "delivered_via": [
+                        "type": ["string", "null"], "enum": ["download", "poller", "enrollment", NSNull()],
+                    ],
                     "downloaded_at": optionalTime,
                     "activated_at": optionalTime, "activated_from_ip": optionalText,
                     "activated_spiffe_id": optionalText,
                     "expired_at": optionalTime, "revoked_at": optionalTime, "revoked_by": optionalText,
                     "revoke_reason": optionalText,
                     "join_command": optionalText,
+                ],
+            ],
+            "EnrollmentApprove": [
+                "type": "object", "additionalProperties": false,
+                "properties": [
+                    "name": ["anyOf": [name, ["type": "null"]]],
+                    "site": printable(maxLength: 128, minLength: 1, nullable: true),
+                    "selectors": selectors,
+                    "notes": printable(maxLength: 4096, multiline: true, nullable: true),
+                    "revoke_previous": ["type": ["boolean", "null"]],
+                ],
+            ],
+            "EnrollmentDeny": [
+                "type": "object", "additionalProperties": false, "required": ["reason"],
+                "properties": ["reason": printable(maxLength: 1024, minLength: 1)],
+            ],
+            "Enrollment": [
+                "type": "object", "additionalProperties": false,
+                "required": [
+                    "id", "status", "component_type", "poller_id", "requested_name", "suggested_name", "claimed",
+                    "observed", "key_fingerprint", "key_fingerprint_short", "warnings", "requested_at", "expires_at",
+                    "decided_at", "decided_by", "decision_reason", "name", "spiffe_id", "package_id", "activated_at",
+                ],
+                "properties": [
+                    "id": ["type": "string"],
+                    "status": ["type": "string", "enum": ["pending", "approved", "denied", "expired", "activated"]],
+                    "component_type": ["type": "string", "enum": ["agent", "checker"]],
+                    "poller_id": ["type": "string"], "requested_name": ["type": "string"],
+                    "suggested_name": ["type": "string"],
+                    "claimed": [
+                        "type": "object",
+                        "required": ["machine_id", "hostname", "fqdn", "addresses", "os", "kernel", "arch"],
+                        "properties": [
+                            "machine_id": ["type": "string"], "hostname": ["type": "string"],
+                            "fqdn": ["type": "string"],
+                            "addresses": ["type": "array", "items": ["type": "string"]], "os": ["type": "string"],
+                            "kernel": ["type": "string"], "arch": ["type": "string"],
+                        ],
+                    ],
+                    "observed": [
+                        "type": "object", "required": ["source_address", "poller_id", "received_at"],
+                        "properties": [
+                            "source_address": ["type": "string"], "poller_id": ["type": "string"],
+                            "received_at": time,
+                        ],
+                    ],
+                    "key_fingerprint": ["type": "string", "pattern": "^sha256:[0-9a-f]{64}$"],
+                    "key_fingerprint_short": ["type": "string"],
+                    "warnings": [
+                        "type": "array",
+                        "items": [
+                            "type": "object", "required": ["code", "message"],
+                            "properties": ["code": ["type": "string"], "message": ["type": "string"]],
+                        ],
+                    ],
+                    "requested_at": time, "expires_at": time, "decided_at": optionalTime, "decided_by": optionalText,
+                    "decision_reason": optionalText, "name": optionalText, "spiffe_id": optionalText,
+                    "package_id": optionalText, "activated_at": optionalTime,
                 ],
             ],
             "Poller": [

@@ -4,7 +4,9 @@ import MusterStore
 import ServiceLifecycle
 
 extension CoreAPI {
-    var routes: [Route] {
+    var routes: [Route] { packageRoutes + enrollmentRoutes }
+
+    var packageRoutes: [Route] {
         [
             Route(
                 method: .post, path: "/api/edge-packages", scope: .configWrite,

@@ -22,12 +22,14 @@ public struct CoreAPI: Sendable {
     let metrics: CoreMetrics
     let limiter: RateLimiter
     let identity: CoreIdentity
+    let sessions: ConsoleSessions
     let logger: Logger
 
     public init(
         packages: PackageService, hub: EventHub, metrics: CoreMetrics, limiter: RateLimiter, identity: CoreIdentity,
-        logger: Logger
+        logger: Logger, sessions: ConsoleSessions? = nil
     ) {
+        self.sessions = sessions ?? ConsoleSessions(store: packages.store, auditor: packages.auditor, logger: logger)
         self.packages = packages
         self.store = packages.store
         self.hub = hub
@@ -40,9 +42,11 @@ public struct CoreAPI: Sendable {
     public func router() -> Router<CoreRequestContext> {
         let router = Router(context: CoreRequestContext.self)
         let routes = self.routes
-        router.add(
-            middleware: ErrorMiddleware(
-                metrics: metrics, logger: logger, templates: routes.map { ($0.method.rawValue, $0.path) }))
+        let errors = ErrorMiddleware(
+            metrics: metrics, logger: logger,
+            templates: routes.map { ($0.method.rawValue, $0.path) }
+                + console.routes.map { ($0.method.rawValue, $0.path) })
+        router.add(middleware: errors)
         for route in routes {
             router.on(RouterPath(route.path), method: route.method) { request, context in
                 var request = request
@@ -52,7 +56,13 @@ public struct CoreAPI: Sendable {
                 return try await route.handler(&request, context, principal)
             }
         }
+        Console(api: self, sessions: sessions, errors: errors).add(to: router)
         return router
+    }
+
+    /// The web console over this API's services (its error mapping is the one middleware's, rendered as pages).
+    var console: Console {
+        Console(api: self, sessions: sessions, errors: ErrorMiddleware(metrics: metrics, logger: logger, templates: []))
     }
 
     /// Checks the bearer token and its scope; refusals are audited (never with the token).
@@ -77,12 +87,12 @@ public struct CoreAPI: Sendable {
         else {
             try await deny(APIError(.unauthorized, "Authorization must be 'Bearer <token>'"), actor: "anonymous")
         }
-        guard let record = try await store.operatorToken(hash: OperatorTokens.hash(token)), record.revokedAt == nil
+        guard
+            let (principal, record) = try await OperatorTokens.principal(
+                token: token, store: store, sourceIP: context.remoteIP)
         else {
             try await deny(APIError(.unauthorized, "token not recognized (unknown or revoked)"), actor: "anonymous")
         }
-        let scopes = Set(record.scopes.split(separator: " ").compactMap { Scope(rawValue: String($0)) })
-        let principal = Principal(name: "token:" + record.name, scopes: scopes, sourceIP: context.remoteIP)
         guard principal.has(scope) else {
             try await deny(
                 APIError(.forbidden, "this needs scope \(scope.rawValue); the token has \(record.scopes)"),

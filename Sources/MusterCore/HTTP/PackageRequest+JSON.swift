@@ -41,23 +41,7 @@ extension PackageRequest {
         guard (60...Int64(JoinToken.maximumTTL)).contains(ttl) else {
             throw APIError(.badRequest, "ttl_seconds must be from 60 to \(Int64(JoinToken.maximumTTL)) (24 h)")
         }
-        var selectors: [String] = []
-        if let value = object["selectors"], !value.isNull {
-            guard case .array(let list) = value, list.allSatisfy({ $0.string != nil }) else {
-                throw APIError(.badRequest, "selectors must be a list of strings of the form type:value")
-            }
-            selectors = list.compactMap(\.string)
-            for selector in selectors { try Self.checkPrintable(selector, "selectors") }
-            guard selectors.count <= 32 else { throw APIError(.badRequest, "at most 32 selectors") }
-            for selector in selectors {
-                let parts = selector.split(separator: ":", maxSplits: 1)
-                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, selector.utf8.count <= 256 else {
-                    throw APIError(
-                        .badRequest,
-                        "selector '\(selector.prefix(64))' is not type:value (both parts non-empty, 256 bytes at most)")
-                }
-            }
-        }
+        let selectors = try Self.selectors(object["selectors"])
         let notes = try Self.string(object, "notes", default: "", maxLength: 4096)
         var metadata: [String: String] = [:]
         if let value = object["metadata"], !value.isNull {
@@ -76,6 +60,28 @@ extension PackageRequest {
         self.init(
             name: name, componentType: type, pollerName: poller, site: site, ttlSeconds: ttl,
             selectors: selectors, notes: notes, metadata: metadata)
+    }
+
+    /// A `selectors` field: at most 32 `type:value` strings, or nothing.
+    static func selectors(_ value: JSONValue?) throws -> [String] {
+        guard let value, !value.isNull else { return [] }
+        guard case .array(let list) = value, list.allSatisfy({ $0.string != nil }) else {
+            throw APIError(.badRequest, "selectors must be a list of strings of the form type:value")
+        }
+        let selectors = list.compactMap(\.string)
+        for selector in selectors { try Self.checkPrintable(selector, "selectors") }
+        guard selectors.count <= 32 else { throw APIError(.badRequest, "at most 32 selectors") }
+        for selector in selectors {
+            let parts = selector.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, selector.utf8.count <= 256 else {
+                throw APIError(
+                    .badRequest,
+                    "selector '\(selector.prefix(64))' is not type:value (both parts non-empty, 256 bytes at most)")
+            }
+            // The agent serves the Workload API by these; one it could not match would be a silent no.
+            do { _ = try WorkloadSelector(parsing: selector) } catch { throw APIError(.badRequest, error.message) }
+        }
+        return selectors
     }
 
     /// Refuses control characters (ESC, NUL, CR, …; newlines only in notes), naming the field and the character.
