@@ -229,7 +229,10 @@ def test_posts_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
     cookie = browser.session_cookie()
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     headers = {"Cookie": f"muster_session={cookie['value']}", "Content-Type": "application/x-www-form-urlencoded"}
-    for fields in [{}, {"csrf": "wrong"}, {"csrf": browser.csrf()[:-1] + "A"}]:
+    real = browser.csrf()
+    # One character changed; the replacement must differ from the one it replaces.
+    tampered = real[:-1] + ("B" if real.endswith("A") else "A")
+    for fields in [{}, {"csrf": "wrong"}, {"csrf": tampered}]:
         body = urllib.parse.urlencode({**fields, "name": "sneaky", "component_type": "poller"}).encode()
         answer = core.request("POST", "/packages", raw=body, headers=headers)
         assert answer.status == 403 and b"security token is missing or wrong" in answer.body
