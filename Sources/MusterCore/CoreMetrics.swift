@@ -16,6 +16,9 @@ public final class CoreMetrics: Sendable {
     let eventsPublished: Counter
     let expired: Counter
     let databaseUp: Gauge
+    let packageStreams: Gauge
+    let feedReads: Counter
+    let feedDeliveries: Counter
 
     public init() {
         latency = registry.makeDurationHistogram(
@@ -37,6 +40,12 @@ public final class CoreMetrics: Sendable {
             name: "muster_nats_events_published_total", help: "Outbox events published to NATS")
         expired = registry.makeCounter(name: "muster_packages_expired_total", help: "Packages expired by the reaper")
         databaseUp = registry.makeGauge(name: "muster_database_up", help: "1 when the last database check succeeded")
+        packageStreams = registry.makeGauge(
+            name: "muster_package_streams", help: "Poller package streams open on this Core process")
+        feedReads = registry.makeCounter(
+            name: "muster_package_feed_reads_total", help: "Reads of the events table by the package feed")
+        feedDeliveries = registry.makeCounter(
+            name: "muster_package_feed_deliveries_total", help: "Events handed by the package feed to a stream")
     }
 
     func request(route: String, method: String, status: Int, duration: Duration) {

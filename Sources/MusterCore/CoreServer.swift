@@ -90,7 +90,8 @@ public enum CoreServer {
                 "database": "\(configuration.database)",
             ])
         var services: [Runtime.Part] = [
-            .init(hub, name: "event-listener", mayEnd: true), .init(app, name: "http-api"), .init(grpc, name: "grpc"),
+            .init(hub, name: "event-listener", mayEnd: true), .init(packages.feed, name: "package-feed"),
+            .init(app, name: "http-api"), .init(grpc, name: "grpc"),
             .init(auditor, name: "refusal-auditor"),
             .init(Reaper(packages: packages, interval: configuration.reaperInterval, logger: logger), name: "reaper"),
         ]

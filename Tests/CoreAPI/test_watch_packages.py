@@ -19,8 +19,10 @@ from relay import wait_for
 from test_poller_attest import POLLER, start_poller
 
 
-def attested_poller(core, tmp_path):
-    package = core.create("edge-1", "poller").json()
+def attested_poller(core, tmp_path, name="edge-1"):
+    package = core.create(name, "poller").json()
+    tmp_path = tmp_path / name
+    tmp_path.mkdir()
     archive = tmp_path / "poller.tar.gz"
     archive.write_bytes(core.api("GET", f"/api/edge-packages/{package['id']}/download").body)
     open_archive(archive.read_bytes())
@@ -79,6 +81,56 @@ def test_watch_streams_pending_packages_and_revocations(sqlite_core, tmp_path, o
         stream.cancel()
     pulls = core.api("GET", "/api/audit?action=package.pull").json()["items"]
     assert {p["actor"] for p in pulls} == {"poller:edge-1"} and len(pulls) == 2
+
+
+def metric(core, name):
+    lines = core.request("GET", "/metrics").body.decode().splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.split(" ")[0] == name)
+
+
+def test_one_read_of_each_event_serves_every_stream_and_reaches_only_its_poller(sqlite_core, tmp_path, onboarding):
+    """Core's package feed: 20 streams of one poller and one of another; packages for the second reach only its
+    stream, and the events table is read once per event for all 21 streams, not once per stream."""
+    pb2, pb2_grpc = onboarding
+    core = sqlite_core
+    busy, quiet = attested_poller(core, tmp_path, "edge-1"), attested_poller(core, tmp_path, "edge-2")
+    updates = {}
+    with channel_with(core, busy) as busy_channel, channel_with(core, quiet) as quiet_channel:
+        streams = [(f"edge-1/{n}", pb2_grpc.CoreOnboardingStub(busy_channel)) for n in range(20)]
+        streams.append(("edge-2", pb2_grpc.CoreOnboardingStub(quiet_channel)))
+        calls = []
+        for label, stub in streams:
+            call = stub.WatchPackages(pb2.WatchPackagesRequest(cursor=0), timeout=60)
+            updates[label] = queue.Queue()
+
+            def pump(call=call, sink=updates[label]):
+                try:
+                    for update in call:
+                        sink.put(update)
+                except grpc.RpcError as error:
+                    sink.put(error)
+
+            threading.Thread(target=pump, daemon=True).start()
+            calls.append(call)
+        wait_for(lambda: metric(core, "muster_package_streams") == 21, timeout=20, what="21 open streams")
+        reads, deliveries = metric(core, "muster_package_feed_reads_total"), metric(core, "muster_package_feed_deliveries_total")
+
+        made = [core.create(f"q{n}", poller_id="edge-2").json()["id"] for n in range(10)]
+        got = [updates["edge-2"].get(timeout=10) for _ in made]
+        assert [u.pending.id for u in got] == made
+        # A marker for edge-1 after them: the first thing each edge-1 stream gets, so none saw edge-2's packages.
+        marker = core.create("marker", poller_id="edge-1").json()["id"]
+        for n in range(20):
+            assert updates[f"edge-1/{n}"].get(timeout=10).pending.id == marker
+        assert updates["edge-2"].empty()
+        assert metric(core, "muster_package_feed_deliveries_total") - deliveries == 10 + 20
+        # 22 commits (11 creations, each pulled by its poller: 11 Delivered) wake the feed at most once each (one
+        # more if a commit lands during a read); read per stream, they would cost 21 reads each.
+        read = metric(core, "muster_package_feed_reads_total") - reads
+        assert 1 <= read <= 23, f"{read} reads of the events table for 22 events and 21 streams"
+        for call in calls:
+            call.cancel()
+    wait_for(lambda: metric(core, "muster_package_streams") == 0, timeout=10, what="the cancelled streams to close")
 
 
 def test_watch_refuses_certificates_that_are_not_a_root_issued_poller_svid(sqlite_core, tmp_path, onboarding):

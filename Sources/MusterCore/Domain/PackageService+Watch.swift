@@ -61,9 +61,13 @@ extension PackageService {
     /// The poller's packages from `cursor` on: with cursor 0 a snapshot of its pending agent/checker packages
     /// first; then every later creation or revocation among them, in event order. A pending package
     /// moves Created → Delivered (via poller) as it is sent. `send` gets each change with its cursor.
+    /// Events up to the feed's position when the stream started are read from the store; later ones come
+    /// from the feed, which reads each event once for all streams.
     public func watch(
         poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void
     ) async throws {
+        let subscription = try await feed.subscribe(poller: name)
+        defer { subscription.cancel() }
         var cursor = cursor
         if cursor == 0 {
             cursor = try await store.lastEventID()
@@ -77,37 +81,73 @@ extension PackageService {
             }
         }
         while !Task.isCancelled {
-            for event in try await events.next(after: cursor) {
-                cursor = event.id ?? cursor
-                // Expiry is not sent: the poller expires packages by their own expiry time, and a token it redeemed
-                // before that time (perhaps while Core was away) must not be undone by Core's reaper.
-                if Self.decisionEvents.contains(event.type) {
-                    guard let enrollment = try await store.enrollment(id: event.subject), enrollment.pollerName == name
-                    else { continue }
-                    let package = event.type == "enrollment.approved" ? try await package(of: enrollment) : nil
-                    try await send(cursor, .decision(enrollment, package))
-                    continue
-                }
-                guard ["package.created", "package.revoked"].contains(event.type),
-                    let record = try await store.package(id: event.subject)
-                else { continue }
-                if record.componentType == .poller, record.name == name, event.type == "package.revoked" {
-                    throw DomainError(.permissionDenied, "poller \(name) was revoked")
-                }
-                guard record.pollerName == name else { continue }
-                if event.type == "package.created" {
-                    // An enrollment's package reaches the poller with its approval, not as a token package.
-                    guard record.status == .created || record.status == .delivered,
-                        record.deliveredVia != Self.enrollmentDelivery
-                    else { continue }
-                    // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.
-                    try await markPulled(record, by: name)
-                    try await send(cursor, .pending(record))
-                } else {
-                    try await send(cursor, .revoked(record))
+            // What happened before the subscription, from the store; it has no events past its position.
+            let position = subscription.position
+            while cursor < position {
+                let due = try await store.events(after: cursor, limit: 100).filter { ($0.id ?? 0) <= position }
+                guard !due.isEmpty else { break }
+                for event in due {
+                    if let item = try await Self.feedEvent(event, store: store) {
+                        try await deliver(item, to: name, send: send)
+                    }
+                    cursor = event.id ?? cursor
                 }
             }
+            // Then the feed, until the stream ends or falls so far behind that it reads from the store again.
+            while let items = await subscription.next(), !items.isEmpty {
+                for item in items where item.id > cursor {
+                    try await deliver(item, to: name, send: send)
+                    cursor = item.id
+                }
+            }
+            subscription.resynchronise()
         }
+    }
+
+    /// One event as the named poller's stream sends it, if it concerns that poller. Expiry is not sent: the
+    /// poller expires packages by their own expiry time, and a token it redeemed before that time (perhaps while
+    /// Core was away) must not be undone by Core's reaper.
+    func deliver(
+        _ item: FeedEvent, to name: String, send: @Sendable (Int64, PollerPackageChange) async throws -> Void
+    ) async throws {
+        switch item.subject {
+        case .enrollment(let enrollment, let package):
+            guard enrollment.pollerName == name else { return }
+            try await send(item.id, .decision(enrollment, package))
+        case .package(let record):
+            if record.componentType == .poller, record.name == name, item.type == "package.revoked" {
+                throw DomainError(.permissionDenied, "poller \(name) was revoked")
+            }
+            guard record.pollerName == name else { return }
+            if item.type == "package.created" {
+                // An enrollment's package reaches the poller with its approval, not as a token package.
+                guard record.status == .created || record.status == .delivered,
+                    record.deliveredVia != Self.enrollmentDelivery
+                else { return }
+                // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.
+                try await markPulled(record, by: name)
+                try await send(item.id, .pending(record))
+            } else {
+                try await send(item.id, .revoked(record))
+            }
+        }
+    }
+
+    /// An event with its subject looked up, if it is one package streams carry.
+    static func feedEvent(_ event: EventRecord, store: Store) async throws -> FeedEvent? {
+        guard let id = event.id else { return nil }
+        if decisionEvents.contains(event.type) {
+            guard let enrollment = try await store.enrollment(id: event.subject) else { return nil }
+            var package: PackageRecord?
+            if event.type == "enrollment.approved", let packageID = enrollment.packageID {
+                package = try await store.package(id: packageID)
+            }
+            return FeedEvent(id: id, type: event.type, subject: .enrollment(enrollment, package))
+        }
+        guard ["package.created", "package.revoked"].contains(event.type),
+            let record = try await store.package(id: event.subject)
+        else { return nil }
+        return FeedEvent(id: id, type: event.type, subject: .package(record))
     }
 
     /// The enrollment events a poller's stream carries (to the poller that relayed the request).

@@ -44,6 +44,8 @@ public struct PackageService: Sendable {
     let pollerCATTL: TimeInterval
     /// Where refusals of unauthenticated or unverified callers are audited, under a budget per source.
     public let auditor: RefusalAuditor
+    /// The one reader of events behind every poller's package stream (run it as a service).
+    public let feed: PollerFeed
 
     public init(
         store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics,
@@ -59,6 +61,9 @@ public struct PackageService: Sendable {
         self.events = events
         self.metrics = metrics
         self.logger = logger
+        self.feed = PollerFeed(events: events, metrics: metrics, logger: logger) { [store] event in
+            try await Self.feedEvent(event, store: store)
+        }
     }
 
     public func create(_ request: PackageRequest, by principal: Principal) async throws -> PackageView {
