@@ -13,20 +13,25 @@ public final class RateLimiter: Sendable {
 
     public init(perMinute: Int) { self.perMinute = max(1, perMinute) }
 
-    /// Takes one action for `key`; nil if allowed, else the whole seconds to wait.
-    public func take(_ key: String, now: TimeInterval = Date().timeIntervalSince1970) -> Int? {
+    /// Takes `count` actions for `key`, all or none; nil if allowed, else the whole seconds to wait (nil never
+    /// comes for more than a minute's worth: see `capacity`).
+    public func take(_ key: String, count: Int = 1, now: TimeInterval = Date().timeIntervalSince1970) -> Int? {
         let capacity = Double(perMinute)
         let refill = capacity / 60
+        let wanted = Double(max(1, count))
         return buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * refill)
             bucket.updated = now
             defer { buckets[key] = bucket }
-            if bucket.tokens >= 1 {
-                bucket.tokens -= 1
+            if bucket.tokens >= wanted {
+                bucket.tokens -= wanted
                 return nil
             }
-            return Int(((1 - bucket.tokens) / refill).rounded(.up))
+            return Int(((min(wanted, capacity) - bucket.tokens) / refill).rounded(.up))
         }
     }
+
+    /// The most actions one key may take at once (a minute's worth).
+    public var capacity: Int { perMinute }
 }

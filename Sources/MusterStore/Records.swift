@@ -309,3 +309,16 @@ public enum JSONText {
         (try? String(decoding: JSONEncoder().encode(values), as: UTF8.self)) ?? "[]"
     }
 }
+
+/// A package to store with the audit row and the event of its creation.
+public struct NewPackage: Sendable {
+    public let record: PackageRecord
+    public let audit: AuditRecord
+    public let event: EventRecord
+
+    public init(record: PackageRecord, audit: AuditRecord, event: EventRecord) {
+        self.record = record
+        self.audit = audit
+        self.event = event
+    }
+}

@@ -74,23 +74,50 @@ extension Store {
     /// Stores a new package (and, for a poller, its pending poller row) with its audit row and event.
     public func createPackage(_ package: PackageRecord, audit: AuditRecord, event: EventRecord) async throws {
         try await transaction { [isPostgres] sql in
-            try await sql.insert(into: "packages").model(package).run()
-            if package.componentType == .poller {
-                try await sql.insert(into: "pollers")
-                    .columns("name", "spiffe_id", "site", "package_id", "status", "created_at")
-                    .values(
-                        SQLBind(package.name), SQLBind(package.spiffeID), SQLBind(package.site),
-                        SQLBind(package.id), SQLBind("pending"), SQLBind(package.createdAt)
-                    )
-                    .onConflict(with: ["name"]) {
-                        $0
-                            .set(excludedValueOf: "package_id").set(excludedValueOf: "site")
-                            .set(excludedValueOf: "spiffe_id").set("status", to: "pending")
-                    }
-                    .run()
-            }
-            try await Store.append(audit: audit, event: event, in: sql, isPostgres: isPostgres)
+            try await Self.insert(package, audit: audit, event: event, in: sql, isPostgres: isPostgres)
         }
+    }
+
+    /// Several packages, each with its audit row and event, in one transaction: all are stored or none is (a
+    /// SPIFFE ID a live package holds is a conflict for the whole batch).
+    public func createPackages(_ packages: [NewPackage]) async throws {
+        try await transaction { [isPostgres] sql in
+            for item in packages {
+                try await Self.insert(
+                    item.record, audit: item.audit, event: item.event, in: sql, isPostgres: isPostgres)
+            }
+        }
+    }
+
+    /// Which of `spiffeIDs` a live package holds now.
+    public func liveSpiffeIDs(among spiffeIDs: [String]) async throws -> Set<String> {
+        guard !spiffeIDs.isEmpty else { return [] }
+        return try await read { sql in
+            let rows = try await sql.select().column("active_spiffe_id").from("packages")
+                .where("active_spiffe_id", .in, spiffeIDs).all()
+            return Set(try rows.map { try $0.decode(column: "active_spiffe_id", as: String.self) })
+        }
+    }
+
+    static func insert(
+        _ package: PackageRecord, audit: AuditRecord, event: EventRecord, in sql: any SQLDatabase, isPostgres: Bool
+    ) async throws {
+        try await sql.insert(into: "packages").model(package).run()
+        if package.componentType == .poller {
+            try await sql.insert(into: "pollers")
+                .columns("name", "spiffe_id", "site", "package_id", "status", "created_at")
+                .values(
+                    SQLBind(package.name), SQLBind(package.spiffeID), SQLBind(package.site),
+                    SQLBind(package.id), SQLBind("pending"), SQLBind(package.createdAt)
+                )
+                .onConflict(with: ["name"]) {
+                    $0
+                        .set(excludedValueOf: "package_id").set(excludedValueOf: "site")
+                        .set(excludedValueOf: "spiffe_id").set("status", to: "pending")
+                }
+                .run()
+        }
+        try await Store.append(audit: audit, event: event, in: sql, isPostgres: isPostgres)
     }
 
     public func package(id: String) async throws -> PackageRecord? {

@@ -113,6 +113,63 @@ def test_bad_input_is_refused_and_changes_nothing(core):
     assert [i["name"] for i in core.api("GET", "/api/edge-packages").json()["items"]] == ["edge-1"]
 
 
+def test_bulk_create_makes_every_package_in_one_step_or_none(core):
+    """POST /api/edge-packages/bulk: a poller and its agents in one request, each with its audit row and event;
+    any bad item refuses the whole request, named by its place, and nothing is stored."""
+    items = [{"name": "site-9", "component_type": "poller"}] + [
+        {"name": f"a{n}", "component_type": "agent" if n % 2 else "checker", "poller_id": "site-9", "site": "s9"}
+        for n in range(300)]
+    made = core.api("POST", "/api/edge-packages/bulk", {"items": items})
+    assert made.status == 201, made.body[:300]
+    views = made.json()["items"]
+    assert [v["name"] for v in views] == [i["name"] for i in items]
+    assert all(v["status"] == "created" and v["created_by"] == "token:admin" for v in views)
+    assert views[1]["spiffe_id"].endswith("/muster/poller/site-9/checker/a0") and "join_command" in views[2]
+    listed = core.api("GET", "/api/edge-packages?poller=site-9&limit=1000").json()["items"]
+    assert len(listed) == 300
+    audit = core.api("GET", "/api/audit?action=package.create&limit=1000").json()["items"]
+    assert len(audit) == 301
+    # Every package was downloadable on its own, as after a single create.
+    assert core.api("GET", f"/api/edge-packages/{views[5]['id']}/download").status == 200
+
+    def refused(body, status, fragment):
+        answer = core.api("POST", "/api/edge-packages/bulk", body)
+        assert answer.status == status and fragment in answer.json()["message"], (status, answer.body[:300])
+
+    good = {"name": "b0", "component_type": "agent", "poller_id": "site-9"}
+    refused({"items": [good, {"name": "Bad", "component_type": "agent", "poller_id": "site-9"}]}, 400, "items[1]: ")
+    refused({"items": [good, {"name": "b1", "component_type": "agent"}]}, 400, "items[1]: poller_id is required")
+    refused({"items": [good, {"name": "b1", "component_type": "agent", "poller_id": "ghost"}]}, 422, "items[1]: no live poller")
+    refused({"items": [good, dict(good)]}, 409, "items[0] and items[1] both name")
+    refused({"items": [good, {"name": "a7", "component_type": "agent", "poller_id": "site-9"}]}, 409, "items[1]: a live package already holds")
+    refused({"items": []}, 400, "1 to 1000")
+    refused({"items": [good] * 1001}, 400, "not 1001")
+    refused({"items": [good, 7]}, 400, "items[1] is not a JSON object")
+    refused({"packages": [good]}, 400, "unknown field 'packages'")
+    refused({}, 400, "items is required")
+    assert core.api("GET", "/api/edge-packages?poller=site-9&limit=1000").json()["items"].__len__() == 300
+    assert not [p for p in core.api("GET", "/api/edge-packages?limit=1000").json()["items"] if p["name"] == "b0"]
+    assert len(core.api("GET", "/api/audit?action=package.create&limit=1000").json()["items"]) == 301
+
+
+def test_a_bulk_create_counts_against_the_rate_limit_by_its_size(tmp_path):
+    from conftest import Core
+    core = Core(extra=["--create-rate-limit", "5"])
+    try:
+        assert core.create("edge-1", "poller").status == 201
+        agents = lambda names: {"items": [{"name": n, "component_type": "agent", "poller_id": "edge-1"} for n in names]}
+        too_big = core.api("POST", "/api/edge-packages/bulk", agents([f"x{n}" for n in range(6)]))
+        assert too_big.status == 429 and "exceed this token's 5 per minute" in too_big.json()["message"]
+        assert core.api("POST", "/api/edge-packages/bulk", agents(["a1", "a2", "a3"])).status == 201
+        limited = core.api("POST", "/api/edge-packages/bulk", agents(["a4", "a5"]))
+        assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+        assert core.create("a4").status == 201, "the refused bulk took nothing from the budget"
+        names = {p["name"] for p in core.api("GET", "/api/edge-packages?limit=100").json()["items"]}
+        assert names == {"edge-1", "a1", "a2", "a3", "a4"}
+    finally:
+        core.stop()
+
+
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
     from conftest import Core
     core = Core(extra=["--create-rate-limit", "3"])

@@ -42,6 +42,15 @@ struct RouteContract {
         [
             "POST /api/edge-packages": RouteContract(
                 body: ("PackageCreate", true), success: ("application/json", ref("Package"))),
+            "POST /api/edge-packages/bulk": RouteContract(
+                body: ("PackageBulkCreate", true),
+                success: (
+                    "application/json",
+                    [
+                        "type": "object", "required": ["items"], "additionalProperties": false,
+                        "properties": ["items": ["type": "array", "items": ref("Package")]],
+                    ]
+                )),
             "GET /api/edge-packages": RouteContract(
                 query: [
                     Parameter(
@@ -194,6 +203,14 @@ struct RouteContract {
                         "additionalProperties": printable(maxLength: 4096),
                         "propertyNames": printable(maxLength: 256),
                     ],
+                ],
+            ],
+            "PackageBulkCreate": [
+                "type": "object", "required": ["items"], "additionalProperties": false,
+                "properties": [
+                    "items": [
+                        "type": "array", "minItems": 1, "maxItems": 1000, "items": ref("PackageCreate"),
+                    ]
                 ],
             ],
             "Revoke": [

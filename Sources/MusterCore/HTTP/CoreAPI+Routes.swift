@@ -6,6 +6,22 @@ import ServiceLifecycle
 extension CoreAPI {
     var routes: [Route] { packageRoutes + enrollmentRoutes }
 
+    /// Takes `count` package creations from the caller's per-token budget, or refuses with 429 (and, when the
+    /// request could fit in a minute's budget, when to retry).
+    func takeCreations(_ principal: Principal, count: Int = 1) throws {
+        guard count <= limiter.capacity else {
+            metrics.rateLimited.increment()
+            throw APIError(
+                .rateLimited,
+                "\(count) packages exceed this token's \(limiter.capacity) per minute (--create-rate-limit); "
+                    + "split the request")
+        }
+        if let wait = limiter.take(principal.name, count: count) {
+            metrics.rateLimited.increment()
+            throw APIError(.rateLimited, "package creation is limited per token; retry in \(wait) s", retryAfter: wait)
+        }
+    }
+
     var packageRoutes: [Route] {
         [
             Route(
@@ -14,13 +30,20 @@ extension CoreAPI {
                 responses: [201, 400, 401, 403, 409, 422, 429, 503]
             ) { request, context, principal in
                 let principal = principal!
-                if let wait = limiter.take(principal.name) {
-                    metrics.rateLimited.increment()
-                    throw APIError(
-                        .rateLimited, "package creation is limited per token; retry in \(wait) s", retryAfter: wait)
-                }
+                try takeCreations(principal)
                 let body = try PackageRequest(json: try await jsonObject(&request, context: context))
                 return try .json(try await packages.create(body, by: principal), status: .created)
+            },
+            Route(
+                method: .post, path: "/api/edge-packages/bulk", scope: .configWrite,
+                summary: "Create up to 1,000 packages in one transaction: all of them or, on any bad item, none",
+                responses: [201, 400, 401, 403, 409, 422, 429, 503]
+            ) { request, context, principal in
+                let principal = principal!
+                let items = try PackageRequest.bulk(
+                    json: try await jsonObject(&request, context: context, upTo: CoreRequestContext.maxBulkUploadSize))
+                try takeCreations(principal, count: items.count)
+                return try .json(BulkBody(items: try await packages.createMany(items, by: principal)), status: .created)
             },
             Route(
                 method: .get, path: "/api/edge-packages", scope: .configRead,

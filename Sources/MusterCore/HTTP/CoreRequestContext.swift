@@ -13,4 +13,7 @@ public struct CoreRequestContext: RequestContext {
 
     /// Package requests are small; anything bigger is refused before it is read.
     public var maxUploadSize: Int { 64 * 1024 }
+
+    /// A bulk create holds up to 1,000 package requests.
+    public static let maxBulkUploadSize = 4 * 1024 * 1024
 }

@@ -7,6 +7,28 @@ extension PackageRequest {
         "name", "component_type", "poller_id", "site", "ttl_seconds", "selectors", "notes", "metadata",
     ]
 
+    /// The items of a bulk create (`{"items": [...]}`, 1 to 1,000), each parsed as one create; a bad item's
+    /// error names it by its place (from 0).
+    static func bulk(json object: [String: JSONValue]) throws -> [PackageRequest] {
+        if let unknown = object.keys.first(where: { $0 != "items" }) {
+            throw APIError(.badRequest, "unknown field '\(unknown)' (fields: items)")
+        }
+        guard case .array(let items)? = object["items"] else {
+            throw APIError(.badRequest, "items is required: a list of packages to create")
+        }
+        guard (1...PackageService.maxBulkCreate).contains(items.count) else {
+            throw APIError(.badRequest, "items holds 1 to \(PackageService.maxBulkCreate) packages, not \(items.count)")
+        }
+        return try items.enumerated().map { index, item in
+            guard case .object(let fields) = item else {
+                throw APIError(.badRequest, "items[\(index)] is not a JSON object")
+            }
+            do { return try PackageRequest(json: fields) } catch let error as APIError {
+                throw APIError(error.code, "items[\(index)]: \(error.message)")
+            }
+        }
+    }
+
     /// Checks a create body field by field; the first problem is the answer, named precisely.
     init(json object: [String: JSONValue]) throws {
         if let unknown = object.keys.first(where: { !Self.fields.contains($0) }) {

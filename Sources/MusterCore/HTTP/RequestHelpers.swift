@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MusterStore
+import NIOCore
 
 extension Response {
     /// A JSON response in the API's style.
@@ -12,6 +13,11 @@ extension Response {
 }
 
 /// `{"items": [...], "next_cursor": …}`.
+/// The answer of a bulk create: the packages made, in the request's order.
+struct BulkBody<Item: Encodable>: Encodable {
+    let items: [Item]
+}
+
 struct ListBody<Item: Encodable>: Encodable {
     let items: [Item]
     let nextCursor: String?
@@ -87,10 +93,16 @@ struct Query {
 }
 
 /// Reads a JSON object body, refusing anything else with a clear message.
-func jsonObject(_ request: inout Request, context: CoreRequestContext, allowEmpty: Bool = false) async throws
-    -> [String: JSONValue]
-{
-    let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+func jsonObject(
+    _ request: inout Request, context: CoreRequestContext, allowEmpty: Bool = false, upTo limit: Int? = nil
+) async throws -> [String: JSONValue] {
+    let buffer: ByteBuffer
+    let size = limit ?? context.maxUploadSize
+    do { buffer = try await request.collectBody(upTo: size) } catch {
+        guard error is NIOTooManyBytesError || (error as? HTTPError)?.status == .contentTooLarge else { throw error }
+        throw APIError(
+            .tooLarge, "request body is larger than \(size >= 1 << 20 ? "\(size >> 20) MiB" : "\(size >> 10) KiB")")
+    }
     if buffer.readableBytes == 0 {
         if allowEmpty { return [:] }
         throw APIError(.badRequest, "request body must be a JSON object")
