@@ -14,7 +14,8 @@ public final class Wakeup: Sendable {
         sleeper?.fire()
     }
 
-    public func sleep(for duration: Duration) async -> Bool {
+    /// With no duration the sleep lasts until a wake-up or cancellation (and holds no timer).
+    public func sleep(for duration: Duration?) async -> Bool {
         let sleeper = OneShot<Void>()
         let already = state.withLock { value in
             if value.pending {

@@ -188,7 +188,7 @@ final class PollerSubscription: Sendable {
             }
             if taken.overflowed { return nil }
             if !taken.items.isEmpty { return taken.items }
-            _ = await wakeup.sleep(for: .seconds(3600))
+            _ = await wakeup.sleep(for: nil)
         }
         return []
     }
