@@ -5,6 +5,7 @@ import json
 # method, path, scope needed (None: public), body
 ENDPOINTS = [
     ("POST", "/api/edge-packages", "config:write", {"name": "zz", "component_type": "poller"}),
+    ("POST", "/api/edge-packages/bulk", "config:write", {"items": [{"name": "zy", "component_type": "poller"}]}),
     ("GET", "/api/edge-packages", "config:read", None),
     ("GET", "/api/edge-packages/{id}", "config:read", None),
     ("GET", "/api/edge-packages/{id}/download", "config:write", None),
@@ -49,10 +50,10 @@ def test_auth_matrix(core):
             assert right.status in (200, 201), (path, right.status, right.body)
     assert core.api("GET", f"/api/edge-packages/{package_id}").json()["status"] == "revoked"
     denied = core.api("GET", "/api/audit?action=auth.denied&limit=1000").json()["items"]
-    assert len(denied) == 3 * 8 and all(d["outcome"] == "denied" and d["source_ip"] == "127.0.0.1" for d in denied)
+    assert len(denied) == 3 * 9 and all(d["outcome"] == "denied" and d["source_ip"] == "127.0.0.1" for d in denied)
     assert all("mot_" not in json.dumps(d) for d in denied)
     wrong_scope_rows = [d for d in denied if d["actor"] == "token:tester"]
-    assert len(wrong_scope_rows) == 8
+    assert len(wrong_scope_rows) == 9
 
 
 def test_enrollment_routes_need_their_scopes(sqlite_core):

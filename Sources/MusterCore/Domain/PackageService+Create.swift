@@ -23,10 +23,16 @@ extension PackageService {
                 .unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
         }
         let entry = try await identity.authority.batchCreateEntries([entryRequest(request, spiffeID)])[0].get()
-        let address = try await request.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress }
-        let made = try await prepare(
-            request, spiffeID: spiffeID, entryID: entry.id, by: principal, revealing: revealing,
-            pollerAddress: address ?? nil, at: Clock.nowMillis())
+        let made: PreparedPackage
+        do {
+            let address = try await request.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress }
+            made = try await prepare(
+                request, spiffeID: spiffeID, entryID: entry.id, by: principal, revealing: revealing,
+                pollerAddress: address ?? nil, at: Clock.nowMillis())
+        } catch {
+            await deleteEntries([entry.id])
+            throw error
+        }
         do {
             try await store.createPackage(made.record, audit: made.new.audit, event: made.new.event)
         } catch let error as StoreError where error.code == .conflict {
@@ -79,13 +85,13 @@ extension PackageService {
             }
             let now = Clock.nowMillis()
             var prepared: [PreparedPackage] = []
-            for (index, request) in requests.enumerated() {
-                prepared.append(
-                    try await prepare(
-                        request, spiffeID: ids[index], entryID: made[index], by: principal, revealing: false,
-                        pollerAddress: request.pollerName.flatMap { addresses[$0] ?? nil }, at: now))
-            }
             do {
+                for (index, request) in requests.enumerated() {
+                    prepared.append(
+                        try await prepare(
+                            request, spiffeID: ids[index], entryID: made[index], by: principal, revealing: false,
+                            pollerAddress: request.pollerName.flatMap { addresses[$0] ?? nil }, at: now))
+                }
                 try await store.createPackages(prepared.map(\.new))
             } catch {
                 await deleteEntries(made)

@@ -52,7 +52,9 @@ struct ErrorMiddleware: RouterMiddleware {
         case let error as HTTPError:
             switch error.status {
             case .notFound:
-                let allowed = templates.filter { Self.matches(template: $0.path, path: request.uri.path) }.map(\.method)
+                let allowed = Self.mostSpecific(
+                    templates.filter { Self.matches(template: $0.path, path: request.uri.path) }
+                ).map(\.method)
                 if !allowed.isEmpty {
                     var refusal = APIError(
                         .methodNotAllowed,
@@ -76,6 +78,16 @@ struct ErrorMiddleware: RouterMiddleware {
             logger.error("unexpected error", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return APIError(.internalError, "internal error; see the Core log")
         }
+    }
+
+    /// The matching templates with the most literal segments: `/api/edge-packages/bulk` is its own path, not
+    /// one more `{id}`, so its Allow names its methods only.
+    static func mostSpecific(_ matching: [(method: String, path: String)]) -> [(method: String, path: String)] {
+        let literals = { (item: (method: String, path: String)) in
+            item.path.split(separator: "/").filter { !$0.hasPrefix("{") }.count
+        }
+        guard let most = matching.map(literals).max() else { return [] }
+        return matching.filter { literals($0) == most }
     }
 
     static func matches(template: String, path: String) -> Bool {
