@@ -39,8 +39,8 @@ def stubs():
 
 
 class Core:
-    def __init__(self, binary, extra):
-        self.data = tempfile.mkdtemp(prefix="muster-flood-")
+    def __init__(self, binary, extra, data=None):
+        self.data = data or tempfile.mkdtemp(prefix="muster-flood-")
         self.http, self.grpc = free_port(), free_port()
         env = {**os.environ, "MUSTER_LOG_LEVEL": "error"}
         self.process = subprocess.Popen([binary, "serve", "--data-dir", self.data, "--http-listen", f"127.0.0.1:{self.http}",

@@ -1,0 +1,323 @@
+"""Scale benchmark: N pollers on one Core (or on two Core replicas sharing a PostgreSQL database).
+
+The pollers are attested for real once (AttestPoller with their own keys, SVIDs of 24 h) and cached with Core's data
+directory, so later runs start from a copy of that directory. Each scenario starts a fresh release `muster-core` on
+a copy and measures, in one run, side by side:
+
+  * baseline: Core RSS and CPU with no stream open; agent packages created one at a time by one HTTP client;
+  * connected: N pollers, one grpc.aio channel (mTLS, its own SVID) and one WatchPackages stream each, heartbeats
+    (an empty ReportActivations, as `muster-poller` sends) every 30 s per poller, staggered. Measured: Core RSS per
+    open stream beyond the baseline, idle CPU over a window, database statements per second (PostgreSQL only:
+    pg_stat_database's commits + rollbacks), a burst of agent packages spread over the pollers (create rate from one
+    client beside the baseline's, and when the last one reached its poller), then revocations one at a time to
+    pollers picked at random (from the revoke call until the poller's stream has it, p50/p99), and whether every
+    stream is still open.
+
+Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
+           [--revocations 200] [--window 60] [--postgres URL --replicas 2]
+"""
+import argparse
+import asyncio
+import concurrent.futures
+import http.client
+import io
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tarfile
+import threading
+import time
+import urllib.request
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
+import flood_bench  # noqa: E402
+from flood_bench import percentile, stubs  # noqa: E402
+from idle_streams_bench import Core as IdleCore, csr, psql  # noqa: E402
+
+SVID_TTL = 86400
+HEARTBEAT = 30.0
+
+
+class Core(flood_bench.Core):
+    """flood_bench's Core launcher over `data` with 24 h SVIDs and `database` (None: the data dir's SQLite file);
+    one HTTP connection per calling thread."""
+
+    def __init__(self, binary, data, database=None):
+        super().__init__(binary, ["--svid-ttl", str(SVID_TTL), *(["--database", database] if database else [])], data)
+        self.local = threading.local()
+
+    def call(self, method, path, body=None):
+        if not hasattr(self.local, "connection"):
+            self.local.connection = http.client.HTTPConnection("127.0.0.1", self.http, timeout=120)
+        self.local.connection.request(method, path, body=json.dumps(body) if body is not None else None,
+                                      headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        response = self.local.connection.getresponse()
+        payload = response.read()
+        assert response.status < 300, (response.status, payload[:300])
+        return payload
+
+    def rss_kib(self):
+        return int(next(line.split()[1] for line in open(f"/proc/{self.process.pid}/status") if line.startswith("VmRSS")))
+
+    cpu_seconds = IdleCore.cpu_seconds
+
+    def metric(self, name):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=10).read().decode()
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] == name)
+
+
+def attest_all(core, pb, pb_grpc, count):
+    """Attests `count` pollers for real (4 client threads); returns their names, keys and chains."""
+    bundle = open(f"{core.data}/ca/bundle.pem", "rb").read()
+    local = threading.local()
+
+    def attest(index):
+        if not hasattr(local, "stub"):
+            local.stub = pb_grpc.CoreOnboardingStub(grpc.secure_channel(
+                f"127.0.0.1:{core.grpc}", grpc.ssl_channel_credentials(root_certificates=bundle)))
+        name = f"scale-{index}"
+        package = json.loads(core.call("POST", "/api/edge-packages", {"name": name, "component_type": "poller"}))
+        archive = tarfile.open(fileobj=io.BytesIO(core.call("GET", f"/api/edge-packages/{package['id']}/download")))
+        token = archive.extractfile("join-token").read().decode().strip()
+        svid_key, ca_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        reply = local.stub.AttestPoller(pb.AttestPollerRequest(join_token=token, svid_csr=csr(svid_key), ca_csr=csr(ca_key, ca=True)),
+                                        timeout=60)
+        chain = b"".join(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM) for der in reply.svid_chain)
+        key = svid_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return {"name": name, "key": key.decode(), "chain": chain.decode()}
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        return list(pool.map(attest, range(count)))
+
+
+def prepare(binary, cache, count, pb, pb_grpc):
+    """Core's data dir with `count` attested pollers, from the cache when it is there and fresh enough."""
+    manifest = os.path.join(cache, "pollers.json")
+    if os.path.exists(manifest):
+        saved = json.load(open(manifest))
+        if len(saved["pollers"]) >= count and saved["expires"] > time.time() + 3 * 3600:
+            return saved["pollers"][:count]
+    shutil.rmtree(cache, ignore_errors=True)
+    os.makedirs(cache)
+    core = Core(binary, os.path.join(cache, "core"))
+    started = time.time()
+    try:
+        pollers = attest_all(core, pb, pb_grpc, count)
+    finally:
+        core.stop()
+    print(f"# attested {count} pollers in {time.time() - started:.0f} s (cached in {cache})", file=sys.stderr)
+    json.dump({"expires": started + SVID_TTL, "pollers": pollers}, open(manifest, "w"))
+    return pollers
+
+
+class Fleet:
+    """N pollers in one asyncio loop on its own thread: channels, package streams, heartbeats, arrival times."""
+
+    def __init__(self, pb, pb_grpc, pollers, bundle, targets):
+        self.pb, self.pb_grpc, self.pollers, self.bundle, self.targets = pb, pb_grpc, pollers, bundle, targets
+        self.arrivals = {}  # package id -> (kind, time of arrival)
+        self.ended = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.tasks = []
+
+    async def poller(self, index, poller, address):
+        credentials = grpc.ssl_channel_credentials(root_certificates=self.bundle, private_key=poller["key"].encode(),
+                                                   certificate_chain=poller["chain"].encode())
+        channel = grpc.aio.secure_channel(address, credentials)
+        stub = self.pb_grpc.CoreOnboardingStub(channel)
+        heartbeat = asyncio.ensure_future(self.heartbeats(stub))
+        try:
+            async for update in stub.WatchPackages(self.pb.WatchPackagesRequest(cursor=0)):
+                kind = update.WhichOneof("change")
+                if kind == "pending":
+                    self.arrivals[update.pending.id] = ("pending", time.perf_counter())
+                elif kind == "revoked":
+                    self.arrivals[update.revoked.package_id] = ("revoked", time.perf_counter())
+            self.ended.append((poller["name"], "ended"))
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                self.ended.append((poller["name"], f"{error.code()} {error.details()}"))
+        finally:
+            heartbeat.cancel()
+            await channel.close()
+
+    async def heartbeats(self, stub):
+        await asyncio.sleep(random.uniform(0, HEARTBEAT))
+        while True:
+            try:
+                await stub.ReportActivations(self.pb.ReportActivationsRequest(), timeout=60)
+            except grpc.aio.AioRpcError as error:
+                self.ended.append(("heartbeat", f"{error.code()} {error.details()}"))
+            await asyncio.sleep(HEARTBEAT)
+
+    def open(self):
+        async def start():
+            for index, poller in enumerate(self.pollers):
+                address = self.targets[index % len(self.targets)]
+                self.tasks.append(asyncio.ensure_future(self.poller(index, poller, address)))
+                if index % 200 == 199:
+                    await asyncio.sleep(0.2)  # a steady connect rate, not one burst of handshakes
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result()
+
+    def close(self):
+        async def stop():
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=300)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def create_burst(core, pollers, count, offset):
+    """`count` agent packages, one HTTP client, round-robin over the pollers; returns (ids, seconds, creates/s)."""
+    ids, started = [], time.perf_counter()
+    for index in range(count):
+        poller = pollers[(index + offset) % len(pollers)]["name"]
+        body = {"name": f"a{offset}-{index}", "component_type": "agent", "poller_id": poller}
+        ids.append((json.loads(core.call("POST", "/api/edge-packages", body))["id"], time.perf_counter()))
+    seconds = time.perf_counter() - started
+    return ids, seconds, count / seconds
+
+
+def scenario(args, pollers, pb, pb_grpc):
+    label = f"{args.replicas} replica{'s' if args.replicas > 1 else ''} on PostgreSQL" if args.postgres else "SQLite"
+    work = os.path.join(args.cache, "run")
+    shutil.rmtree(work, ignore_errors=True)
+    database, url = None, None
+    if args.postgres:
+        name = "muster_scale_" + str(random.randrange(10**9))
+        psql(args.postgres, f"CREATE DATABASE {name}")
+        url = args.postgres.rsplit("/", 1)[0] + "/" + name
+        database = url
+    cores = []
+    try:
+        # Every replica gets the CA and the token key of the cached data dir. On SQLite the cached store holds the
+        # attested pollers; a new PostgreSQL database does not, so there they are attested again through replica 0.
+        for replica in range(args.replicas):
+            data = os.path.join(work, f"core-{replica}")
+            shutil.copytree(os.path.join(args.cache, "core"), data)
+            if database:
+                # The new database gets its own admin token from replica 0; the others use that one.
+                os.remove(os.path.join(data, "muster.db"))
+                os.remove(os.path.join(data, "admin.token"))
+                if cores:
+                    shutil.copy(os.path.join(cores[0].data, "admin.token"), data)
+            cores.append(Core(args.bin, data, database))
+        if database:
+            started = time.time()
+            pollers = attest_all(cores[0], pb, pb_grpc, len(pollers))
+            print(f"# attested {len(pollers)} pollers on PostgreSQL in {time.time() - started:.0f} s", file=sys.stderr)
+        first = cores[0]
+        results = {"scenario": label, "pollers": len(pollers)}
+        _, seconds, rate = create_burst(first, pollers, args.burst, 0)
+        results["create_rate_none_connected"] = round(rate, 1)
+        # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
+        started = time.perf_counter()
+        for chunk in range(0, args.burst, 1000):
+            body = {"items": [{"name": f"bulk-{index}", "component_type": "agent",
+                               "poller_id": pollers[index % len(pollers)]["name"]}
+                              for index in range(chunk, min(args.burst, chunk + 1000))]}
+            first.call("POST", "/api/edge-packages/bulk", body)
+        results["bulk_create_rate_none_connected"] = round(args.burst / (time.perf_counter() - started), 1)
+        time.sleep(5)
+        results["baseline_rss_mib"] = round(sum(c.rss_kib() for c in cores) / 1024, 1)
+        cpu = [c.cpu_seconds() for c in cores]
+        time.sleep(10)
+        results["baseline_cpu_percent"] = round(100 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / 10, 1)
+
+        bundle = open(f"{first.data}/ca/bundle.pem", "rb").read()
+        fleet = Fleet(pb, pb_grpc, pollers, bundle, [f"127.0.0.1:{c.grpc}" for c in cores])
+        opened = time.perf_counter()
+        fleet.open()
+        open_streams = lambda: sum(c.metric("muster_package_streams") for c in cores)
+        try:
+            wait_for(lambda: open_streams() >= len(pollers), 600, "every stream open")
+        except AssertionError:
+            raise AssertionError(f"{open_streams():.0f} of {len(pollers)} streams open after 600 s; "
+                                 f"{len(fleet.ended)} ended, first: {fleet.ended[:1]}")
+        results["open_seconds"] = round(time.perf_counter() - opened, 1)
+        # The snapshot of each stream carries the baseline burst's packages; let them arrive and settle.
+        time.sleep(max(20.0, HEARTBEAT))
+        rss = sum(c.rss_kib() for c in cores)
+        results["connected_rss_mib"] = round(rss / 1024, 1)
+        results["rss_kib_per_stream"] = round((rss - results["baseline_rss_mib"] * 1024) / len(pollers), 1)
+        statements = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'")) if url else None
+        cpu, started = [c.cpu_seconds() for c in cores], time.time()
+        time.sleep(args.window)
+        elapsed = time.time() - started
+        results["idle_cpu_percent"] = round(100 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / elapsed, 1)
+        if url:
+            now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))
+            results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
+
+        ids, seconds, rate = create_burst(first, pollers, args.burst, 1)
+        results["create_rate_connected"] = round(rate, 1)
+        results["create_rate_ratio"] = round(rate / results["create_rate_none_connected"], 2)
+        wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
+        last = max(fleet.arrivals[i][1] for i, _ in ids)
+        results["burst_reached_pollers_s"] = round(last - (ids[0][1] - seconds / len(ids)), 1)
+        lags = [(fleet.arrivals[i][1] - at) * 1000 for i, at in ids]
+        results["burst_lag_ms_p50_p99"] = [round(statistics.median(lags), 1), round(percentile(lags, 99), 1)]
+
+        latencies = []
+        for package_id, _ in random.sample(ids, min(args.revocations, len(ids))):
+            started = time.perf_counter()
+            first.call("POST", f"/api/edge-packages/{package_id}/revoke", {})
+            wait_for(lambda: fleet.arrivals.get(package_id, ("",))[0] == "revoked", 30, "a revocation")
+            latencies.append((fleet.arrivals[package_id][1] - started) * 1000)
+        results["revocation_ms_p50_p99"] = [round(statistics.median(latencies), 1), round(percentile(latencies, 99), 1)]
+        results["streams_open_at_end"] = int(sum(c.metric("muster_package_streams") for c in cores))
+        results["streams_dropped"] = len([e for e in fleet.ended if e[0] != "heartbeat"])
+        results["heartbeats_failed"] = len([e for e in fleet.ended if e[0] == "heartbeat"])
+        if fleet.ended:
+            results["first_failure"] = fleet.ended[0]
+        fleet.close()
+        return results
+    finally:
+        for core in cores:
+            core.stop()
+        if url:
+            psql(args.postgres, f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--cache", required=True, help="where attested pollers and Core's data dir are kept between runs")
+    parser.add_argument("--pollers", type=int, default=10000)
+    parser.add_argument("--burst", type=int, default=10000)
+    parser.add_argument("--revocations", type=int, default=200)
+    parser.add_argument("--window", type=float, default=60)
+    parser.add_argument("--postgres", help="URL of a PostgreSQL server's postgres database (a database is created)")
+    parser.add_argument("--replicas", type=int, default=1)
+    args = parser.parse_args()
+    # Each process holds one socket a poller (and Core its database files): the hard limit must allow that.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or hard > args.pollers + 1000, f"open-file limit {hard} is too low"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by Core
+    pb, pb_grpc = stubs()
+    pollers = prepare(args.bin, args.cache, args.pollers, pb, pb_grpc)
+    print(json.dumps(scenario(args, pollers, pb, pb_grpc)))
+
+
+if __name__ == "__main__":
+    main()
