@@ -1,5 +1,6 @@
 // muster-bench: Muster's benchmarks that run inside one process (see Docs/benchmarks.md).
 //   muster-bench issuance [COUNT]   leaf SVIDs from CSRs on one thread (CSR check + sign + PEM encode)
+//   muster-bench ecdsa [COUNT]      swift-crypto P-256 verify + sign pairs on one thread (the library's ceiling)
 import Crypto
 import Foundation
 import MusterIdentity
@@ -25,8 +26,8 @@ func issuanceBenchmark(count: Int) throws {
     let clock = ContinuousClock()
     let elapsed = try clock.measure {
         for index in 0..<count {
-            let key = try CSRCheck.publicKey(fromDER: csrs[index])
-            let leaf = try authority.issueLeaf(spiffeID: ids[index], publicKey: key)
+            let key = try CSRCheck.checkedKey(fromDER: csrs[index])
+            let leaf = try authority.issueLeaf(spiffeID: ids[index], key: key)
             bytes += try PEM.encode([leaf]).utf8.count
         }
     }
@@ -37,11 +38,33 @@ func issuanceBenchmark(count: Int) throws {
             Double(count) / seconds, bytes))
 }
 
+/// swift-crypto's own ceiling for what an issuance must do: one P-256 verify and one sign of a SHA-256 digest.
+func ecdsaBenchmark(count: Int) throws {
+    let key = P256.Signing.PrivateKey()
+    let message = [UInt8](repeating: 0x5a, count: 300)
+    let signatures = try (0..<count).map { _ in try key.signature(for: message) }
+    let clock = ContinuousClock()
+    var valid = 0
+    let elapsed = try clock.measure {
+        for index in 0..<count {
+            if key.publicKey.isValidSignature(signatures[index], for: message) { valid += 1 }
+            _ = try key.signature(for: message)
+        }
+    }
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    guard valid == count else { throw CocoaError(.coderInvalidValue) }
+    print(
+        String(
+            format: "{\"pairs\":%d,\"seconds\":%.3f,\"per_second\":%.1f}", count, seconds, Double(count) / seconds))
+}
+
 let arguments = CommandLine.arguments
 switch arguments.dropFirst().first {
 case "issuance":
     try issuanceBenchmark(count: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000)
+case "ecdsa":
+    try ecdsaBenchmark(count: arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000)
 default:
-    FileHandle.standardError.write(Data("usage: muster-bench issuance [COUNT]\n".utf8))
+    FileHandle.standardError.write(Data("usage: muster-bench issuance|ecdsa [COUNT]\n".utf8))
     exit(2)
 }

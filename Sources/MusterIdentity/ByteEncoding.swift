@@ -2,7 +2,6 @@ import Foundation
 
 /// The two text encodings of bytes Muster uses: lowercase hex (hashes, pins) and unpadded base64url (tokens, JWKs).
 public enum ByteEncoding {
-    /// `count` bytes from the system's secure random generator (tokens, handles, session cookies).
     /// Compares two secrets (or their hashes) in time that depends only on their length.
     public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8)
@@ -11,9 +10,17 @@ public enum ByteEncoding {
         return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
+    /// `count` bytes from the system's secure random generator (tokens, handles, session cookies, serials).
     public static func randomBytes(_ count: Int) -> [UInt8] {
+        // Eight bytes a draw: each draw from the system generator is a system call.
         var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 7)
+        while bytes.count < count {
+            withUnsafeBytes(of: generator.next() as UInt64) { bytes.append(contentsOf: $0) }
+        }
+        bytes.removeLast(bytes.count - count)
+        return bytes
     }
 
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {

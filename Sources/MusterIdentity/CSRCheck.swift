@@ -13,16 +13,32 @@ public enum CSRCheck {
     /// What the CSR is for: a leaf SVID may not ask to be a CA; a downstream CA's CSR may.
     public enum Purpose: Sendable { case leaf, certificateAuthority }
 
+    /// A CSR's checked public key with its subject key identifier (RFC 5280 §4.2.1.2, method 1).
+    public struct CheckedKey: Sendable {
+        public let publicKey: Certificate.PublicKey
+        /// SHA-1 of the key's subjectPublicKey bits, taken from the CSR's own bytes when they are the uncompressed
+        /// point a certificate carries: swift-crypto re-encodes the point (a field inversion) every time it is asked.
+        public let keyIdentifier: SubjectKeyIdentifier
+    }
+
     /// Parses `der`, checks its size, signature, key type and size and requested extensions; returns its public key.
     public static func publicKey(fromDER der: [UInt8], purpose: Purpose = .leaf) throws(IdentityError)
         -> Certificate.PublicKey
     {
+        try checkedKey(fromDER: der, purpose: purpose).publicKey
+    }
+
+    /// As `publicKey(fromDER:purpose:)`, with the key's identifier for the certificate that certifies it.
+    public static func checkedKey(fromDER der: [UInt8], purpose: Purpose = .leaf) throws(IdentityError) -> CheckedKey {
         guard der.count <= maxBytes else {
             throw IdentityError(.csrTooLarge, "the CSR is \(der.count) bytes; at most \(maxBytes) are accepted")
         }
         let csr: CertificateSigningRequest
+        let root: ASN1Node
         do {
-            csr = try CertificateSigningRequest(derEncoded: der)
+            // Parsed once: the key identifier below reads the same tree.
+            root = try DER.parse(der)
+            csr = try CertificateSigningRequest(derEncoded: root)
         } catch {
             // swift-certificates stops at 32 extensions while parsing; say so rather than "malformed".
             if String(describing: error).contains("Too many extensions") {
@@ -56,7 +72,12 @@ public enum CSRCheck {
                 throw IdentityError(.csrRequestsCA, "the CSR asks for a CA certificate; an SVID is never a CA")
             }
         }
-        return csr.publicKey
+        let identifier =
+            uncompressedPoint(root).map {
+                SubjectKeyIdentifier(keyIdentifier: ArraySlice(Insecure.SHA1.hash(data: $0)))
+            }
+            ?? SubjectKeyIdentifier(hash: csr.publicKey)
+        return CheckedKey(publicKey: csr.publicKey, keyIdentifier: identifier)
     }
 
     /// Parses a PEM CSR; see `publicKey(fromDER:purpose:)`.
@@ -116,21 +137,37 @@ public enum CSRCheck {
 
     /// The OID of the SubjectPublicKeyInfo algorithm in a CSR, read straight from the DER.
     static func subjectPublicKeyAlgorithm(_ der: [UInt8]) throws -> [UInt] {
-        let root = try DER.parse(der)
-        guard case .constructed(let request) = root.content,
-            let info = request.first(where: { _ in true }), case .constructed(let infoFields) = info.content
-        else {
-            throw IdentityError(.csrMalformed, "not a CSR")
-        }
-        let fields = Array(infoFields)
-        guard fields.count >= 3, case .constructed(let spki) = fields[2].content,
-            let algorithm = spki.first(where: { _ in true }),
-            case .constructed(let algorithmFields) = algorithm.content,
+        let spki = try subjectPublicKeyInfo(try DER.parse(der))
+        guard let algorithm = spki.first, case .constructed(let algorithmFields) = algorithm.content,
             let oidNode = algorithmFields.first(where: { _ in true })
         else {
             throw IdentityError(.csrMalformed, "not a CSR")
         }
         let oid = try ASN1ObjectIdentifier(derEncoded: oidNode)
         return Array(oid.oidComponents)
+    }
+
+    /// The subjectPublicKey bits of a parsed CSR when they are a 65-byte uncompressed P-256 point (`04 || X || Y`),
+    /// the one encoding a certificate's SubjectPublicKeyInfo carries for the key; nil for any other form.
+    static func uncompressedPoint(_ root: ASN1Node) -> ArraySlice<UInt8>? {
+        guard let spki = try? subjectPublicKeyInfo(root), spki.count == 2,
+            let bits = try? ASN1BitString(derEncoded: spki[1]), bits.paddingBits == 0, bits.bytes.count == 65,
+            bits.bytes.first == 0x04
+        else { return nil }
+        return bits.bytes
+    }
+
+    /// The children of a CSR's SubjectPublicKeyInfo (algorithm, key bits), read straight from the DER.
+    private static func subjectPublicKeyInfo(_ root: ASN1Node) throws -> [ASN1Node] {
+        guard case .constructed(let request) = root.content,
+            let info = request.first(where: { _ in true }), case .constructed(let infoFields) = info.content
+        else {
+            throw IdentityError(.csrMalformed, "not a CSR")
+        }
+        let fields = Array(infoFields)
+        guard fields.count >= 3, case .constructed(let spki) = fields[2].content else {
+            throw IdentityError(.csrMalformed, "not a CSR")
+        }
+        return Array(spki)
     }
 }

@@ -68,9 +68,9 @@ public struct EmbeddedAuthority: IdentityAuthority {
     public func mintX509SVID(_ request: SVIDRequest) throws -> IssuedChain {
         try check(request.spiffeID, downstream: false)
         try checkLifetime(request.ttl)
-        let key = try CSRCheck.publicKey(fromDER: request.csrDER, purpose: .leaf)
+        let key = try CSRCheck.checkedKey(fromDER: request.csrDER, purpose: .leaf)
         let leaf = try root.issueLeaf(
-            spiffeID: request.spiffeID, publicKey: key, dnsNames: request.dnsNames, ipAddresses: request.ipAddresses,
+            spiffeID: request.spiffeID, key: key, dnsNames: request.dnsNames, ipAddresses: request.ipAddresses,
             lifetime: request.ttl
         )
         return IssuedChain(chain: root.presentedChain(for: leaf), bundle: trustBundle)

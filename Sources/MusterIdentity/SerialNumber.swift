@@ -7,7 +7,7 @@ public enum SerialNumber {
     /// library's own random serial is 20 random bytes plus a sign octet half the time, which strict parsers
     /// (pyca/cryptography among them) refuse.
     public static func random() -> Certificate.SerialNumber {
-        var bytes = (0..<20).map { _ in UInt8.random(in: 0...255) }
+        var bytes = ByteEncoding.randomBytes(20)
         bytes[0] = max(1, bytes[0] & 0x7f)
         return Certificate.SerialNumber(bytes: bytes)
     }

@@ -116,7 +116,7 @@ public struct EdgeOnboardingService: GRPCService {
     }
 
     /// A leaf from the downstream CA; never outlives the CA, and refused once the CA has expired.
-    func issue(_ spiffeID: SPIFFEID, key: Certificate.PublicKey) throws -> (
+    func issue(_ spiffeID: SPIFFEID, key: CSRCheck.CheckedKey) throws -> (
         certificate: Certificate, chain: [Certificate]
     ) {
         let authority = identity.authority
@@ -125,7 +125,7 @@ public struct EdgeOnboardingService: GRPCService {
             throw RPCError(
                 code: .unavailable, message: "the poller's CA has expired and Core has not renewed it yet; retry later")
         }
-        let leaf = try authority.issueLeaf(spiffeID: spiffeID, publicKey: key, lifetime: min(svidTTL, remaining))
+        let leaf = try authority.issueLeaf(spiffeID: spiffeID, key: key, lifetime: min(svidTTL, remaining))
         return (leaf, authority.presentedChain(for: leaf))
     }
 
@@ -152,9 +152,9 @@ public struct EdgeOnboardingService: GRPCService {
         }
     }
 
-    static func publicKey(fromCSR der: Data) throws -> Certificate.PublicKey {
+    static func publicKey(fromCSR der: Data) throws -> CSRCheck.CheckedKey {
         do {
-            return try CSRCheck.publicKey(fromDER: Array(der), purpose: .leaf)
+            return try CSRCheck.checkedKey(fromDER: Array(der), purpose: .leaf)
         } catch {
             throw RPCError(code: .invalidArgument, message: "CSR refused: \(error.message)")
         }
