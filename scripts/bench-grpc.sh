@@ -2,9 +2,13 @@
 # The bridge benchmark: unary 64-byte echo over mTLS at concurrency 1, 4 and 16,
 # against Muster's Swift server, a C++ server on the same libgrpc, and
 # grpc-swift-2, all driven by the same C++ load client in one run.
-# Prints a Markdown table (QPS, p50, p99), then a second one for a new connection per call
+# Prints a Markdown table (QPS, p50, p99), then the server's CPU time per call on one warm channel, then one for
+# a new connection per call
 # (calls/s and server CPU per call, Python grpcio client). Not part of CI.
 # Usage: scripts/bench-grpc.sh [MEASURE_SECONDS] [handshake]   ("handshake": only the second table)
+# Env: MUSTER_BENCH_SERVERS (default "muster c++ grpc-swift-2"; "before" is the muster-grpc-demo binary at
+# MUSTER_BENCH_BEFORE, an earlier build, for a before/after in one run), MUSTER_BENCH_SCRATCH (Muster's release
+# build directory, default .build-release; the one `swift build -c release --scratch-path` the other benches use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 measure="${1:-8}"
@@ -33,9 +37,11 @@ for program in echo_server load_client; do
         -o "$work/$program" $cxx_libs
 done
 echo "building Muster's demo server (release)…" >&2
-swift build -c release --product muster-grpc-demo >&2
-muster_bin="$(swift build -c release --show-bin-path)/muster-grpc-demo"
-if [[ "$only" != handshake ]]; then
+scratch="${MUSTER_BENCH_SCRATCH:-.build-release}"
+swift build -c release --scratch-path "$scratch" --product muster-grpc-demo >&2
+muster_bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)/muster-grpc-demo"
+servers="${MUSTER_BENCH_SERVERS:-muster c++ grpc-swift-2}"
+if [[ "$only" != handshake && "$servers" == *grpc-swift-2* ]]; then
     echo "building the grpc-swift-2 server (release)…" >&2
     (cd Benchmarks/GRPCSwift2Echo && swift build -c release --scratch-path ../../$work/gs2 >&2)
 fi
@@ -47,6 +53,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 
 start_server() { # name port
     case "$1" in
+        before) "$MUSTER_BENCH_BEFORE" serve --data-dir "$pki" --listen "127.0.0.1:$2" --trust-domain bench.muster.local >/dev/null 2>&1 & ;;
         muster) "$muster_bin" serve --data-dir "$pki" --listen "127.0.0.1:$2" --trust-domain bench.muster.local >/dev/null 2>&1 & ;;
         c++) "$work/echo_server" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
         grpc-swift-2) "$gs2_bin" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
@@ -61,7 +68,7 @@ port=$(free_port); start_server muster "$port"; kill "$server_pid"; wait "$serve
 echo "| server | concurrency | QPS | p50 (µs) | p99 (µs) | errors |"
 echo "|---|---:|---:|---:|---:|---:|"
 for concurrency in $([[ "$only" == handshake ]] || echo 1 4 16); do
-    for server in muster c++ grpc-swift-2; do
+    for server in $servers; do
         port=$(free_port)
         start_server "$server" "$port"
         result=$("$work/load_client" "127.0.0.1:$port" "$pki/bundle.pem" "$pki/client/svid.pem" "$pki/client/svid.key" \
@@ -72,11 +79,29 @@ for concurrency in $([[ "$only" == handshake ]] || echo 1 4 16); do
     done
 done
 
-# Connection setup: every call on a new mTLS connection (agents that each join once), Python grpcio client,
-# the server's CPU time per call from /proc. Shows what the bridge adds to gRPC core's handshake path.
+# Per-call cost on one warm channel: sequential calls, the server's CPU time per call from /proc (steadier than
+# QPS on a shared machine; no hardware instruction counter here, and valgrind 3.19 fails on these servers).
 stubs="$work/py"
 mkdir -p "$stubs"
 python3 -m grpc_tools.protoc -I Protos --python_out="$stubs" --grpc_python_out="$stubs" muster/testing/v1/echo.proto
+if [[ "$only" != handshake ]]; then
+    echo
+    echo "| server | one warm channel, sequential calls: server CPU per call (µs) |"
+    echo "|---|---:|"
+    for server in $servers; do
+        [[ "$server" == grpc-swift-2 ]] && continue
+        port=$(free_port)
+        start_server "$server" "$port"
+        result=$(PYTHONPATH="$stubs" python3 Benchmarks/call_cpu.py "127.0.0.1:$port" "$pki/bundle.pem" \
+            "$pki/client/svid.pem" "$pki/client/svid.key" "$server_pid" 20000)
+        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+        python3 -c 'import json, sys; r = json.loads(sys.argv[2]); print("| %s | %.1f |" % (sys.argv[1], r["server_cpu_us_per_call"]))' \
+            "$server" "$result"
+    done
+fi
+
+# Connection setup: every call on a new mTLS connection (agents that each join once), Python grpcio client,
+# the server's CPU time per call from /proc. Shows what the bridge adds to gRPC core's handshake path.
 echo
 echo "| server | new connection per call: calls/s | server CPU per call (ms) | errors |"
 echo "|---|---:|---:|---:|"

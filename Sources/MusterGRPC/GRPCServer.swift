@@ -60,7 +60,7 @@ public final class GRPCServer: Sendable {
     private let queues: [CompletionQueue]
     private let router: GRPCRouter
     private let fetcher: CertificateFetcher?
-    private let peerVerifier: PeerVerifier
+    let peerVerifier: PeerVerifier
     private let refusals: (@Sendable (CallRefusal) -> Void)?
     private let maxStreamsPerPeer: Int
     private let openStreams = LockedValue<[String: Int]>([:])
@@ -250,7 +250,7 @@ public final class GRPCServer: Sendable {
 
     private func handle(_ call: ServerCall) async {
         let context = ServerContext(
-            call: call, peer: await peerVerifier.identity(forChain: call.peerCertificateChainPEM),
+            call: call, peer: await peerVerifier.identity(of: call),
             credentials: listener.flatMap { $0.credentials(ofPeer: call.peerAddress) })
         guard let method = router.methods[call.method] else {
             let status = RPCError(

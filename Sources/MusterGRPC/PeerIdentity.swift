@@ -44,58 +44,6 @@ public struct PeerIdentity: Sendable {
     }
 }
 
-/// Verifies a server's callers: every presented chain goes through `SVIDVerifier` against the server's current
-/// trust roots. Results are kept per chain and roots generation until the path's first certificate expires
-/// (refusals for a minute), so a connection's chain is verified once, not once per call.
-final class PeerVerifier: Sendable {
-    private struct Entry {
-        let generation: UInt64
-        let result: Result<PeerIdentity, RPCError>
-        let validUntil: Date
-    }
-
-    private let certificates: ServerCertificates?
-    private let entries = LockedValue<[String: Entry]>([:])
-    private let limit: Int
-
-    init(certificates: ServerCertificates?, limit: Int = 4096) {
-        self.certificates = certificates
-        self.limit = limit
-    }
-
-    /// nil when the caller presented no certificate.
-    func identity(forChain pem: String?, now: Date = Date()) async -> Result<PeerIdentity, RPCError>? {
-        guard let pem else { return nil }
-        guard let certificates, let trust = certificates.current.verifier else {
-            return .failure(
-                RPCError(code: .unauthenticated, message: "this server does not verify client certificates"))
-        }
-        let generation = certificates.current.generation
-        if let entry = entries.withLock({ $0[pem] }), entry.generation == generation, now < entry.validUntil {
-            return entry.result
-        }
-        let result: Result<PeerIdentity, RPCError>
-        var validUntil = now.addingTimeInterval(60)
-        do {
-            let verified = try await trust.verify(chain: try PeerIdentity.presented(pemChain: pem), at: now)
-            result = .success(PeerIdentity(verified: verified))
-            validUntil = verified.path.map(\.notValidAfter).min() ?? now
-        } catch let error as RPCError {
-            result = .failure(error)
-        } catch let error as IdentityError {
-            result = .failure(PeerIdentity.refusal(error))
-        } catch {
-            result = .failure(
-                RPCError(code: .unauthenticated, message: "the peer's certificate chain could not be verified"))
-        }
-        entries.withLock { entries in
-            if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
-            entries[pem] = Entry(generation: generation, result: result, validUntil: validUntil)
-        }
-        return result
-    }
-}
-
 /// Who may call a method, decided from the caller's verified SPIFFE identity.
 public struct PeerPolicy: Sendable {
     let decide: @Sendable (PeerIdentity?) -> RPCError?

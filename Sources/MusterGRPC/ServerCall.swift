@@ -34,25 +34,8 @@ final class ServerCall: @unchecked Sendable {
         return String(cString: text)
     }
 
-    /// The PEM chain the peer presented during the TLS handshake (leaf first), if any.
-    /// On a server, OpenSSL's chain property leaves out the peer's leaf, so the leaf is put in front.
-    var peerCertificateChainPEM: String? {
-        guard let context = grpc_call_auth_context(raw) else { return nil }
-        defer { grpc_auth_context_release(context) }
-        func property(_ name: String) -> String? {
-            // The iterator keeps the name pointer, so the C string must outlive every iterator call.
-            name.withCString { cName in
-                var iterator = grpc_auth_context_find_properties_by_name(context, cName)
-                guard let property = grpc_auth_property_iterator_next(&iterator), let value = property.pointee.value
-                else { return nil }
-                return String(
-                    decoding: UnsafeRawBufferPointer(start: value, count: property.pointee.value_length), as: UTF8.self)
-            }
-        }
-        guard let leaf = property("x509_pem_cert") else { return nil }
-        guard let chain = property("x509_pem_cert_chain"), chain.hasPrefix(leaf) == false else { return leaf }
-        return leaf.hasSuffix("\n") ? leaf + chain : leaf + "\n" + chain
-    }
+    /// The connection's auth context as gRPC core hands it to this call (a new reference); nil on an insecure call.
+    var authContext: AuthContext? { grpc_call_auth_context(raw).map(AuthContext.init) }
 
     /// Watches for the client going away (cancel, deadline, reset) and cancels `task` when it does.
     func watchForCancellation(of task: Task<Void, Never>) {
