@@ -1,9 +1,12 @@
 """Agent join benchmark: N agents join one poller at concurrency C over TLS (a new connection per agent, as
 distinct machines would), beside the ceiling `openssl speed ecdsap256` gives on the same machine in the same run.
 
-Usage: python3 Benchmarks/join_bench.py --bin-dir DIR [--agents 2000] [--concurrency 32]
+Usage: python3 Benchmarks/join_bench.py --bin-dir DIR [--agents 2000] [--concurrency 32] [--cached N]
 DIR holds release builds of muster-core and muster-poller. Keys and CSRs are made before the clock starts;
 the poller's CPU time is read from /proc so its cost per join can be set beside the crypto ceiling.
+--cached N (at least --agents): the poller holds N pending packages when the joins start (the ones beyond the
+joining agents are created through the bulk endpoint); its RSS is read empty, with N cached, and after the joins.
+--warmup W: W more agents join first, unmeasured, so the measured joins start with N cached on a warm poller.
 """
 import argparse
 import io
@@ -52,6 +55,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mib(pid):
+    """The process's RSS in MiB, and its anonymous (heap, stacks) and file-backed (code) parts."""
+    fields = {line.split(":")[0]: int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith(("VmRSS", "RssAnon", "RssFile"))}
+    return {"rss": round(fields["VmRSS"] / 1024, 1), "anon": round(fields["RssAnon"] / 1024, 1), "file": round(fields["RssFile"] / 1024, 1)}
+
+
 def openssl_ceiling(seconds):
     out = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "ecdsap256"], capture_output=True, text=True, check=True).stdout
     match = re.search(r"256 bits ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)", out)
@@ -94,8 +103,14 @@ def main():
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--agents", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--cached", type=int, help="pending packages the poller holds when the joins start (default: --agents)")
+    parser.add_argument("--warmup", type=int, default=0, help="agents that join first, unmeasured")
+    parser.add_argument("--skip-transport", action="store_true", help="leave out the transport-alone and openssl rows")
     parser.add_argument("--perf", help="record the poller with `perf record -g` during the joins into this file")
     args = parser.parse_args()
+    cached = max(args.cached or args.agents, args.agents)
+    joining = args.agents + args.warmup
+    total = cached + args.warmup
     work = tempfile.mkdtemp(prefix="muster-join-bench-")
     core = Core(args.bin_dir, work)
     poller = None
@@ -108,15 +123,21 @@ def main():
         poller = subprocess.Popen([f"{args.bin_dir}/muster-poller", "run", "--dir", f"{work}/poller", "--listen", f"127.0.0.1:{port}"],
                                   stdout=poller_log, stderr=subprocess.STDOUT, env={**os.environ, "MUSTER_LOG_LEVEL": "warning"})
         wait_port(port, poller, "muster-poller")
+        time.sleep(2)
+        rss_empty = rss_mib(poller.pid)
 
         started = time.time()
         with ThreadPoolExecutor(8) as pool:
             tokens = list(pool.map(lambda i: core.package({"name": f"agent-{i}", "component_type": "agent", "poller_id": "bench",
-                                                           "ttl_seconds": 3600})[2], range(args.agents)))
-        print(f"created and downloaded {args.agents} agent packages in {time.time() - started:.1f} s", file=sys.stderr)
+                                                           "ttl_seconds": 3600})[2], range(joining)))
+        print(f"created and downloaded {joining} agent packages in {time.time() - started:.1f} s", file=sys.stderr)
+        for first in range(joining, total, 1000):
+            items = [{"name": f"agent-{i}", "component_type": "agent", "poller_id": "bench", "ttl_seconds": 3600}
+                     for i in range(first, min(first + 1000, total))]
+            core.call("POST", "/api/edge-packages/bulk", {"items": items})
         status = lambda: subprocess.run([f"{args.bin_dir}/muster-poller", "status", "--dir", f"{work}/poller"], capture_output=True, text=True).stdout
-        deadline = time.time() + 300
-        while f"packages:  {args.agents} pending" not in status():
+        deadline = time.time() + 600
+        while f"packages:  {total} pending" not in status():
             assert time.time() < deadline, "the poller did not cache every package"
             time.sleep(0.5)
 
@@ -149,6 +170,13 @@ def main():
             profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(poller.pid), "-o", args.perf],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(join, requests[args.agents:]))
+        assert not failures, f"{len(failures)} warm-up joins failed: {set(failures)}"
+        latencies.clear()
+        requests = requests[:args.agents]
+        time.sleep(2)
+        rss_cached = rss_mib(poller.pid)
         cpu_before = cpu_seconds(poller.pid)
         begin = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
@@ -159,6 +187,19 @@ def main():
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
         assert not failures, f"{len(failures)} joins failed: {set(failures)}"
+        rss_joined = rss_mib(poller.pid)
+        latencies.sort()
+        rate = args.agents / wall
+        result = {
+            "agents": args.agents, "concurrency": args.concurrency, "cached": cached, "wall_s": round(wall, 2),
+            "joins_per_s": round(rate, 1), "p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2),
+            "poller_cpu_ms_per_join": round(poller_cpu / args.agents * 1000, 3),
+            "poller_rss_mib_empty": rss_empty, "poller_rss_mib_cached": rss_cached, "poller_rss_mib_after_joins": rss_joined,
+        }
+        if args.skip_transport:
+            print(json.dumps(result, indent=2))
+            return
 
         # The transport alone, same shape: a new TLS connection per call, GetBundle (no crypto, no store).
         def bundle_call(_):
@@ -172,18 +213,13 @@ def main():
         transport_wall = time.perf_counter() - begin
         transport_cpu = cpu_seconds(poller.pid) - cpu_before
         sign, verify, ceiling = openssl_ceiling(5)
-        latencies.sort()
-        rate = args.agents / wall
-        result = {
-            "agents": args.agents, "concurrency": args.concurrency, "wall_s": round(wall, 2), "joins_per_s": round(rate, 1),
-            "p50_ms": round(statistics.median(latencies) * 1000, 2), "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-            "poller_cpu_ms_per_join": round(poller_cpu / args.agents * 1000, 3),
+        result.update({
             "openssl_sign_per_s": sign, "openssl_verify_per_s": verify, "ceiling_joins_per_s": round(ceiling, 1),
             "joins_per_s_vs_ceiling_pct": round(100 * rate / ceiling, 1),
             "poller_cpu_vs_ceiling_pct": round(100 * (1 / ceiling) / (poller_cpu / args.agents), 1),
             "transport_only_calls_per_s": round(args.agents / transport_wall, 1),
             "transport_only_poller_cpu_ms_per_call": round(transport_cpu / args.agents * 1000, 3),
-        }
+        })
         print(json.dumps(result, indent=2))
     finally:
         if poller is not None:
