@@ -90,6 +90,8 @@ public enum CoreServer {
                 "database": "\(configuration.database)",
             ])
         var services: [Runtime.Part] = [
+            // Stopped after the servers (services stop in reverse order), so the last contacts are written.
+            .init(packages.contacts, name: "poller-contacts"),
             .init(hub, name: "event-listener", mayEnd: true), .init(packages.feed, name: "package-feed"),
             .init(app, name: "http-api"), .init(grpc, name: "grpc"),
             .init(auditor, name: "refusal-auditor"),

@@ -156,6 +156,19 @@ public struct PackageRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// When a poller was heard from (Unix ms), and from which address.
+public struct PollerContact: Sendable, Equatable {
+    public let name: String
+    public let at: Int64
+    public let from: String?
+
+    public init(name: String, at: Int64, from: String?) {
+        self.name = name
+        self.at = at
+        self.from = from
+    }
+}
+
 /// A poller Core knows of: created with its package, active once attested.
 public struct PollerRecord: Codable, Sendable, Equatable {
     public var name: String

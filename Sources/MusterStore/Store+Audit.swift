@@ -135,12 +135,24 @@ extension Store {
         }
     }
 
-    /// Notes that a poller was heard from, and from where.
-    public func touchPoller(named name: String, at now: Int64, from address: String?) async throws {
+    /// Notes several pollers' last contacts in one transaction. A contact older than the one stored (the
+    /// attestation's, or another replica's) leaves the row as it is.
+    public func touchPollers(_ contacts: [PollerContact]) async throws {
+        guard !contacts.isEmpty else { return }
         try await transaction { sql in
-            try await sql.update("pollers").set("last_contact_at", to: now)
-                .set("last_contact_from", to: address.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null)
-                .where("name", .equal, name).run()
+            for contact in contacts {
+                try await sql.update("pollers").set("last_contact_at", to: contact.at)
+                    .set(
+                        "last_contact_from",
+                        to: contact.from.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null
+                    )
+                    .where("name", .equal, contact.name)
+                    .where {
+                        $0.where("last_contact_at", .is, SQLLiteral.null).orWhere(
+                            "last_contact_at", .lessThanOrEqual, contact.at)
+                    }
+                    .run()
+            }
         }
     }
 }

@@ -209,3 +209,51 @@ struct LifecycleTests {
         await store.shutdown()
     }
 }
+
+@Suite("pollers' last contacts")
+struct PollerContactTests {
+    @Test(
+        "contacts noted together are written in one transaction, newest first, never moving a contact back",
+        arguments: Backend.available)
+    func batched(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        for name in ["p1", "p2", "p3"] { try await h.poller(name) }
+        let stored = { (name: String) in try await h.store.poller(named: name)?.lastContactAt }
+        let base = Clock.nowMillis() + 60_000
+        // An hour between writes: only `flush` writes here.
+        let contacts = PollerContacts(store: h.store, logger: Backend.logger, interval: .seconds(3600))
+        contacts.note("p1", at: base + 10, from: "192.0.2.1")
+        contacts.note("p2", at: base + 20, from: nil)
+        contacts.note("p1", at: base + 5, from: "192.0.2.9")  // older than the note held: dropped
+        #expect(try await stored("p1") == nil)
+        await contacts.flush()
+        #expect(contacts.transactions == 1)
+        #expect(try await stored("p1") == base + 10)
+        #expect(try await h.store.poller(named: "p1")?.lastContactFrom == "192.0.2.1")
+        #expect(try await stored("p2") == base + 20)
+        #expect(try await stored("p3") == nil)
+        // A later write with an older time (another replica's, say) leaves the newer one stored.
+        contacts.note("p1", at: base, from: "192.0.2.2")
+        await contacts.flush()
+        #expect(try await stored("p1") == base + 10)
+        await contacts.flush()
+        #expect(contacts.transactions == 2)  // nothing noted: no transaction
+        await h.store.shutdown()
+    }
+
+    @Test("a note is written on its own within the interval", arguments: Backend.available)
+    func scheduled(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller("p1")
+        let contacts = PollerContacts(store: h.store, logger: Backend.logger, interval: .milliseconds(50))
+        let at = Clock.nowMillis() + 60_000
+        contacts.note("p1", at: at, from: nil)
+        var written: Int64?
+        for _ in 0..<100 where written != at {
+            try await Task.sleep(for: .milliseconds(20))
+            written = try await h.store.poller(named: "p1")?.lastContactAt
+        }
+        #expect(written == at)
+        await h.store.shutdown()
+    }
+}

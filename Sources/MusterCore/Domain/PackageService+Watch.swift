@@ -53,7 +53,7 @@ extension PackageService {
                 throw DomainError(
                     .permissionDenied, "this SVID of poller \(name) is not current (revoked or superseded)")
             }
-            try await store.touchPoller(named: name, at: Clock.nowMillis(), from: ip)
+            contacts.note(name, at: Clock.nowMillis(), from: ip)
             return name
         }
     }

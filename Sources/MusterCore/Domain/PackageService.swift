@@ -46,6 +46,8 @@ public struct PackageService: Sendable {
     public let auditor: RefusalAuditor
     /// The one reader of events behind every poller's package stream (run it as a service).
     public let feed: PollerFeed
+    /// The pollers' last contacts, written together (run it as a service, so the last ones are written at shutdown).
+    public let contacts: PollerContacts
 
     public init(
         store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics,
@@ -53,6 +55,7 @@ public struct PackageService: Sendable {
         leafTTL: TimeInterval = 3600, pollerCATTL: TimeInterval = 24 * 3600, auditor: RefusalAuditor? = nil
     ) {
         self.auditor = auditor ?? RefusalAuditor(store: store, logger: logger)
+        self.contacts = PollerContacts(store: store, logger: logger)
         self.leafTTL = leafTTL
         self.pollerCATTL = pollerCATTL
         self.store = store
