@@ -192,7 +192,7 @@ if !bridgeOnly {
             dependencies: [
                 "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity", "MusterEdge",
                 .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"),
-                logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), logging,
             ]
         ),
     ]

@@ -165,11 +165,6 @@ def main():
                 with lock:
                     failures.append(error.code())
 
-        profiler = None
-        if args.perf:
-            profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(poller.pid), "-o", args.perf],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1)
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(join, requests[args.agents:]))
         assert not failures, f"{len(failures)} warm-up joins failed: {set(failures)}"
@@ -177,6 +172,11 @@ def main():
         requests = requests[:args.agents]
         time.sleep(2)
         rss_cached = rss_mib(poller.pid)
+        profiler = None
+        if args.perf:
+            profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(poller.pid), "-o", args.perf],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         cpu_before = cpu_seconds(poller.pid)
         begin = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:

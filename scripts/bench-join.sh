@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Agent join benchmark (not a test): release muster-core and muster-poller, N agents joining one poller at
 # concurrency C, beside `openssl speed ecdsap256` in the same run.
-# Usage: scripts/bench-join.sh [AGENTS] [CONCURRENCY] [join_bench.py flags: --cached N, --skip-transport, --perf FILE]
+# Usage: scripts/bench-join.sh [AGENTS] [CONCURRENCY] [join_bench.py flags: --cached N, --warmup W,
+#        --skip-transport, --perf FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh

@@ -15,11 +15,12 @@ trap 'rm -rf "$stubs"' EXIT
 python3 -m grpc_tools.protoc -IProtos --python_out="$stubs" --grpc_python_out="$stubs" Protos/muster/onboarding/v1/onboarding.proto
 joins="${1:-100}"
 warmup="${2:-300}"
-for cached in 100 "${3:-10000}"; do
+large="${3:-10000}"
+for cached in 100 "$large"; do
     MUSTER_PROTO_STUBS="$stubs" python3 Benchmarks/join_bench.py --bin-dir "$bin_dir" --agents "$joins" --concurrency 8 \
         --cached "$cached" --warmup "$warmup" --skip-transport >"$stubs/$cached.json"
 done
-python3 - "$stubs" 100 "${3:-10000}" <<'PY'
+python3 - "$stubs" 100 "$large" <<'PY'
 import json, sys
 texts = [open(f"{sys.argv[1]}/{n}.json").read() for n in sys.argv[2:]]
 runs = [json.loads(t[t.index("{"):]) for t in texts]  # after the lines `muster-poller install` prints

@@ -2,6 +2,7 @@ import Foundation
 import MusterArchive
 import MusterIdentity
 import SQLKit
+import ServiceLifecycle
 import Testing
 
 @testable import MusterCore
@@ -241,19 +242,37 @@ struct PollerContactTests {
         await h.store.shutdown()
     }
 
-    @Test("a note is written on its own within the interval", arguments: Backend.available)
-    func scheduled(backend: Backend) async throws {
+    @Test(
+        "running, the service writes a note within its interval, and what it holds when it stops",
+        arguments: Backend.available)
+    func service(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())
         try await h.poller("p1")
-        let contacts = PollerContacts(store: h.store, logger: Backend.logger, interval: .milliseconds(50))
+        try await h.poller("p2")
+        let stored = { (name: String) in try await h.store.poller(named: name)?.lastContactAt }
         let at = Clock.nowMillis() + 60_000
+        let contacts = PollerContacts(store: h.store, logger: Backend.logger, interval: .milliseconds(50))
+        let running = Task { try await contacts.run() }
         contacts.note("p1", at: at, from: nil)
         var written: Int64?
         for _ in 0..<100 where written != at {
             try await Task.sleep(for: .milliseconds(20))
-            written = try await h.store.poller(named: "p1")?.lastContactAt
+            written = try await stored("p1")
         }
         #expect(written == at)
+        running.cancel()
+        _ = await running.result
+        // With an hour between writes, only stopping the service writes the note: a graceful shutdown, as Core's
+        // service group gives it.
+        let slow = PollerContacts(store: h.store, logger: Backend.logger, interval: .seconds(3600))
+        let group = ServiceGroup(services: [slow], logger: Backend.logger)
+        let stopping = Task { try await group.run() }
+        slow.note("p2", at: at, from: nil)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await stored("p2") == nil)
+        await group.triggerGracefulShutdown()
+        try await stopping.value
+        #expect(try await stored("p2") == at)
         await h.store.shutdown()
     }
 }

@@ -46,7 +46,7 @@ public struct PackageService: Sendable {
     public let auditor: RefusalAuditor
     /// The one reader of events behind every poller's package stream (run it as a service).
     public let feed: PollerFeed
-    /// The pollers' last contacts, written together (run it as a service, so the last ones are written at shutdown).
+    /// The pollers' last contacts, written together (run it as a service: it does the writing).
     public let contacts: PollerContacts
 
     public init(

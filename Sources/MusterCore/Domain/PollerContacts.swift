@@ -5,19 +5,14 @@ import MusterStore
 import ServiceLifecycle
 
 /// When each poller was last heard from, written together: every call from an active poller notes its contact
-/// here, and one transaction at most every `interval` writes all the contacts noted since, so a fleet's heartbeats
-/// do not each take SQLite's one writer. The stored time lags by at most `interval`; run as a service, the notes
-/// still held at shutdown are written before the store closes.
+/// here, and the service writes all the contacts noted since its last write in one transaction every `interval`,
+/// so a fleet's heartbeats do not each take SQLite's one writer. The stored time lags by at most `interval`; the
+/// notes still held when the service stops are written before it returns.
 public final class PollerContacts: Service, CustomStringConvertible {
-    private struct Pending {
-        var contacts: [String: PollerContact] = [:]
-        var scheduled = false
-    }
-
     private let store: Store
     private let logger: Logger
     private let interval: Duration
-    private let pending = LockedValue(Pending())
+    private let pending = LockedValue<[String: PollerContact]>([:])
     private let writes = LockedValue(0)
     public var description: String { "PollerContacts" }
 
@@ -31,33 +26,25 @@ public final class PollerContacts: Service, CustomStringConvertible {
     var transactions: Int { writes.withLock { $0 } }
 
     /// Notes that `poller` was heard from at `at` (Unix ms) from `address`; a note older than one already held is
-    /// dropped. The first note after a write schedules the next one.
+    /// dropped.
     public func note(_ poller: String, at: Int64, from address: String?) {
-        let schedule = pending.withLock { pending -> Bool in
-            if let held = pending.contacts[poller], held.at > at { return false }
-            pending.contacts[poller] = PollerContact(name: poller, at: at, from: address)
-            defer { pending.scheduled = true }
-            return !pending.scheduled
-        }
-        if schedule { scheduleFlush() }
+        hold([PollerContact(name: poller, at: at, from: address)])
     }
 
-    private func scheduleFlush() {
-        Task { [self] in
-            try? await Task.sleep(for: interval)
-            await flush()
-        }
-    }
-
-    /// Writes every contact noted so far in one transaction. If the store refuses, the contacts are kept (unless
-    /// a newer note replaced them) and tried again after `interval`.
-    public func flush() async {
-        let batch = pending.withLock { pending -> [PollerContact] in
-            defer {
-                pending.contacts = [:]
-                pending.scheduled = false
+    private func hold(_ contacts: [PollerContact]) {
+        pending.withLock { pending in
+            for contact in contacts where (pending[contact.name]?.at ?? .min) <= contact.at {
+                pending[contact.name] = contact
             }
-            return Array(pending.contacts.values)
+        }
+    }
+
+    /// Writes every contact noted so far in one transaction. If the store refuses, the contacts are held again
+    /// (unless a newer note replaced them) for the next write.
+    public func flush() async {
+        let batch = pending.withLock { pending in
+            defer { pending = [:] }
+            return Array(pending.values)
         }
         guard !batch.isEmpty else { return }
         do {
@@ -67,19 +54,15 @@ public final class PollerContacts: Service, CustomStringConvertible {
             logger.warning(
                 "cannot record the pollers' last contact; trying again",
                 metadata: ["pollers": "\(batch.count)", "error": "\(error)"])
-            let schedule = pending.withLock { pending -> Bool in
-                for contact in batch where (pending.contacts[contact.name]?.at ?? .min) < contact.at {
-                    pending.contacts[contact.name] = contact
-                }
-                defer { pending.scheduled = true }
-                return !pending.scheduled
-            }
-            if schedule { scheduleFlush() }
+            hold(batch)
         }
     }
 
     public func run() async throws {
-        try? await gracefulShutdown()
-        await flush()
+        // At least one pass, so a service stopped at once still writes what it holds.
+        repeat {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            await flush()
+        } while !Task.isShuttingDownGracefully && !Task.isCancelled
     }
 }
