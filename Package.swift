@@ -187,6 +187,7 @@ if !bridgeOnly {
                 .product(name: "HummingbirdTesting", package: "hummingbird"), logging,
             ]
         ),
+        .testTarget(name: "MusterPollerTests", dependencies: ["MusterPoller", "MusterDatabase", logging]),
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [

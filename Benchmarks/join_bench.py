@@ -55,6 +55,19 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid):
+    """Voluntary plus involuntary context switches summed over the process's threads (its pools live for the run)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            for line in open(f"/proc/{pid}/task/{task}/status"):
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def rss_mib(pid):
     """The process's RSS in MiB, and its anonymous (heap, stacks) and file-backed (code) parts."""
     fields = {line.split(":")[0]: int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith(("VmRSS", "RssAnon", "RssFile"))}
@@ -117,7 +130,8 @@ def main():
     try:
         _, archive, _ = core.package({"name": "bench", "component_type": "poller"})
         open(f"{work}/poller.tar.gz", "wb").write(archive)
-        subprocess.run([f"{args.bin_dir}/muster-poller", "install", "--package", f"{work}/poller.tar.gz", "--dir", f"{work}/poller"], check=True)
+        subprocess.run([f"{args.bin_dir}/muster-poller", "install", "--package", f"{work}/poller.tar.gz", "--dir", f"{work}/poller"],
+                       check=True, stdout=subprocess.DEVNULL)
         port = free_port()
         poller_log = open(f"{work}/poller.log", "w")
         poller = subprocess.Popen([f"{args.bin_dir}/muster-poller", "run", "--dir", f"{work}/poller", "--listen", f"127.0.0.1:{port}"],
@@ -177,12 +191,15 @@ def main():
             profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(poller.pid), "-o", args.perf],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        cpu_before = cpu_seconds(poller.pid)
+        cpu_before, core_before, switches_before = cpu_seconds(poller.pid), cpu_seconds(core.process.pid), context_switches(poller.pid)
         begin = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(join, requests))
         wall = time.perf_counter() - begin
         poller_cpu = cpu_seconds(poller.pid) - cpu_before
+        switches = context_switches(poller.pid) - switches_before
+        time.sleep(1)  # the last activations reach Core
+        core_cpu = cpu_seconds(core.process.pid) - core_before
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
@@ -195,6 +212,8 @@ def main():
             "joins_per_s": round(rate, 1), "p50_ms": round(statistics.median(latencies) * 1000, 2),
             "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2),
             "poller_cpu_ms_per_join": round(poller_cpu / args.agents * 1000, 3),
+            "poller_context_switches_per_join": round(switches / args.agents, 1),
+            "core_cpu_ms_per_join": round(core_cpu / args.agents * 1000, 3),
             "poller_rss_mib_empty": rss_empty, "poller_rss_mib_cached": rss_cached, "poller_rss_mib_after_joins": rss_joined,
         }
         if args.skip_transport:
@@ -206,12 +225,13 @@ def main():
             with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
                 rpc.EdgeOnboardingStub(channel).GetBundle(pb.GetBundleRequest(), timeout=60)
 
-        cpu_before = cpu_seconds(poller.pid)
+        cpu_before, switches_before = cpu_seconds(poller.pid), context_switches(poller.pid)
         begin = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(bundle_call, range(args.agents)))
         transport_wall = time.perf_counter() - begin
         transport_cpu = cpu_seconds(poller.pid) - cpu_before
+        transport_switches = context_switches(poller.pid) - switches_before
         sign, verify, ceiling = openssl_ceiling(5)
         result.update({
             "openssl_sign_per_s": sign, "openssl_verify_per_s": verify, "ceiling_joins_per_s": round(ceiling, 1),
@@ -219,6 +239,10 @@ def main():
             "poller_cpu_vs_ceiling_pct": round(100 * (1 / ceiling) / (poller_cpu / args.agents), 1),
             "transport_only_calls_per_s": round(args.agents / transport_wall, 1),
             "transport_only_poller_cpu_ms_per_call": round(transport_cpu / args.agents * 1000, 3),
+            "transport_only_context_switches_per_call": round(transport_switches / args.agents, 1),
+            "join_own_poller_cpu_ms": round((poller_cpu - transport_cpu) / args.agents * 1000, 3),
+            "joins_per_s_vs_transport_pct": round(100 * rate / (args.agents / transport_wall), 1),
+            "joins_per_s_vs_spire_default_limit_pct": round(100 * rate / 500, 1),
         })
         print(json.dumps(result, indent=2))
     finally:

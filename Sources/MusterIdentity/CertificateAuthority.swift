@@ -52,11 +52,11 @@ public struct CertificateAuthority: Sendable {
     /// Signs a certificate issued by this CA: backdated NotBefore, never past this CA's NotAfter.
     private func sign(
         subject: DistinguishedName, publicKey: Certificate.PublicKey, extensions: Certificate.Extensions,
-        lifetime: TimeInterval, now: Date
+        lifetime: TimeInterval, now: Date, serial: Certificate.SerialNumber = SerialNumber.random()
     ) throws -> Certificate {
         try Certificate(
-            version: .v3, serialNumber: SerialNumber.random(), publicKey: publicKey,
-            notValidBefore: now - Self.backdate, notValidAfter: min(now + lifetime, certificate.notValidAfter),
+            version: .v3, serialNumber: serial, publicKey: publicKey,
+            notValidBefore: now - Self.backdate, notValidAfter: notValidAfter(lifetime: lifetime, now: now),
             issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: privateKey
         )
@@ -73,19 +73,26 @@ public struct CertificateAuthority: Sendable {
             dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: lifetime, now: now)
     }
 
-    /// Issues a leaf for a key a CSR check passed; its identifier comes with it (see `CSRCheck.CheckedKey`).
+    /// Issues a leaf for a key a CSR check passed; its identifier comes with it (see `CSRCheck.CheckedKey`). A
+    /// caller that records the serial before signing (the poller's join) passes it in.
     public func issueLeaf(
         spiffeID: SPIFFEID, key: CSRCheck.CheckedKey, dnsNames: [String] = [], ipAddresses: [String] = [],
-        lifetime: TimeInterval = 3600, now: Date = Date()
+        lifetime: TimeInterval = 3600, now: Date = Date(), serial: Certificate.SerialNumber = SerialNumber.random()
     ) throws -> Certificate {
         try issueLeaf(
             spiffeID: spiffeID, publicKey: key.publicKey, keyIdentifier: key.keyIdentifier, dnsNames: dnsNames,
-            ipAddresses: ipAddresses, lifetime: lifetime, now: now)
+            ipAddresses: ipAddresses, lifetime: lifetime, now: now, serial: serial)
+    }
+
+    /// The NotAfter of a certificate this CA signs at `now` for `lifetime`: never past the CA's own.
+    public func notValidAfter(lifetime: TimeInterval, now: Date) -> Date {
+        min(now + lifetime, certificate.notValidAfter)
     }
 
     private func issueLeaf(
         spiffeID: SPIFFEID, publicKey: Certificate.PublicKey, keyIdentifier: SubjectKeyIdentifier,
-        dnsNames: [String], ipAddresses: [String], lifetime: TimeInterval, now: Date
+        dnsNames: [String], ipAddresses: [String], lifetime: TimeInterval, now: Date,
+        serial: Certificate.SerialNumber = SerialNumber.random()
     ) throws -> Certificate {
         var names: [GeneralName] = [.uniformResourceIdentifier(spiffeID.description)]
         names += dnsNames.map { .dnsName($0) }
@@ -104,7 +111,9 @@ public struct CertificateAuthority: Sendable {
             keyIdentifier
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }
-        return try sign(subject: subject, publicKey: publicKey, extensions: extensions, lifetime: lifetime, now: now)
+        return try sign(
+            subject: subject, publicKey: publicKey, extensions: extensions, lifetime: lifetime, now: now, serial: serial
+        )
     }
 
     /// Issues a poller's downstream CA over `publicKey`: `cA=true`, `pathLen=0`, keyCertSign + cRLSign,

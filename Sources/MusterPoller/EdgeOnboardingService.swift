@@ -81,25 +81,30 @@ public struct EdgeOnboardingService: GRPCService {
         }
         let key = try Self.publicKey(fromCSR: request.csr)
         let hash = ByteEncoding.hex(token.hash)
-        // Refuse spent, revoked, expired and unknown tokens before signing: a replay costs a lookup.
-        let held = try await store { try await cache.package(tokenHash: hash) }
-        if let reason = Self.refusal(of: held, at: now) { throw await refuse(reason, package: held?.id, from: address) }
-        guard let held, let spiffeID = try? SPIFFEID(parsing: held.spiffeID), identity.serves(spiffeID) else {
-            throw await refuse(
-                "the cached package holds no SPIFFE ID under this poller", package: held?.id, from: address)
-        }
-        let leaf = try issue(spiffeID, key: key)
+        // The token is claimed before anything is signed, by one statement of a group commit that also records
+        // the SVID about to be signed (its serial and NotAfter chosen here) and queues its activation: a spent,
+        // revoked, expired or unknown token costs that statement and no signature.
+        let issuedAt = Date(timeIntervalSince1970: (Double(now) / 1000).rounded(.down))
+        let lifetime = try leafLifetime(at: issuedAt)
+        let serial = SerialNumber.random()
         let redeemed = try await store {
             try await cache.redeem(
-                tokenHash: hash, at: now, serial: "\(leaf.certificate.serialText)",
-                notAfter: Clock.millis(leaf.certificate.notValidAfter), from: address)
+                tokenHash: hash, at: now, serial: SerialNumber.text(serial),
+                notAfter: Clock.millis(identity.authority.notValidAfter(lifetime: lifetime, now: issuedAt)),
+                from: address)
         }
-        guard redeemed != nil else {
-            let reason =
-                Self.refusal(of: try await store { try await cache.package(tokenHash: hash) }, at: now)
-                ?? "lost a race to another join"
-            throw await refuse(reason, package: held.id, from: address)
+        guard let held = redeemed else {
+            let held = try await store { try await cache.package(tokenHash: hash) }
+            throw await refuse(
+                Self.refusal(of: held, at: now) ?? "lost a race to another join", package: held?.id, from: address)
         }
+        // Core streams only IDs under this poller; a cached package outside it (a corrupt cache) was claimed but is
+        // never signed for, and Core refuses its activation (the ID is not the one it recorded for the package).
+        guard let spiffeID = try? SPIFFEID(parsing: held.spiffeID), identity.serves(spiffeID) else {
+            throw await refuse(
+                "the cached package holds no SPIFFE ID under this poller", package: held.id, from: address)
+        }
+        let leaf = try issue(spiffeID, key: key, lifetime: lifetime, now: issuedAt, serial: serial)
         outbox.ring()
         logger.notice(
             "agent joined",
@@ -116,17 +121,25 @@ public struct EdgeOnboardingService: GRPCService {
     }
 
     /// A leaf from the downstream CA; never outlives the CA, and refused once the CA has expired.
-    func issue(_ spiffeID: SPIFFEID, key: CSRCheck.CheckedKey) throws -> (
-        certificate: Certificate, chain: [Certificate]
-    ) {
+    func issue(
+        _ spiffeID: SPIFFEID, key: CSRCheck.CheckedKey, lifetime: TimeInterval? = nil, now: Date = Date(),
+        serial: Certificate.SerialNumber = SerialNumber.random()
+    ) throws -> (certificate: Certificate, chain: [Certificate]) {
         let authority = identity.authority
-        let remaining = authority.certificate.notValidAfter.timeIntervalSinceNow
+        let leaf = try authority.issueLeaf(
+            spiffeID: spiffeID, key: key, lifetime: try lifetime ?? leafLifetime(at: now), now: now, serial: serial)
+        return (leaf, authority.presentedChain(for: leaf))
+    }
+
+    /// How long a leaf signed at `now` lives: the SVID TTL, cut to what remains of the downstream CA; refused
+    /// once the CA has (nearly) expired.
+    func leafLifetime(at now: Date) throws -> TimeInterval {
+        let remaining = identity.authority.certificate.notValidAfter.timeIntervalSince(now)
         guard remaining > 10 else {
             throw RPCError(
                 code: .unavailable, message: "the poller's CA has expired and Core has not renewed it yet; retry later")
         }
-        let leaf = try authority.issueLeaf(spiffeID: spiffeID, key: key, lifetime: min(svidTTL, remaining))
-        return (leaf, authority.presentedChain(for: leaf))
+        return min(svidTTL, remaining)
     }
 
     /// Logs a refused join and queues it for Core's audit log; the caller gets the one generic answer.

@@ -38,11 +38,11 @@ extension PollerCache {
         try await database.write { sql in try await sql.raw("DELETE FROM refusals WHERE id <= \(bind: last)").run() }
     }
 
-    /// Removes delivered (or refused-for-good) activations.
+    /// Removes delivered (or refused-for-good) activations: one statement (the outbox sends at most 100 at a time).
     public func removeFromOutbox(_ packageIDs: [String]) async throws {
         guard !packageIDs.isEmpty else { return }
-        try await database.transaction { sql in
-            for id in packageIDs { try await sql.raw("DELETE FROM outbox WHERE package_id = \(bind: id)").run() }
+        try await database.write { sql in
+            try await sql.raw("DELETE FROM outbox WHERE package_id IN (\(binds: packageIDs))").run()
         }
     }
 }

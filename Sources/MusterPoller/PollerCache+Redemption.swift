@@ -2,7 +2,7 @@ import Foundation
 import MusterDatabase
 import SQLKit
 
-/// Joins and renewals against the cache: a redemption is one statement (committed in groups), a renewal one statement.
+/// Joins and renewals against the cache: a group of redemptions is one statement, a renewal one statement.
 extension PollerCache {
     public func package(tokenHash: String) async throws -> CachedPackage? {
         try await database.read { sql in
@@ -22,23 +22,36 @@ extension PollerCache {
             Redemption(tokenHash: tokenHash, at: now, serial: serial, notAfter: notAfter, address: address))
     }
 
-    /// The redemptions of one group commit, in order; nil where a token did not redeem.
+    /// Most redemptions in one statement (five parameters each, well under SQLite's limit).
+    static let redemptionsPerStatement = 500
+
+    /// The redemptions of one group commit, in order; nil where a token did not redeem. Each statement is one
+    /// UPDATE … FROM over the group's values: it commits by itself (with its trigger's rows), one durable commit
+    /// for the group. A token twice in one group is claimed by its first join; the second lost the race.
     static func commit(_ batch: [Redemption], database: Database) async throws -> [CachedPackage?] {
-        try await database.transaction { sql in
-            var results: [CachedPackage?] = []
-            for item in batch {
-                results.append(
-                    try await sql.raw(
-                        """
-                        UPDATE packages SET state = 'redeemed', redeemed_at = \(bind: item.at), redeemed_serial = \(bind: item.serial),
-                            redeemed_not_after = \(bind: item.notAfter), redeemed_from = \(bind: item.address)
-                        WHERE token_hash = \(bind: item.tokenHash) AND state = 'pending' AND expires_at > \(bind: item.at)
-                        RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
-                        """
-                    ).first(decoding: CachedPackage.self, with: Self.decoder))
+        var claimed = Set<String>()
+        let claims = batch.filter { claimed.insert($0.tokenHash).inserted }
+        var redeemed: [String: CachedPackage] = [:]
+        for first in stride(from: 0, to: claims.count, by: redemptionsPerStatement) {
+            let rows = claims[first..<min(first + redemptionsPerStatement, claims.count)].map {
+                item -> SQLQueryString in
+                "(\(binds: [item.tokenHash, item.at, item.serial, item.notAfter, item.address]))"
             }
-            return results
+            let packages = try await database.write { sql in
+                try await sql.raw(
+                    """
+                    WITH claims (token_hash, at, serial, not_after, address) AS (VALUES \(rows.joined(separator: ", ")))
+                    UPDATE packages SET state = 'redeemed', redeemed_at = claims.at, redeemed_serial = claims.serial,
+                        redeemed_not_after = claims.not_after, redeemed_from = claims.address
+                    FROM claims
+                    WHERE packages.token_hash = claims.token_hash AND packages.state = 'pending' AND packages.expires_at > claims.at
+                    RETURNING id, component_type, name, spiffe_id, token_hash, expires_at, selectors, state, redeemed_at, revoked_at
+                    """
+                ).all(decoding: CachedPackage.self, with: Self.decoder)
+            }
+            for package in packages { redeemed[package.tokenHash ?? ""] = package }
         }
+        return batch.map { item in redeemed.removeValue(forKey: item.tokenHash) }
     }
 
     public func issued(serial: String) async throws -> IssuedSVID? {

@@ -7,6 +7,9 @@ import MusterProto
 import X509
 
 extension PollerUplink {
+    /// The least time between two reports: how long an activation may wait for others to join it.
+    static let reportGap = Duration.milliseconds(50)
+
     public func outboxLoop() async {
         var backoff = Backoff()
         var lastReport = ContinuousClock.now - heartbeat
@@ -20,6 +23,9 @@ extension PollerUplink {
                 try await flush()
                 lastReport = .now
                 backoff.reset()
+                // Activations that arrive together (a site's agents joining at once) go to Core in one report,
+                // not one report each.
+                try? await Task.sleep(for: Self.reportGap)
             } catch {
                 if await stops(after: error, "cannot report activations to Core; kept in the outbox", backoff: &backoff)
                 {

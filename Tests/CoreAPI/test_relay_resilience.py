@@ -1,5 +1,6 @@
 """The relay under revocation, a Core outage, poller restarts and kill -9: real processes throughout."""
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 import threading
 import time
@@ -8,7 +9,7 @@ import grpc
 import pytest
 
 from conftest import Core
-from relay import Poller, agent_package, join, pem_chain, renew, status_of, wait_cached, wait_for
+from relay import Poller, agent_package, edge_stub, join, new_key_and_csr, pem_chain, renew, status_of, wait_cached, wait_for
 
 
 @pytest.fixture
@@ -97,6 +98,56 @@ def test_core_outage_agents_join_and_renew_and_activations_arrive_once(sqlite_co
         assert [(r["outcome"], r["actor"]) for r in rows] == [("ok", "poller:edge-1")], rows
     activated = core.api("GET", "/api/edge-packages?status=activated&type=agent").json()["items"]
     assert sorted(p["id"] for p in activated) == sorted(p["id"] for p, _, _ in packages)
+
+
+def test_joins_racing_for_one_token_in_one_group_commit_redeem_it_once(sqlite_core, poller, onboarding):
+    core = sqlite_core
+    pb, _ = onboarding
+    packages = [agent_package(core, f"race-{i}") for i in range(4)]
+    for package, _, _ in packages:
+        wait_cached(core, package["id"])
+    # Eight joins for every token, on connections already open and released together, so that the poller's
+    # group commits hold the same token more than once.
+    attempts = [(package, token) for package, _, token in packages for _ in range(8)]
+    stubs = [edge_stub(onboarding, poller) for _ in attempts]
+    for channel, _ in stubs:
+        grpc.channel_ready_future(channel).result(timeout=10)
+    barrier = threading.Barrier(len(attempts))
+    joined = {}
+
+    def attempt(index):
+        (package, token), (_, stub) = attempts[index], stubs[index]
+        key, csr = new_key_and_csr()
+        barrier.wait()
+        try:
+            response = stub.Join(pb.JoinRequest(join_token=token, csr=csr), timeout=20)
+            joined[package["id"]] = (key, pem_chain(response.svid_chain))
+            return package["id"], response.spiffe_id
+        except grpc.RpcError as error:
+            return package["id"], (error.code(), error.details())
+
+    with ThreadPoolExecutor(len(attempts)) as pool:
+        results = list(pool.map(attempt, range(len(attempts))))
+    for channel, _ in stubs:
+        channel.close()
+    refusal = (grpc.StatusCode.UNAUTHENTICATED, "join token not accepted (unknown, already used, expired or revoked)")
+    for package, _, _ in packages:
+        outcomes = [outcome for package_id, outcome in results if package_id == package["id"]]
+        assert [o for o in outcomes if isinstance(o, str)] == [f"spiffe://blackbox.test/muster/poller/edge-1/agent/{package['name']}"], outcomes
+        assert outcomes.count(refusal) == 7, outcomes
+    status = poller.status().stdout
+    assert "0 pending, 4 redeemed" in status, status
+    # Each winner's SVID is the one the poller recorded for its token: it renews.
+    for key, chain in joined.values():
+        renew(onboarding, poller, key, chain)
+    # Core hears of each activation once, and of each refused join.
+    for package, _, _ in packages:
+        def audited():
+            rows = core.api("GET", f"/api/audit?target_id={package['id']}&action=package.activate").json()["items"]
+            return rows if len(rows) >= 8 else None
+        rows = wait_for(audited, what="the activation and the refused joins audited at Core")
+        assert sorted(r["outcome"] for r in rows) == ["denied"] * 7 + ["ok"], rows
+        assert status_of(core, package["id"]) == "activated"
 
 
 def test_kill_9_during_joins_never_redeems_a_token_twice(sqlite_core, poller, onboarding):
