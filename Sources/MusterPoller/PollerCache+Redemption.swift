@@ -25,20 +25,21 @@ extension PollerCache {
     /// Most redemptions in one statement (five parameters each, well under SQLite's limit).
     static let redemptionsPerStatement = 500
 
-    /// The redemptions of one group commit, in order; nil where a token did not redeem. Each statement is one
-    /// UPDATE … FROM over the group's values: it commits by itself (with its trigger's rows), one durable commit
-    /// for the group. A token twice in one group is claimed by its first join; the second lost the race.
+    /// The redemptions of one group commit, in order; nil where a token did not redeem. A group is one
+    /// UPDATE … FROM over its values that commits by itself (with its trigger's rows): one durable commit for the
+    /// group. A group too large for one statement is split, its statements in one transaction, so it still commits
+    /// whole or not at all. A token twice in one group is claimed by its first join; the second lost the race.
     static func commit(_ batch: [Redemption], database: Database) async throws -> [CachedPackage?] {
         var claimed = Set<String>()
         let claims = batch.filter { claimed.insert($0.tokenHash).inserted }
-        var redeemed: [String: CachedPackage] = [:]
-        for first in stride(from: 0, to: claims.count, by: redemptionsPerStatement) {
-            let rows = claims[first..<min(first + redemptionsPerStatement, claims.count)].map {
-                item -> SQLQueryString in
-                "(\(binds: [item.tokenHash, item.at, item.serial, item.notAfter, item.address]))"
-            }
-            let packages = try await database.write { sql in
-                try await sql.raw(
+        let claim: @Sendable (any SQLDatabase) async throws -> [CachedPackage] = { sql in
+            var redeemed: [CachedPackage] = []
+            for first in stride(from: 0, to: claims.count, by: redemptionsPerStatement) {
+                let rows = claims[first..<min(first + redemptionsPerStatement, claims.count)].map {
+                    item -> SQLQueryString in
+                    "(\(binds: [item.tokenHash, item.at, item.serial, item.notAfter, item.address]))"
+                }
+                redeemed += try await sql.raw(
                     """
                     WITH claims (token_hash, at, serial, not_after, address) AS (VALUES \(rows.joined(separator: ", ")))
                     UPDATE packages SET state = 'redeemed', redeemed_at = claims.at, redeemed_serial = claims.serial,
@@ -49,8 +50,12 @@ extension PollerCache {
                     """
                 ).all(decoding: CachedPackage.self, with: Self.decoder)
             }
-            for package in packages { redeemed[package.tokenHash ?? ""] = package }
+            return redeemed
         }
+        let packages =
+            claims.count > redemptionsPerStatement
+            ? try await database.transaction(claim) : try await database.write(claim)
+        var redeemed = Dictionary(packages.map { ($0.tokenHash ?? "", $0) }, uniquingKeysWith: { first, _ in first })
         return batch.map { item in redeemed.removeValue(forKey: item.tokenHash) }
     }
 
