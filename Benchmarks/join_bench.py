@@ -198,11 +198,11 @@ def main():
         wall = time.perf_counter() - begin
         poller_cpu = cpu_seconds(poller.pid) - cpu_before
         switches = context_switches(poller.pid) - switches_before
-        time.sleep(1)  # the last activations reach Core
-        core_cpu = cpu_seconds(core.process.pid) - core_before
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
+        time.sleep(1)  # the last activations reach Core (the profile covers the joins only)
+        core_cpu = cpu_seconds(core.process.pid) - core_before
         assert not failures, f"{len(failures)} joins failed: {set(failures)}"
         rss_joined = rss_mib(poller.pid)
         latencies.sort()
