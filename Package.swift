@@ -143,6 +143,7 @@ if !bridgeOnly {
             dependencies: [
                 "MusterErrors", "MusterGRPC", argumentParser, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

@@ -84,8 +84,9 @@ struct AgentCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enroll without a token: ask the poller, wait for an operator's approval, receive the identity.",
             discussion:
-                "Exit status: 0 approved (identity written as by join), 1 denied, 5 expired, 2 usage. An interrupted "
-                + "enroll resumes the same request when run again with the same --dir.")
+                "Exit status: 0 approved (identity written as by join), 1 denied, 5 expired, 2 usage, 130/143 "
+                + "interrupted (SIGINT/SIGTERM). An interrupted enroll resumes the same request when run again with "
+                + "the same --dir.")
         @Option(help: "host:port of the poller") var poller: String
         @Option(name: .customLong("ca-pin"), help: "sha256:HEX pin of the trust domain's root CA") var caPin: String
         @Option(help: "agent or checker") var type: String = "agent"
@@ -110,11 +111,20 @@ struct AgentCommand: AsyncParsableCommand {
                 throw AgentError("\(dir) already holds an identity; use another --dir or remove \(dir)/identity")
             }
             let display = ProgressLine()
-            let id = try await AgentEnrollment.enroll(
-                .init(
-                    poller: poller, caPin: caPin, componentType: type, name: name,
-                    timeout: AgentEnrollment.parseDuration(timeout)!, machineIDFile: machineIDFile),
-                state: state, progress: { display.show($0) })
+            let options = AgentEnrollment.Options(
+                poller: poller, caPin: caPin, componentType: type, name: name,
+                timeout: AgentEnrollment.parseDuration(timeout)!, machineIDFile: machineIDFile)
+            let id: SPIFFEID
+            do {
+                id = try await Runtime.interruptible(
+                    message: "run the same command with --dir \(dir) to resume the request"
+                ) {
+                    try await AgentEnrollment.enroll(options, state: state, progress: { display.show($0) })
+                }
+            } catch {
+                display.end()
+                throw error
+            }
             display.end()
             print("enrolled as \(id); identity in \(dir)/identity; next: muster-agent run --dir \(dir)")
         }

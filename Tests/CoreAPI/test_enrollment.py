@@ -52,13 +52,14 @@ class Enroll:
     """`muster-agent enroll` running in the background, its output in a log file (with the other process logs, so
     the session's secrets check reads it too). `pin` defaults to Core's, read from its trust bundle."""
 
-    def __init__(self, core, poller, directory, id_file, *extra, pin=None):
+    def __init__(self, core, poller, directory, id_file, *extra, pin=None, preexec_fn=None):
         self.directory = directory
         self.log_path = LOG_DIR / f"enroll-{uuid.uuid4().hex[:8]}.log"
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [AGENT, "enroll", "--poller", poller.address, "--ca-pin", pin or ca_pin(core), "--dir", str(directory),
-             "--machine-id-file", str(id_file), *extra], stdout=self.log, stderr=subprocess.STDOUT)
+             "--machine-id-file", str(id_file), *extra], stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn)
         RUNNING.append(self.process)
 
     def wait(self, timeout=90):
@@ -175,11 +176,17 @@ def test_deny_expire_and_resume(sqlite_core, tmp_path):
 
         # Interrupted mid-wait and run again: the same request, then approved.
         id_file, machine_id = machine_id_file(tmp_path, "resumed")
-        first = Enroll(core, poller, tmp_path / "a3", id_file)
+        # Started as a script's background job would be (SIGINT ignored), it still stops on SIGINT: exit 130 and
+        # one line that says how to resume.
+        first = Enroll(core, poller, tmp_path / "a3", id_file,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         request = request_for(core, machine_id)
         wait_for(lambda: "waiting" in first.output(), what="the first enroll waiting")
         first.process.send_signal(signal.SIGINT)
-        first.wait()
+        code, output = first.wait(timeout=30)
+        assert code == 130, output
+        last = output.strip().splitlines()[-1]
+        assert last.startswith("muster-agent: interrupted") and f"--dir {tmp_path / 'a3'} to resume" in last, output
         again = Enroll(core, poller, tmp_path / "a3", id_file)
         wait_for(lambda: f"resuming enrollment request {request['id']}" in again.output(), what="the resumed request")
         same = [i for i in core.api("GET", "/api/enrollments").json()["items"] if i["claimed"]["machine_id"] == machine_id]
