@@ -136,3 +136,51 @@ def test_database_down_is_503_and_core_recovers_by_itself():
         assert core.process.poll() is None
     finally:
         core.stop()
+
+
+@needs_postgres
+def test_a_poller_revoked_on_one_replica_has_its_heartbeats_refused_by_the_other(tmp_path, onboarding):
+    """A heartbeat may be admitted on a verdict Core keeps (PollerStandings, up to two minutes); a revocation made on
+    replica A must end that verdict on replica B within seconds: B's package feed hears of it (NOTIFY) and forgets
+    it. Calls that change state (here a renewal) read the store every time."""
+    import grpc
+    from relay import Poller, new_key_and_csr, wait_for
+    pb, grpc_mod = onboarding
+    a, b = replica_pair(new_postgres_database())
+    try:
+        poller = Poller(a, tmp_path / "poller", name="edge-hb")
+        poller.stop()
+        identity = poller.directory / "identity"
+        credentials = grpc.ssl_channel_credentials(root_certificates=(identity / "bundle.pem").read_bytes(),
+                                                   private_key=(identity / "svid.key").read_bytes(),
+                                                   certificate_chain=(identity / "svid.pem").read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{b.grpc_port}", credentials) as channel:
+            stub = grpc_mod.CoreOnboardingStub(channel)
+
+            def heartbeat():
+                try:
+                    stub.ReportActivations(pb.ReportActivationsRequest(), timeout=10)
+                    return grpc.StatusCode.OK
+                except grpc.RpcError as error:
+                    return error.code()
+
+            # The first heartbeat reads the store; the second is admitted on the verdict B keeps.
+            assert heartbeat() == grpc.StatusCode.OK and heartbeat() == grpc.StatusCode.OK
+            assert a.api("POST", f"/api/edge-packages/{poller.package_id}/revoke").status == 200
+            started = time.monotonic()
+            wait_for(lambda: heartbeat() == grpc.StatusCode.PERMISSION_DENIED, timeout=10,
+                     what="replica B refusing the revoked poller's heartbeat")
+            assert time.monotonic() - started < 10
+            _, csr = new_key_and_csr()
+            try:
+                stub.RenewPoller(pb.RenewPollerRequest(svid_csr=csr), timeout=10)
+                raise AssertionError("a revoked poller renewed its SVID")
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        # The refusal is audited (by the refusal auditor, just after the answer).
+        wait_for(lambda: any(row["target_id"] == "edge-hb" and "revoked" in (row["reason"] or "")
+                             for row in b.api("GET", "/api/audit?action=grpc.refused").json()["items"]),
+                 what="the refused heartbeat's audit row")
+    finally:
+        a.stop()
+        b.stop()

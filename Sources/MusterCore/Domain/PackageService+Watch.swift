@@ -27,35 +27,49 @@ extension PackageService {
     /// The poller a verified credential names, if Core knows it as active and issued this very certificate to
     /// it: the leaf's serial must be on record for the poller's current package and not revoked, so an SVID of
     /// a revoked poller stays dead when its name is used again. A refused certificate is audited.
-    public func activePoller(_ credential: PollerCredential, from ip: String) async throws -> String {
+    /// A `heartbeat` (a call that changes nothing but the last contact) may be admitted on that verdict as
+    /// `PollerStandings` keeps it, without reading the store; every other call reads it.
+    public func activePoller(_ credential: PollerCredential, from ip: String, heartbeat: Bool = false) async throws
+        -> String
+    {
         try await DomainError.mapping {
             let name = credential.name
-            guard let poller = try await store.poller(named: name), poller.status == "active",
-                poller.spiffeID == credential.spiffeID.description
-            else {
+            let spiffeID = credential.spiffeID.description
+            if heartbeat, standings.admits(name, serial: credential.serial, spiffeID: spiffeID) {
+                contacts.note(name, at: Clock.nowMillis(), from: ip)
+                return name
+            }
+            let generation = standings.generation
+            let poller = try await store.poller(named: name)
+            guard let poller, poller.status == "active", poller.spiffeID == spiffeID else {
+                await refused(credential, from: ip, reason: "poller is \(poller?.status ?? "unknown to Core")")
                 throw DomainError(.permissionDenied, "poller \(name) is not active (revoked, or never attested)")
             }
             let issued = try await store.issued(serial: credential.serial)
-            guard let issued, issued.kind == "svid", issued.spiffeID == credential.spiffeID.description,
-                issued.packageID == poller.packageID,
+            guard let issued, issued.kind == "svid", issued.spiffeID == spiffeID, issued.packageID == poller.packageID,
                 issued.revokedAt == nil
             else {
                 let reason =
                     issued == nil
                     ? "not issued by Core" : (issued?.revokedAt != nil ? "revoked" : "issued to another package")
-                await auditor.record(
-                    AuditRecord(
-                        at: Clock.nowMillis(), actor: "anonymous", sourceIP: ip, action: "grpc.refused",
-                        targetType: "poller", targetID: name,
-                        outcome: "denied", reason: "SVID serial \(credential.serial) \(reason)",
-                        details: ["spiffe_id": credential.spiffeID.description]
-                    ), source: ip)
+                await refused(credential, from: ip, reason: "SVID serial \(credential.serial) \(reason)")
                 throw DomainError(
                     .permissionDenied, "this SVID of poller \(name) is not current (revoked or superseded)")
             }
+            standings.remember(name, serial: credential.serial, spiffeID: spiffeID, readAt: generation)
             contacts.note(name, at: Clock.nowMillis(), from: ip)
             return name
         }
+    }
+
+    /// Audits a poller credential Core refused, under the refusal budget of its source address.
+    private func refused(_ credential: PollerCredential, from ip: String, reason: String) async {
+        await auditor.record(
+            AuditRecord(
+                at: Clock.nowMillis(), actor: "anonymous", sourceIP: ip, action: "grpc.refused", targetType: "poller",
+                targetID: credential.name, outcome: "denied", reason: reason,
+                details: ["spiffe_id": credential.spiffeID.description]
+            ), source: ip)
     }
 
     /// The poller's packages from `cursor` on: with cursor 0 a snapshot of its pending agent/checker packages

@@ -48,6 +48,8 @@ public struct PackageService: Sendable {
     public let feed: PollerFeed
     /// The pollers' last contacts, written together (run it as a service: it does the writing).
     public let contacts: PollerContacts
+    /// Poller SVIDs recently found current, which admit heartbeats without a read of the store.
+    let standings: PollerStandings
 
     public init(
         store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics,
@@ -64,8 +66,16 @@ public struct PackageService: Sendable {
         self.events = events
         self.metrics = metrics
         self.logger = logger
+        let standings = PollerStandings()
+        self.standings = standings
         self.feed = PollerFeed(events: events, metrics: metrics, logger: logger) { [store] event in
-            try await Self.feedEvent(event, store: store)
+            let item = try await Self.feedEvent(event, store: store)
+            // A poller's own package was created or revoked (here or on another replica): its heartbeats are
+            // checked against the store again.
+            if case .package(let record)? = item?.subject, record.componentType == .poller {
+                standings.forget(record.name)
+            }
+            return item
         }
     }
 
@@ -130,6 +140,7 @@ public struct PackageService: Sendable {
                 try await store.revokePackage(
                     id: id, at: now, by: principal.name, reason: reason, audit: audit, event: event)
             }
+            if record.componentType == .poller { standings.forget(record.name) }
             await deleteEntries(entries)
             logger.notice("package revoked", metadata: ["package": "\(id)", "actor": "\(principal.name)"])
             return PackageView(record, joinCommand: try await joinCommand(for: record))

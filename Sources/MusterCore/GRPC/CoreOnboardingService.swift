@@ -86,8 +86,10 @@ public struct CoreOnboardingService: GRPCService {
                     code: .invalidArgument,
                     message: "at most \(PackageService.maxActivationsPerReport) activations and refusals per report")
             }
-            // An empty report is the poller's heartbeat: it only refreshes its last contact.
-            let poller = try await Self.mapped { try await activePoller(context) }
+            // An empty report is the poller's heartbeat: it only refreshes its last contact, so a verdict Core
+            // keeps (PollerStandings) may admit it without a read of the store.
+            let heartbeat = request.activations.isEmpty && request.refusals.isEmpty
+            let poller = try await Self.mapped { try await activePoller(context, heartbeat: heartbeat) }
             let activations = request.activations.map {
                 ReportedActivation(
                     packageID: $0.packageID, spiffeID: $0.spiffeID, sourceAddress: $0.sourceAddress,
@@ -174,12 +176,13 @@ public struct CoreOnboardingService: GRPCService {
     }
 
     /// The active poller behind the call's verified SVID (the policy admitted only root-issued poller IDs).
-    func activePoller(_ context: ServerContext) async throws -> String {
+    func activePoller(_ context: ServerContext, heartbeat: Bool = false) async throws -> String {
         guard let peer = try context.peer(), case .poller(let name) = peer.musterID else {
             throw RPCError(code: .unauthenticated, message: "this method needs the poller's X.509-SVID")
         }
         return try await packages.activePoller(
-            PollerCredential(name: name, spiffeID: peer.spiffeID, serial: peer.serial), from: context.peerIP)
+            PollerCredential(name: name, spiffeID: peer.spiffeID, serial: peer.serial), from: context.peerIP,
+            heartbeat: heartbeat)
     }
 
     /// Runs a handler body so that a domain failure (or any failure under it) leaves as its gRPC status; a
