@@ -33,8 +33,10 @@ var dependencies: [Package.Dependency] = [
 var targets: [Target] = [
     // gRPC core from Debian's libgrpc-dev, linked by library name.
     .systemLibrary(name: "CGRPCCore"),
-    // The few C helpers Swift cannot express (macros over unions).
-    .target(name: "CMusterGRPCShim", dependencies: ["CGRPCCore"]),
+    // The few C helpers Swift cannot express (macros over unions, a socket option, absl's C++-only mutex mode).
+    .target(
+        name: "CMusterGRPCShim", dependencies: ["CGRPCCore"],
+        linkerSettings: [.linkedLibrary("absl_synchronization")]),
     // Generated protobuf messages (see scripts/generate-protos.sh).
     .target(name: "MusterProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // The lock and the one-shot value every concurrent module shares (no other dependency).

@@ -5,6 +5,7 @@ set -euo pipefail
 
 debian_packages=(
     libgrpc-dev            # gRPC core (C), the transport under our bridge
+    libabsl-dev            # abseil, under gRPC core: the bridge's shim sets its mutex mode (absl/synchronization)
     libprotobuf-dev
     protobuf-compiler      # protoc, for regenerating committed Swift
     libssl-dev
