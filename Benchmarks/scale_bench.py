@@ -14,7 +14,7 @@ a copy and measures, in one run, side by side:
     stream is still open.
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
-           [--revocations 200] [--window 60] [--postgres URL --replicas 2]
+           [--revocations 200] [--window 60] [--connecting 64] [--postgres URL --replicas 2]
 """
 import argparse
 import asyncio
@@ -46,6 +46,7 @@ from idle_streams_bench import Core as IdleCore, csr, psql  # noqa: E402
 
 SVID_TTL = 86400
 HEARTBEAT = 30.0
+CONNECT_TIMEOUT = 20.0  # gRPC's own connect deadline
 
 
 class Core(flood_bench.Core):
@@ -123,8 +124,11 @@ def prepare(binary, cache, count, pb, pb_grpc):
 class Fleet:
     """N pollers in one asyncio loop on its own thread: channels, package streams, heartbeats, arrival times."""
 
-    def __init__(self, pb, pb_grpc, pollers, bundle, targets):
+    def __init__(self, pb, pb_grpc, pollers, bundle, targets, connecting, heartbeat=True):
         self.pb, self.pb_grpc, self.pollers, self.bundle, self.targets = pb, pb_grpc, pollers, bundle, targets
+        self.heartbeat = heartbeat
+        self.connecting_limit = connecting
+        self.connect_failures = 0
         self.arrivals = {}  # package id -> (kind, time of arrival)
         self.ended = []
         self.loop = asyncio.new_event_loop()
@@ -133,37 +137,60 @@ class Fleet:
         self.tasks = []
 
     async def poller(self, index, poller, address):
+        """One poller as `muster-poller` behaves: connect, watch, and after a connect that fails within
+        CONNECT_TIMEOUT connect again after the poller's own jittered backoff (0.5 s doubling to 10 s). At most
+        `--connecting` handshakes are in flight from this process at once (a fleet that connects gradually)."""
         credentials = grpc.ssl_channel_credentials(root_certificates=self.bundle, private_key=poller["key"].encode(),
                                                    certificate_chain=poller["chain"].encode())
-        channel = grpc.aio.secure_channel(address, credentials)
-        stub = self.pb_grpc.CoreOnboardingStub(channel)
+        attempt, stub = 0, [None]
         heartbeat = asyncio.ensure_future(self.heartbeats(stub))
         try:
-            async for update in stub.WatchPackages(self.pb.WatchPackagesRequest(cursor=0)):
-                kind = update.WhichOneof("change")
-                if kind == "pending":
-                    self.arrivals[update.pending.id] = ("pending", time.perf_counter())
-                elif kind == "revoked":
-                    self.arrivals[update.revoked.package_id] = ("revoked", time.perf_counter())
-            self.ended.append((poller["name"], "ended"))
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                self.ended.append((poller["name"], f"{error.code()} {error.details()}"))
+            while True:
+                channel = grpc.aio.secure_channel(address, credentials)
+                try:
+                    async with self.connecting:
+                        await asyncio.wait_for(channel.channel_ready(), timeout=CONNECT_TIMEOUT)
+                    stub[0] = self.pb_grpc.CoreOnboardingStub(channel)
+                    async for update in stub[0].WatchPackages(self.pb.WatchPackagesRequest(cursor=0)):
+                        kind = update.WhichOneof("change")
+                        if kind == "pending":
+                            self.arrivals[update.pending.id] = ("pending", time.perf_counter())
+                        elif kind == "revoked":
+                            self.arrivals[update.revoked.package_id] = ("revoked", time.perf_counter())
+                    self.ended.append((poller["name"], "ended"))
+                    return
+                except asyncio.TimeoutError:
+                    self.connect_failures += 1
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.CANCELLED:
+                        self.ended.append((poller["name"], f"{error.code()} {error.details()}"))
+                    return
+                finally:
+                    stub[0] = None
+                    await channel.close()
+                ceiling = min(10.0, 0.5 * 2 ** attempt)
+                attempt = min(attempt + 1, 16)
+                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
         finally:
             heartbeat.cancel()
-            await channel.close()
 
     async def heartbeats(self, stub):
+        """An empty ReportActivations every 30 s (staggered), on the poller's current channel once it has one;
+        none with `--no-heartbeats` (to split the idle cost of open streams from that of the heartbeats)."""
+        if not self.heartbeat:
+            return
         await asyncio.sleep(random.uniform(0, HEARTBEAT))
         while True:
-            try:
-                await stub.ReportActivations(self.pb.ReportActivationsRequest(), timeout=60)
-            except grpc.aio.AioRpcError as error:
-                self.ended.append(("heartbeat", f"{error.code()} {error.details()}"))
+            if stub[0] is not None:
+                try:
+                    await stub[0].ReportActivations(self.pb.ReportActivationsRequest(), timeout=60)
+                except grpc.aio.AioRpcError as error:
+                    self.ended.append(("heartbeat", f"{error.code()} {error.details()}"))
             await asyncio.sleep(HEARTBEAT)
 
     def open(self):
         async def start():
+            self.connecting = asyncio.Semaphore(self.connecting_limit or len(self.pollers))
             for index, poller in enumerate(self.pollers):
                 address = self.targets[index % len(self.targets)]
                 self.tasks.append(asyncio.ensure_future(self.poller(index, poller, address)))
@@ -227,7 +254,7 @@ def scenario(args, pollers, pb, pb_grpc):
             pollers = attest_all(cores[0], pb, pb_grpc, len(pollers))
             print(f"# attested {len(pollers)} pollers on PostgreSQL in {time.time() - started:.0f} s", file=sys.stderr)
         first = cores[0]
-        results = {"scenario": label, "pollers": len(pollers)}
+        results = {"scenario": label, "pollers": len(pollers), "heartbeats": not args.no_heartbeats}
         _, seconds, rate = create_burst(first, pollers, args.burst, 0)
         results["create_rate_none_connected"] = round(rate, 1)
         # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
@@ -245,7 +272,8 @@ def scenario(args, pollers, pb, pb_grpc):
         results["baseline_cpu_percent"] = round(100 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / 10, 1)
 
         bundle = open(f"{first.data}/ca/bundle.pem", "rb").read()
-        fleet = Fleet(pb, pb_grpc, pollers, bundle, [f"127.0.0.1:{c.grpc}" for c in cores])
+        fleet = Fleet(pb, pb_grpc, pollers, bundle, [f"127.0.0.1:{c.grpc}" for c in cores], args.connecting,
+                      heartbeat=not args.no_heartbeats)
         opened = time.perf_counter()
         fleet.open()
         open_streams = lambda: sum(c.metric("muster_package_streams") for c in cores)
@@ -255,6 +283,7 @@ def scenario(args, pollers, pb, pb_grpc):
             raise AssertionError(f"{open_streams():.0f} of {len(pollers)} streams open after 600 s; "
                                  f"{len(fleet.ended)} ended, first: {fleet.ended[:1]}")
         results["open_seconds"] = round(time.perf_counter() - opened, 1)
+        results["connects_timed_out_and_retried"] = fleet.connect_failures
         # The snapshot of each stream carries the baseline burst's packages; let them arrive and settle.
         time.sleep(max(20.0, HEARTBEAT))
         rss = sum(c.rss_kib() for c in cores)
@@ -309,6 +338,11 @@ def main():
     parser.add_argument("--window", type=float, default=60)
     parser.add_argument("--postgres", help="URL of a PostgreSQL server's postgres database (a database is created)")
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--connecting", type=int, default=64,
+                        help="most handshakes in flight at once (0: no bound, every poller connects as the tool "
+                             "starts it, 1,000 a second, and retries on the poller's backoff)")
+    parser.add_argument("--no-heartbeats", action="store_true",
+                        help="open the streams but send no heartbeat (the idle cost of the streams alone)")
     args = parser.parse_args()
     # Each process holds one socket a poller (and Core its database files): the hard limit must allow that.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
