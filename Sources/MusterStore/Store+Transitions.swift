@@ -99,6 +99,62 @@ extension Store {
     }
 }
 
+/// One activation a poller reported, as `activateReportedTogether` records it.
+public struct ReportedMove: Sendable {
+    public let id: String
+    public let spiffeID: String
+    public let activatedAt: Int64
+    public let source: String
+    public let audit: AuditRecord
+
+    public init(id: String, spiffeID: String, activatedAt: Int64, source: String, audit: AuditRecord) {
+        self.id = id
+        self.spiffeID = spiffeID
+        self.activatedAt = activatedAt
+        self.source = source
+        self.audit = audit
+    }
+}
+
+extension Store {
+    /// Created or Delivered → Activated for several reported packages in one transaction, each with its own
+    /// conditional update, audit row and event, so a report of many joins is one commit. A package no longer
+    /// Created or Delivered (revoked, reported twice, moved by another replica) is left out of the answer and
+    /// changes nothing; the caller looks at those one by one.
+    public func activateReportedTogether(_ moves: [ReportedMove], event: @escaping PackageEvent) async throws
+        -> [PackageRecord]
+    {
+        guard !moves.isEmpty else { return [] }
+        return try await transaction { [isPostgres] sql in
+            var moved: [PackageRecord] = []
+            for move in moves {
+                let updated = try await sql.update("packages")
+                    .set("status", to: PackageStatus.activated.rawValue).set("activated_at", to: move.activatedAt)
+                    .set("activated_from_ip", to: move.source).set("activated_spiffe_id", to: move.spiffeID)
+                    .set("token_ciphertext", to: SQLLiteral.null)
+                    .where("id", .equal, move.id)
+                    .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue])
+                    .returning(SQLLiteral.all)
+                    .first(decoding: PackageRecord.self, with: rowDecoder)
+                guard let updated else { continue }
+                try await Store.append(audit: move.audit, event: event(updated), in: sql, isPostgres: isPostgres)
+                moved.append(updated)
+            }
+            return moved
+        }
+    }
+
+    /// The packages among `ids` that exist, by id: one read.
+    public func packages(ids: [String]) async throws -> [String: PackageRecord] {
+        guard !ids.isEmpty else { return [:] }
+        return try await read { sql in
+            let rows = try await sql.select().column("*").from("packages").where("id", .in, Array(Set(ids)))
+                .all(decoding: PackageRecord.self, with: rowDecoder)
+            return Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+}
+
 extension Store {
     /// The registration entry IDs a package's end would clear: its own and, `cascading` for a poller package,
     /// those of the live agent and checker packages it serves (a revocation takes them along).

@@ -102,6 +102,49 @@ struct LifecycleTests {
         await h.store.shutdown()
     }
 
+    @Test(
+        "a report of many activations answers as one at a time did: fresh ones activated once each, revoked ones late, foreign and wrong IDs refused, repeats accepted with no second row",
+        arguments: Backend.available)
+    func reportedTogether(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        try await h.poller("edge-2")
+        let fresh = [try await h.agent("a1"), try await h.agent("a2"), try await h.agent("a3")]
+        let revoked = try await h.agent("gone")
+        _ = try await h.packages.revoke(id: revoked.id, reason: nil, by: h.admin)
+        let foreign = try await h.agent("other", poller: "edge-2")
+        func report(_ package: PackageView, id: String? = nil) -> ReportedActivation {
+            ReportedActivation(
+                packageID: package.id, spiffeID: id ?? package.spiffeID, sourceAddress: "10.0.0.9",
+                activatedAt: Clock.nowMillis(), serial: "01")
+        }
+        let reports =
+            fresh.map { report($0) } + [
+                report(revoked), report(foreign), report(fresh[0]),
+                report(try await h.agent("wrong-id"), id: "spiffe://test.example/muster/poller/edge-1/agent/x"),
+            ]
+        let accepted = try await h.packages.reportActivations(reports, poller: "edge-1", from: "192.0.2.9")
+        #expect(accepted == fresh.map(\.id) + [revoked.id, fresh[0].id])
+        for package in fresh { #expect(try await h.packages.get(id: package.id).status == "activated") }
+        #expect(try await h.packages.get(id: revoked.id).status == "revoked")
+        #expect(try await h.packages.get(id: foreign.id).status == "created")
+        // One ok row and one event per fresh package, even though a1 came twice; the revoked one is 'late'.
+        let rows = try await h.store.auditLog(AuditFilter(action: "package.activate", limit: 50)).items
+        #expect(rows.filter { $0.outcome == "ok" }.compactMap(\.targetID).sorted() == fresh.map(\.id).sorted())
+        #expect(rows.filter { $0.outcome == "late" }.compactMap(\.targetID) == [revoked.id])
+        #expect(rows.filter { $0.outcome == "denied" }.count == 2)
+        let activated = try await h.store.events(after: 0, limit: 100).filter { $0.type == "package.activated" }
+        #expect(activated.map(\.subject).sorted() == fresh.map(\.id).sorted())
+        // Reported again (the poller did not hear the answer): accepted again, nothing written again.
+        #expect(
+            try await h.packages.reportActivations(Array(reports.prefix(3)), poller: "edge-1", from: "x")
+                == accepted.prefix(3).map { $0 })
+        #expect(try await h.store.events(after: 0, limit: 100).filter { $0.type == "package.activated" }.count == 3)
+        #expect(
+            try await h.store.auditLog(AuditFilter(action: "package.activate", limit: 50)).items.count == rows.count)
+        await h.store.shutdown()
+    }
+
     @Test("agents need a live poller; names and poller fields are checked", arguments: Backend.available)
     func refusals(backend: Backend) async throws {
         let h = try Harness(store: try await backend.makeStore())

@@ -75,15 +75,55 @@ extension PackageService {
         -> [String]
     {
         try await DomainError.mapping {
-            var accepted: [String] = []
             let now = Clock.nowMillis()
-            for activation in activations {
+            var accepted = try await activateTogether(activations, poller: poller, from: ip, now: now)
+            for (index, activation) in activations.enumerated() where !accepted.contains(index) {
                 if try await record(activation, poller: poller, from: ip, now: now) {
-                    accepted.append(activation.packageID)
+                    accepted.insert(index)
                 }
             }
-            return accepted
+            return activations.indices.filter { accepted.contains($0) }.map { activations[$0].packageID }
         }
+    }
+
+    /// The common case of a report in one read and one transaction: packages of this poller, with the reported
+    /// ID, still Created or Delivered (each package once). Returns the positions in `activations` it activated;
+    /// the rest (and any that moved meanwhile) go through `record` one by one.
+    private func activateTogether(_ activations: [ReportedActivation], poller: String, from ip: String, now: Int64)
+        async throws -> Set<Int>
+    {
+        let records = try await store.packages(ids: activations.map(\.packageID))
+        let actor = "poller:\(poller)"
+        var moves: [ReportedMove] = []
+        var positions: [String: Int] = [:]
+        for (index, activation) in activations.enumerated() {
+            guard let record = records[activation.packageID], positions[record.id] == nil,
+                record.componentType != .poller, record.pollerName == poller, record.spiffeID == activation.spiffeID,
+                record.status == .created || record.status == .delivered
+            else { continue }
+            let source = String(activation.sourceAddress.prefix(64))
+            positions[record.id] = index
+            moves.append(
+                ReportedMove(
+                    id: record.id, spiffeID: record.spiffeID,
+                    activatedAt: min(max(activation.activatedAt, record.createdAt), now), source: source,
+                    audit: AuditRecord(
+                        at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package",
+                        targetID: record.id,
+                        details: ["serial": activation.serial, "activated_from_ip": source, "via": "poller"])))
+        }
+        guard !moves.isEmpty else { return [] }
+        let moved = try await DomainError.mapping {
+            try await store.activateReportedTogether(moves) { updated in
+                Self.event("package.activated", PackageView(updated, joinCommand: nil), at: now)
+            }
+        }
+        if !moved.isEmpty { events.ring() }
+        for record in moved {
+            metrics.packageTransition(record.status.rawValue, type: record.componentType)
+            try await activated(record, actor: actor)
+        }
+        return Set(moved.compactMap { positions[$0.id] })
     }
 
     private func record(_ activation: ReportedActivation, poller: String, from ip: String, now: Int64) async throws
@@ -149,14 +189,20 @@ extension PackageService {
         let audit = AuditRecord(
             at: now, actor: actor, sourceIP: ip, action: "package.activate", targetType: "package", targetID: record.id,
             details: details)
-        _ = try await transition("package.activated", at: now) { event in
+        let updated = try await transition("package.activated", at: now) { event in
             try await store.activateReported(
                 id: record.id, spiffeID: record.spiffeID, activatedAt: at, from: source,
                 correctingExpiry: correctingExpiry, audit: audit, event: event)
         }
+        try await activated(updated, actor: actor)
+    }
+
+    /// What follows an activation's commit: the count, the enrollment it completes (if any), the log line.
+    private func activated(_ record: PackageRecord, actor: String) async throws {
         metrics.redemptions.increment()
         if record.deliveredVia == Self.enrollmentDelivery {
-            try await markEnrollmentActivated(packageID: record.id, at: at, poller: record.pollerName ?? "")
+            try await markEnrollmentActivated(
+                packageID: record.id, at: record.activatedAt ?? Clock.nowMillis(), poller: record.pollerName ?? "")
         }
         logger.notice(
             "agent activated via poller",
