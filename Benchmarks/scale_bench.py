@@ -14,7 +14,8 @@ a copy and measures, in one run, side by side:
     stream is still open.
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
-           [--revocations 200] [--window 60] [--connecting 64] [--postgres URL --replicas 2]
+           [--revocations 200] [--window 60] [--connecting 64] [--no-heartbeats | --connect-only]
+           [--postgres URL --replicas 2]
 """
 import argparse
 import asyncio
@@ -129,6 +130,8 @@ class Fleet:
         self.heartbeat = heartbeat
         self.connecting_limit = connecting
         self.connect_failures = 0
+        self.connected = 0
+        self.connect_only = False
         self.arrivals = {}  # package id -> (kind, time of arrival)
         self.ended = []
         self.loop = asyncio.new_event_loop()
@@ -151,6 +154,9 @@ class Fleet:
                     async with self.connecting:
                         await asyncio.wait_for(channel.channel_ready(), timeout=CONNECT_TIMEOUT)
                     stub[0] = self.pb_grpc.CoreOnboardingStub(channel)
+                    self.connected += 1
+                    if self.connect_only:
+                        await asyncio.Event().wait()  # hold the connection, no call on it, until cancelled
                     async for update in stub[0].WatchPackages(self.pb.WatchPackagesRequest(cursor=0)):
                         kind = update.WhichOneof("change")
                         if kind == "pending":
@@ -254,7 +260,8 @@ def scenario(args, pollers, pb, pb_grpc):
             pollers = attest_all(cores[0], pb, pb_grpc, len(pollers))
             print(f"# attested {len(pollers)} pollers on PostgreSQL in {time.time() - started:.0f} s", file=sys.stderr)
         first = cores[0]
-        results = {"scenario": label, "pollers": len(pollers), "heartbeats": not args.no_heartbeats}
+        results = {"scenario": label, "pollers": len(pollers),
+                   "heartbeats": not args.no_heartbeats and not args.connect_only, "streams": not args.connect_only}
         _, seconds, rate = create_burst(first, pollers, args.burst, 0)
         results["create_rate_none_connected"] = round(rate, 1)
         # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
@@ -273,10 +280,25 @@ def scenario(args, pollers, pb, pb_grpc):
 
         bundle = open(f"{first.data}/ca/bundle.pem", "rb").read()
         fleet = Fleet(pb, pb_grpc, pollers, bundle, [f"127.0.0.1:{c.grpc}" for c in cores], args.connecting,
-                      heartbeat=not args.no_heartbeats)
+                      heartbeat=not args.no_heartbeats and not args.connect_only)
+        fleet.connect_only = args.connect_only
         opened = time.perf_counter()
         fleet.open()
         open_streams = lambda: sum(c.metric("muster_package_streams") for c in cores)
+        if args.connect_only:
+            # Connections alone (mTLS handshaken, HTTP/2 up, no call): what a poller costs Core before its stream.
+            wait_for(lambda: fleet.connected >= len(pollers), 600, "every connection open")
+            results["open_seconds"] = round(time.perf_counter() - opened, 1)
+            time.sleep(max(20.0, HEARTBEAT))
+            rss = sum(c.rss_kib() for c in cores)
+            results["connected_rss_mib"] = round(rss / 1024, 1)
+            results["rss_kib_per_connection"] = round((rss - results["baseline_rss_mib"] * 1024) / len(pollers), 1)
+            cpu, started = [c.cpu_seconds() for c in cores], time.time()
+            time.sleep(args.window)
+            results["idle_cpu_percent"] = round(
+                100 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / (time.time() - started), 1)
+            fleet.close()
+            return results
         try:
             wait_for(lambda: open_streams() >= len(pollers), 600, "every stream open")
         except AssertionError:
@@ -341,6 +363,8 @@ def main():
     parser.add_argument("--connecting", type=int, default=64,
                         help="most handshakes in flight at once (0: no bound, every poller connects as the tool "
                              "starts it, 1,000 a second, and retries on the poller's backoff)")
+    parser.add_argument("--connect-only", action="store_true",
+                        help="open the mTLS connections and make no call on them: Core's cost per connection alone")
     parser.add_argument("--no-heartbeats", action="store_true",
                         help="open the streams but send no heartbeat (the idle cost of the streams alone)")
     args = parser.parse_args()
