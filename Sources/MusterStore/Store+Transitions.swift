@@ -83,6 +83,18 @@ extension Store {
         id: String, spiffeID: String, activatedAt: Int64, from source: String, correctingExpiry: Bool,
         audit: AuditRecord, event: @escaping PackageEvent
     ) async throws -> PackageRecord {
+        try await transitionPackage(
+            id: id, from: correctingExpiry ? [.expired] : [.created, .delivered],
+            set: Self.reportedActivation(
+                spiffeID: spiffeID, activatedAt: activatedAt, from: source, correctingExpiry: correctingExpiry),
+            audit: audit, event: event
+        )
+    }
+
+    /// The columns a reported activation sets.
+    static func reportedActivation(spiffeID: String, activatedAt: Int64, from source: String, correctingExpiry: Bool)
+        -> [String: any SQLExpression]
+    {
         var set: [String: any SQLExpression] = [
             "status": SQLBind(PackageStatus.activated.rawValue), "activated_at": SQLBind(activatedAt),
             "activated_from_ip": SQLBind(source), "activated_spiffe_id": SQLBind(spiffeID),
@@ -93,9 +105,7 @@ extension Store {
         } else {
             set["token_ciphertext"] = SQLLiteral.null
         }
-        return try await transitionPackage(
-            id: id, from: correctingExpiry ? [.expired] : [.created, .delivered], set: set, audit: audit, event: event
-        )
+        return set
     }
 }
 
@@ -128,17 +138,17 @@ extension Store {
         return try await transaction { [isPostgres] sql in
             var moved: [PackageRecord] = []
             for move in moves {
-                let updated = try await sql.update("packages")
-                    .set("status", to: PackageStatus.activated.rawValue).set("activated_at", to: move.activatedAt)
-                    .set("activated_from_ip", to: move.source).set("activated_spiffe_id", to: move.spiffeID)
-                    .set("token_ciphertext", to: SQLLiteral.null)
-                    .where("id", .equal, move.id)
-                    .where("status", .in, [PackageStatus.created.rawValue, PackageStatus.delivered.rawValue])
-                    .returning(SQLLiteral.all)
-                    .first(decoding: PackageRecord.self, with: rowDecoder)
-                guard let updated else { continue }
-                try await Store.append(audit: move.audit, event: event(updated), in: sql, isPostgres: isPostgres)
-                moved.append(updated)
+                do {
+                    moved.append(
+                        try await Store.transitionPackage(
+                            id: move.id, from: [.created, .delivered],
+                            set: Store.reportedActivation(
+                                spiffeID: move.spiffeID, activatedAt: move.activatedAt, from: move.source,
+                                correctingExpiry: false),
+                            audit: move.audit, event: event, in: sql, isPostgres: isPostgres))
+                } catch let error as StoreError where error.code == .conflict || error.code == .notFound {
+                    continue  // moved meanwhile: no statement failed, the transaction goes on
+                }
             }
             return moved
         }
