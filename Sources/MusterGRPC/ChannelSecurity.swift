@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import MusterConcurrency
 import MusterIdentity
+import Synchronization
 import X509
 
 /// How a client decides to trust a server it has never met.
@@ -157,9 +158,21 @@ enum ExternalVerifier {
     final class Box {
         let verifier: ServerChainVerifier
         let external: UnsafeMutablePointer<grpc_tls_certificate_verifier_external>
+        /// Released here, acquired by each callback: core hands the box to its own threads through
+        /// uninstrumented C, so ThreadSanitizer sees the hand-off only through this pair (as with tags).
+        private let published = Atomic<Bool>(false)
         init(verifier: ServerChainVerifier, external: UnsafeMutablePointer<grpc_tls_certificate_verifier_external>) {
             self.verifier = verifier
             self.external = external
+            published.store(true, ordering: .releasing)
+        }
+
+        /// The box as a callback on a core thread may use it.
+        static func from(_ userData: UnsafeMutableRawPointer, taking: Bool = false) -> Box {
+            let unmanaged = Unmanaged<Box>.fromOpaque(userData)
+            let box = taking ? unmanaged.takeRetainedValue() : unmanaged.takeUnretainedValue()
+            _ = box.published.load(ordering: .acquiring)
+            return box
         }
     }
 
@@ -170,7 +183,7 @@ enum ExternalVerifier {
             to: grpc_tls_certificate_verifier_external(
                 user_data: Unmanaged.passRetained(box).toOpaque(),
                 verify: { userData, request, _, _, syncStatus, syncErrorDetails in
-                    let box = Unmanaged<Box>.fromOpaque(userData!).takeUnretainedValue()
+                    let box = Box.from(userData!)
                     let info = request?.pointee.peer_info
                     let chain = (info?.peer_cert_full_chain ?? info?.peer_cert).map { String(cString: $0) }
                     if let problem = box.verifier.checkBlocking(chainPEM: chain) {
@@ -184,7 +197,7 @@ enum ExternalVerifier {
                 cancel: { _, _ in },
                 destruct: { userData in
                     guard let userData else { return }
-                    let box = Unmanaged<Box>.fromOpaque(userData).takeRetainedValue()
+                    let box = Box.from(userData, taking: true)
                     box.external.deinitialize(count: 1)
                     box.external.deallocate()
                 }
