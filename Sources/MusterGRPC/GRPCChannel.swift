@@ -31,18 +31,18 @@ public final class GRPCChannel: Sendable {
         }
         defer { grpc_channel_credentials_release(credentials) }
         var entries: [(String, ChannelArguments.Value)] = [
-            ("grpc.max_receive_message_length", .integer(maxReceiveMessageBytes)),
-            ("grpc.max_send_message_length", .integer(maxSendMessageBytes)),
-            ("grpc.primary_user_agent", .string("muster-grpc")),
+            (GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .integer(maxReceiveMessageBytes)),
+            (GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .integer(maxSendMessageBytes)),
+            (GRPC_ARG_PRIMARY_USER_AGENT_STRING, .string("muster-grpc")),
             // Each Muster channel gets its own connection rather than sharing a global subchannel pool.
-            ("grpc.use_local_subchannel_pool", .integer(1)),
+            (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .integer(1)),
         ]
         if let keepalive {
             entries += [
-                ("grpc.keepalive_time_ms", .integer(keepalive.interval.milliseconds)),
-                ("grpc.keepalive_timeout_ms", .integer(keepalive.timeout.milliseconds)),
+                (GRPC_ARG_KEEPALIVE_TIME_MS, .integer(keepalive.interval.milliseconds)),
+                (GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .integer(keepalive.timeout.milliseconds)),
                 // Otherwise core stops pinging after two pings on a stream that carries no data.
-                ("grpc.http2.max_pings_without_data", .integer(0)),
+                (GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .integer(0)),
             ]
         }
         let arguments = ChannelArguments(entries)

@@ -80,16 +80,18 @@ public final class GRPCServer: Sendable {
         self.refusals = configuration.refusalObserver
         self.maxStreamsPerPeer = configuration.maxStreamsPerPeer
 
+        // Names from gRPC core's header, never typed by hand: core ignores a name it does not know, so a typo
+        // (once "min_recv_ping_interval_without_data_ms") silently leaves core's default in place.
         let raw = ChannelArguments([
-            ("grpc.max_receive_message_length", .integer(configuration.maxReceiveMessageBytes)),
-            ("grpc.max_send_message_length", .integer(configuration.maxSendMessageBytes)),
+            (GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .integer(configuration.maxReceiveMessageBytes)),
+            (GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .integer(configuration.maxSendMessageBytes)),
             (
-                "grpc.http2.min_recv_ping_interval_without_data_ms",
+                GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                 .integer(configuration.minimumPingInterval.milliseconds)
             ),
-            ("grpc.keepalive_time_ms", .integer(configuration.keepaliveInterval.milliseconds)),
-            ("grpc.keepalive_timeout_ms", .integer(configuration.keepaliveTimeout.milliseconds)),
-            ("grpc.http2.max_pings_without_data", .integer(0)),
+            (GRPC_ARG_KEEPALIVE_TIME_MS, .integer(configuration.keepaliveInterval.milliseconds)),
+            (GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .integer(configuration.keepaliveTimeout.milliseconds)),
+            (GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .integer(0)),
         ]).withCoreArgs { grpc_server_create($0, nil)! }
         self.raw = raw
         queues = (0..<max(1, configuration.completionQueues)).map { CompletionQueue(name: "muster-grpc-server-\($0)") }

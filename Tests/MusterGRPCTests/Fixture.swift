@@ -24,7 +24,8 @@ struct Fixture {
     init(
         clientCertificates: ClientCertificatePolicy = .required,
         services: [any GRPCService]? = nil,
-        maxMessageBytes: Int = 8 << 20
+        maxMessageBytes: Int = 8 << 20,
+        minimumPingInterval: Duration? = nil
     ) throws {
         pki = try TestPKI()
         serverID = pki.id("/muster/core")
@@ -35,6 +36,7 @@ struct Fixture {
             listenAddress: "127.0.0.1:0", security: .tls(certificates, clientCertificates: clientCertificates))
         configuration.maxReceiveMessageBytes = maxMessageBytes
         configuration.maxSendMessageBytes = maxMessageBytes
+        if let minimumPingInterval { configuration.minimumPingInterval = minimumPingInterval }
         server = try GRPCServer(configuration: configuration, services: services ?? [HealthService(), EchoService()])
     }
 

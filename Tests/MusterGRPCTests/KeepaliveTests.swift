@@ -102,15 +102,7 @@ struct KeepaliveTests {
         let channel = try fixture.channel(through: "127.0.0.1:\(relay.port)", keepalive: keepalive)
         // Connected and past the handshake before the relay goes silent.
         _ = try await channel.unary(Echo.unary, echo("hello"), as: EchoResponse.self)
-        let ended = LockedValue<RPCError??>(nil)
-        let stream = Task {
-            let error = await rpcError {
-                try await channel.serverStreaming(
-                    Echo.serverStream, echo("late", delayMs: 120_000), as: EchoResponse.self
-                ) { stream in for try await _ in stream {} }
-            }
-            ended.withLock { $0 = .some(error) }
-        }
+        let (stream, ended) = idleStream(on: channel)
         try await Task.sleep(for: .milliseconds(300))
         relay.freeze()
         let frozen = ContinuousClock.now
@@ -124,6 +116,35 @@ struct KeepaliveTests {
         _ = await stream.value
         await fixture.stop()
         return (result, after)
+    }
+
+    /// A server stream that sends nothing for two minutes, and how it ended (nil while it is open).
+    func idleStream(on channel: GRPCChannel) -> (Task<Void, Never>, LockedValue<RPCError??>) {
+        let ended = LockedValue<RPCError??>(nil)
+        let stream = Task {
+            let error = await rpcError {
+                try await channel.serverStreaming(
+                    Echo.serverStream, echo("late", delayMs: 120_000), as: EchoResponse.self
+                ) { stream in for try await _ in stream {} }
+            }
+            ended.withLock { $0 = .some(error) }
+        }
+        return (stream, ended)
+    }
+
+    @Test("a client that pings an idle stream no more often than the server allows keeps it (no 'too many pings')")
+    func allowedPingsKeepTheStream() async throws {
+        // The server's minimum gap between pings must reach gRPC core under its real argument name: when it did
+        // not, core's default (5 min) applied, and the poller's pings every 20 s got its stream closed each minute.
+        let fixture = try Fixture(minimumPingInterval: .milliseconds(500))
+        let channel = try fixture.channel(keepalive: .init(interval: .seconds(1), timeout: .seconds(5)))
+        _ = try await channel.unary(Echo.unary, echo("hello"), as: EchoResponse.self)
+        let (stream, ended) = idleStream(on: channel)
+        try await Task.sleep(for: .seconds(6))  // six pings; three refused ones close the connection
+        #expect(ended.withLock { $0 } == nil, "the stream ended: \(String(describing: ended.withLock { $0 }))")
+        stream.cancel()
+        _ = await stream.value
+        await fixture.stop()
     }
 
     @Test("with keepalive, a stream whose peer went silent fails with UNAVAILABLE within interval + timeout")
