@@ -5,8 +5,10 @@ directory, so later runs start from a copy of that directory. Each scenario star
 a copy and measures, in one run, side by side:
 
   * baseline: Core RSS and CPU with no stream open; agent packages created one at a time by one HTTP client;
-  * connected: N pollers, one grpc.aio channel (mTLS, its own SVID) and one WatchPackages stream each, heartbeats
-    (an empty ReportActivations, as `muster-poller` sends) every 30 s per poller, staggered. Measured: Core RSS per
+  * connected: N pollers, each as `muster-poller` behaves: one grpc.aio channel (mTLS, its own SVID) with HTTP/2
+    keepalive pings every 20 s, one WatchPackages stream, and a heartbeat (an empty ReportActivations) every 30 s
+    per poller, staggered, while its stream is not live (a Core that sends the live marker gets none once the
+    stream has caught up; an older Core, which sends no marker, gets them all along). Measured: Core RSS per
     open stream beyond the baseline, idle CPU over a window, database statements per second (PostgreSQL only:
     pg_stat_database's commits + rollbacks), a burst of agent packages spread over the pollers (create rate from one
     client beside the baseline's, and when the last one reached its poller), then revocations one at a time to
@@ -48,6 +50,9 @@ from idle_streams_bench import Core as IdleCore, csr, psql  # noqa: E402
 SVID_TTL = 86400
 HEARTBEAT = 30.0
 CONNECT_TIMEOUT = 20.0  # gRPC's own connect deadline
+# muster-poller's channel to Core: a ping every 20 s, 10 s to answer, on a stream that carries no data too.
+KEEPALIVE = [("grpc.keepalive_time_ms", 20000), ("grpc.keepalive_timeout_ms", 10000),
+             ("grpc.http2.max_pings_without_data", 0)]
 
 
 class Core(flood_bench.Core):
@@ -131,6 +136,8 @@ class Fleet:
         self.connecting_limit = connecting
         self.connect_failures = 0
         self.connected = 0
+        self.live = 0  # streams that received Core's live marker
+        self.heartbeats_sent = 0
         self.connect_only = False
         self.arrivals = {}  # package id -> (kind, time of arrival)
         self.ended = []
@@ -145,11 +152,11 @@ class Fleet:
         `--connecting` handshakes are in flight from this process at once (a fleet that connects gradually)."""
         credentials = grpc.ssl_channel_credentials(root_certificates=self.bundle, private_key=poller["key"].encode(),
                                                    certificate_chain=poller["chain"].encode())
-        attempt, stub = 0, [None]
-        heartbeat = asyncio.ensure_future(self.heartbeats(stub))
+        attempt, stub, live = 0, [None], [False]
+        heartbeat = asyncio.ensure_future(self.heartbeats(stub, live))
         try:
             while True:
-                channel = grpc.aio.secure_channel(address, credentials)
+                channel = grpc.aio.secure_channel(address, credentials, options=KEEPALIVE)
                 try:
                     async with self.connecting:
                         await asyncio.wait_for(channel.channel_ready(), timeout=CONNECT_TIMEOUT)
@@ -163,6 +170,9 @@ class Fleet:
                             self.arrivals[update.pending.id] = ("pending", time.perf_counter())
                         elif kind == "revoked":
                             self.arrivals[update.revoked.package_id] = ("revoked", time.perf_counter())
+                        elif kind is None and not live[0]:
+                            live[0] = True
+                            self.live += 1
                     self.ended.append((poller["name"], "ended"))
                     return
                 except asyncio.TimeoutError:
@@ -173,6 +183,9 @@ class Fleet:
                     return
                 finally:
                     stub[0] = None
+                    if live[0]:
+                        live[0] = False
+                        self.live -= 1
                     await channel.close()
                 ceiling = min(10.0, 0.5 * 2 ** attempt)
                 attempt = min(attempt + 1, 16)
@@ -180,14 +193,16 @@ class Fleet:
         finally:
             heartbeat.cancel()
 
-    async def heartbeats(self, stub):
-        """An empty ReportActivations every 30 s (staggered), on the poller's current channel once it has one;
-        none with `--no-heartbeats` (to split the idle cost of open streams from that of the heartbeats)."""
+    async def heartbeats(self, stub, live):
+        """An empty ReportActivations every 30 s (staggered), on the poller's current channel once it has one and
+        while its stream is not live; none with `--no-heartbeats` (to split the idle cost of open streams from that
+        of the heartbeats)."""
         if not self.heartbeat:
             return
         await asyncio.sleep(random.uniform(0, HEARTBEAT))
         while True:
-            if stub[0] is not None:
+            if stub[0] is not None and not live[0]:
+                self.heartbeats_sent += 1
                 try:
                     await stub[0].ReportActivations(self.pb.ReportActivationsRequest(), timeout=60)
                 except grpc.aio.AioRpcError as error:
@@ -312,9 +327,11 @@ def scenario(args, pollers, pb, pb_grpc):
         results["connected_rss_mib"] = round(rss / 1024, 1)
         results["rss_kib_per_stream"] = round((rss - results["baseline_rss_mib"] * 1024) / len(pollers), 1)
         statements = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'")) if url else None
-        cpu, started = [c.cpu_seconds() for c in cores], time.time()
+        cpu, started, sent = [c.cpu_seconds() for c in cores], time.time(), fleet.heartbeats_sent
         time.sleep(args.window)
         elapsed = time.time() - started
+        results["streams_live"] = fleet.live
+        results["idle_heartbeats_per_s"] = round((fleet.heartbeats_sent - sent) / elapsed, 1)
         results["idle_cpu_percent"] = round(100 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / elapsed, 1)
         if url:
             now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))

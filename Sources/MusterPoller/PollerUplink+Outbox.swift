@@ -13,8 +13,13 @@ extension PollerUplink {
     public func outboxLoop() async {
         var backoff = Backoff()
         var lastReport = ContinuousClock.now - heartbeat
+        var first = true
         while !Task.isCancelled, !standing.isRevoked {
-            let due = outbox.take() || ContinuousClock.now - lastReport >= heartbeat
+            // The first pass sends what a previous run left queued. An empty report (the heartbeat) is due only
+            // while the package stream is not live: a live stream is this poller's contact at Core.
+            let due =
+                outbox.take() || first || (!streamIsLive && ContinuousClock.now - lastReport >= heartbeat)
+            first = false
             guard due else {
                 try? await Task.sleep(for: .milliseconds(100))
                 continue

@@ -10,7 +10,7 @@ import MusterProto
 import X509
 
 /// The poller's link to Core over mTLS with its SVID: the package stream into the cache, the activation
-/// outbox (with a heartbeat), and SVID/CA renewal at half-life. Each loop reconnects on its own with
+/// outbox (with a heartbeat while the stream is down), and SVID/CA renewal at half-life. Each loop reconnects on its own with
 /// exponential backoff and jitter, so agents keep joining through the poller while Core is away.
 public struct PollerUplink: Sendable {
     let identity: PollerIdentity
@@ -19,9 +19,12 @@ public struct PollerUplink: Sendable {
     let standing: PollerStanding
     let core: String
     let logger: Logger
-    /// How often an idle outbox sends an empty report (Core's "last contact").
+    /// How often an idle outbox sends an empty report (Core's "last contact") while the package stream is not live.
     let heartbeat: Duration
     private let channels = LockedValue<(serial: String, channel: GRPCChannel)?>(nil)
+    /// Whether the package stream is open and caught up (Core said so): Core then counts it as this poller's
+    /// contact, and the outbox sends no heartbeat.
+    private let live = LockedValue(false)
 
     public init(
         identity: PollerIdentity, cache: PollerCache, outbox: OutboxSignal, standing: PollerStanding, core: String,
@@ -61,6 +64,9 @@ public struct PollerUplink: Sendable {
     /// than gRPC core's reconnect backoff (which grows to two minutes).
     func dropChannel() { channels.withLock { $0 = nil } }
 
+    /// True while the package stream is live: Core hears from this poller through it.
+    var streamIsLive: Bool { live.withLock { $0 } }
+
     public func watchLoop() async {
         var backoff = Backoff()
         while !Task.isCancelled, !standing.isRevoked {
@@ -69,6 +75,7 @@ public struct PollerUplink: Sendable {
                 var request = Muster_Onboarding_V1_WatchPackagesRequest()
                 request.cursor = cursor
                 logger.info("watching Core for packages", metadata: ["core": "\(core)", "cursor": "\(cursor)"])
+                defer { live.withLock { $0 = false } }
                 try await channel().serverStreaming(
                     "/muster.onboarding.v1.CoreOnboarding/WatchPackages", request,
                     as: Muster_Onboarding_V1_PackageUpdate.self
@@ -145,7 +152,12 @@ public struct PollerUplink: Sendable {
         case .decision(let decision):
             try await apply(decision, cursor: update.cursor)
         case nil:
-            break
+            // No change: the stream has caught up and is live.
+            let first = live.withLock { value in
+                defer { value = true }
+                return !value
+            }
+            if first { logger.info("package stream live; it is this poller's contact with Core") }
         }
     }
 

@@ -113,6 +113,10 @@ public nonisolated struct Muster_Onboarding_V1_WatchPackagesRequest: Sendable {
   public init() {}
 }
 
+/// One change on a poller's package stream, at the event cursor it was read at. An update with no change says
+/// the stream is live: Core has sent everything up to `cursor` and from now on pushes each change as it
+/// happens (sent once a stream, when it has caught up). While its stream is live a poller sends no empty
+/// report: Core counts the open stream as the poller's contact.
 public nonisolated struct Muster_Onboarding_V1_PackageUpdate: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -71,6 +71,8 @@ def test_agent_gets_an_svid_from_its_poller_and_core_records_the_activation(sqli
 
     pollers = core.api("GET", "/api/pollers").json()["items"]
     assert pollers[0]["name"] == "edge-1" and pollers[0]["last_contact_at"] is not None
+    # Core said the package stream caught up: from then on the open stream is the poller's contact (no heartbeat).
+    assert "package stream live" in poller.logs()
 
     status = subprocess.run([AGENT, "status", "--dir", str(state)], capture_output=True, text=True, timeout=30)
     assert status.returncode == 0 and spiffe_id in status.stdout and "reachable over TLS" in status.stdout

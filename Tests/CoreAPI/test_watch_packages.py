@@ -1,5 +1,5 @@
 """CoreOnboarding.WatchPackages from grpcio with the attested poller's SVID: snapshot, live pending packages,
-revocations, Delivered via poller; a cert forged with the poller's own CA and a missing cert are refused.
+revocations, Delivered via poller, the live marker; a cert forged with the poller's own CA and a missing cert are refused.
 Also ReportActivations straight from grpcio: idempotent, foreign packages refused, an empty report is the heartbeat."""
 import datetime
 import hashlib
@@ -64,6 +64,9 @@ def test_watch_streams_pending_packages_and_revocations(sqlite_core, tmp_path, o
         threading.Thread(target=pump, daemon=True).start()
         first, second = updates.get(timeout=10), updates.get(timeout=10)
         assert [first.pending.name, second.pending.name] == ["a1", "c2"]
+        # Then, once, an update with no change: the stream has caught up and is live (the poller's contact).
+        caught_up = updates.get(timeout=10)
+        assert caught_up.WhichOneof("change") is None and caught_up.cursor >= second.cursor
         assert first.pending.token_hash == hashlib.sha256(token.encode()).digest()
         assert first.pending.spiffe_id == a1["spiffe_id"] and second.pending.component_type == "checker"
         assert core.api("GET", f"/api/edge-packages/{a2['id']}").json()["delivered_via"] == "poller"
@@ -113,6 +116,9 @@ def test_one_read_of_each_event_serves_every_stream_and_reaches_only_its_poller(
             threading.Thread(target=pump, daemon=True).start()
             calls.append(call)
         wait_for(lambda: metric(core, "muster_package_streams") == 21, timeout=20, what="21 open streams")
+        # Nothing pending: each stream's first update says it is live.
+        for label in updates:
+            assert updates[label].get(timeout=10).WhichOneof("change") is None
         reads, deliveries = metric(core, "muster_package_feed_reads_total"), metric(core, "muster_package_feed_deliveries_total")
 
         made = [core.create(f"q{n}", poller_id="edge-2").json()["id"] for n in range(10)]

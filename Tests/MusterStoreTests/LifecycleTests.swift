@@ -286,6 +286,57 @@ struct PollerContactTests {
     }
 
     @Test(
+        "an open package stream is its poller's contact: noted again every stream interval until its last stream ends",
+        arguments: Backend.available)
+    func streams(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        for name in ["p1", "p2", "p3"] { try await h.poller(name) }
+        let stored = { (name: String) in try await h.store.poller(named: name)?.lastContactAt }
+        let base = Clock.nowMillis() + 60_000
+        let contacts = PollerContacts(
+            store: h.store, logger: Backend.logger, interval: .seconds(3600), streamInterval: .seconds(30))
+        // Streams held open until their latch is finished: two of p1's, one of p2's.
+        var latches: [AsyncStream<Void>.Continuation] = []
+        var streams: [Task<Void, Never>] = []
+        for (name, address) in [("p1", "192.0.2.1"), ("p1", "192.0.2.2"), ("p2", "192.0.2.3")] {
+            let (latch, continuation) = AsyncStream<Void>.makeStream()
+            latches.append(continuation)
+            streams.append(Task { await contacts.whileStreaming(name, from: address) { for await _ in latch {} } })
+        }
+        let opened = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(100))  // every stream registered
+        contacts.noteOpenStreams(now: opened + .seconds(29), at: base)
+        await contacts.flush()
+        #expect(contacts.transactions == 0)  // not yet due
+        contacts.noteOpenStreams(now: opened + .seconds(31), at: base + 1)
+        await contacts.flush()
+        #expect(try await stored("p1") == base + 1)
+        #expect(try await stored("p2") == base + 1)
+        #expect(try await stored("p3") == nil)
+        #expect(try await h.store.poller(named: "p1")?.lastContactFrom == "192.0.2.2")  // the latest stream's
+        contacts.noteOpenStreams(now: opened + .seconds(45), at: base + 2)
+        await contacts.flush()
+        #expect(contacts.transactions == 1)  // noted at +31: not due again before +61
+        // One of p1's two streams ends: p1 is still streaming.
+        latches[0].finish()
+        await streams[0].value
+        contacts.noteOpenStreams(now: opened + .seconds(62), at: base + 3)
+        await contacts.flush()
+        #expect(try await stored("p1") == base + 3)
+        #expect(try await stored("p2") == base + 3)
+        // Its last stream ends: p1 is noted no more, p2 still is.
+        latches[1].finish()
+        await streams[1].value
+        contacts.noteOpenStreams(now: opened + .seconds(100), at: base + 4)
+        await contacts.flush()
+        #expect(try await stored("p1") == base + 3)
+        #expect(try await stored("p2") == base + 4)
+        latches[2].finish()
+        await streams[2].value
+        await h.store.shutdown()
+    }
+
+    @Test(
         "running, the service writes a note within its interval, and what it holds when it stops",
         arguments: Backend.available)
     func service(backend: Backend) async throws {

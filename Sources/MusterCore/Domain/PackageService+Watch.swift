@@ -8,6 +8,9 @@ public enum PollerPackageChange: Sendable {
     case revoked(PackageRecord)
     /// An operator's decision on a request the poller relayed; approved ones carry the identity's package.
     case decision(EnrollmentRecord, PackageRecord?)
+    /// The stream has caught up: everything before its cursor was sent, and changes now come as they happen.
+    /// Sent once a stream; from then on the open stream is the poller's contact, so it sends no heartbeat.
+    case live
 }
 
 /// The credential a poller called with, as the transport verified it: its parsed ID and its SVID's serial.
@@ -76,8 +79,18 @@ extension PackageService {
     /// first; then every later creation or revocation among them, in event order. A pending package
     /// moves Created → Delivered (via poller) as it is sent. `send` gets each change with its cursor.
     /// Events up to the feed's position when the stream started are read from the store; later ones come
-    /// from the feed, which reads each event once for all streams.
+    /// from the feed, which reads each event once for all streams. Once caught up the stream says it is `.live`;
+    /// while it stays open it counts as the poller's contact (from `address`).
     public func watch(
+        poller name: String, from cursor: Int64, address: String? = nil,
+        send: @Sendable (Int64, PollerPackageChange) async throws -> Void
+    ) async throws {
+        try await contacts.whileStreaming(name, from: address) {
+            try await stream(poller: name, from: cursor, send: send)
+        }
+    }
+
+    private func stream(
         poller name: String, from cursor: Int64, send: @Sendable (Int64, PollerPackageChange) async throws -> Void
     ) async throws {
         let subscription = try await feed.subscribe(poller: name)
@@ -94,6 +107,7 @@ extension PackageService {
                 try await send(cursor, .decision(enrollment, try await package(of: enrollment)))
             }
         }
+        var live = false
         while !Task.isCancelled {
             // What happened before the subscription, from the store; it has no events past its position.
             let position = subscription.position
@@ -106,6 +120,10 @@ extension PackageService {
                     }
                     cursor = event.id ?? cursor
                 }
+            }
+            if !live {
+                try await send(cursor, .live)
+                live = true
             }
             // Then the feed, until the stream ends or falls so far behind that it reads from the store again.
             while let items = await subscription.next(), !items.isEmpty {

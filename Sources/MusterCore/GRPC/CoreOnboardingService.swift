@@ -46,7 +46,8 @@ public struct CoreOnboardingService: GRPCService {
             }
             try await Self.mapped {
                 let poller = try await activePoller(context)
-                try await packages.watch(poller: poller, from: request.cursor) { cursor, change in
+                try await packages.watch(poller: poller, from: request.cursor, address: context.peerIP) {
+                    cursor, change in
                     var update = Muster_Onboarding_V1_PackageUpdate()
                     update.cursor = cursor
                     switch change {
@@ -65,6 +66,8 @@ public struct CoreOnboardingService: GRPCService {
                         revoked.packageID = record.id
                         revoked.spiffeID = record.spiffeID
                         update.revoked = revoked
+                    case .live:
+                        break  // the cursor alone, no change: the stream has caught up
                     }
                     try await writer.write(update)
                 }
