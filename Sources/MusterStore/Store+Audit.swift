@@ -135,23 +135,26 @@ extension Store {
         }
     }
 
-    /// Notes several pollers' last contacts in one transaction. A contact older than the one stored (the
-    /// attestation's, or another replica's) leaves the row as it is.
+    /// Notes several pollers' last contacts in one transaction, one statement per 500 (a fleet's contacts of one
+    /// second are one statement, not one each). A contact older than the one stored (the attestation's, or another
+    /// replica's) leaves the row as it is.
     public func touchPollers(_ contacts: [PollerContact]) async throws {
         guard !contacts.isEmpty else { return }
         try await transaction { sql in
-            for contact in contacts {
-                try await sql.update("pollers").set("last_contact_at", to: contact.at)
-                    .set(
-                        "last_contact_from",
-                        to: contact.from.map { SQLBind($0) as any SQLExpression } ?? SQLLiteral.null
-                    )
-                    .where("name", .equal, contact.name)
-                    .where {
-                        $0.where("last_contact_at", .is, SQLLiteral.null).orWhere(
-                            "last_contact_at", .lessThanOrEqual, contact.at)
-                    }
-                    .run()
+            for start in stride(from: 0, to: contacts.count, by: 500) {
+                // An empty address stands for none: a NULL in VALUES would have no type on PostgreSQL.
+                let rows = contacts[start..<min(start + 500, contacts.count)].map { contact -> SQLQueryString in
+                    "(\(bind: contact.name), \(bind: contact.at), \(bind: contact.from ?? ""))"
+                }
+                try await sql.raw(
+                    """
+                    WITH contacts (poller, seen_at, address) AS (VALUES \(rows.joined(separator: ", ")))
+                    UPDATE pollers SET last_contact_at = contacts.seen_at, last_contact_from = NULLIF(contacts.address, '')
+                    FROM contacts
+                    WHERE pollers.name = contacts.poller
+                        AND (pollers.last_contact_at IS NULL OR pollers.last_contact_at <= contacts.seen_at)
+                    """
+                ).run()
             }
         }
     }
