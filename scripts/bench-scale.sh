@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Scale benchmark (not a test): N pollers (default 10,000) with one package stream and a 30 s heartbeat each on
-# one release muster-core on SQLite, then on two replicas sharing the test PostgreSQL server. Core RSS per stream,
-# idle CPU, database statements/s, a burst of agent packages (create rate beside the rate with no poller
-# connected) and revocation arrival. Attested pollers are cached in .build-release/bench-scale between runs.
+# Scale benchmark (not a test): N pollers (default 10,000), each as muster-poller behaves (one package stream, pings
+# every 20 s, a 30 s heartbeat while its stream is not live) on one release muster-core on SQLite, then on two
+# replicas sharing the test PostgreSQL server. Core RSS per stream, idle CPU, database statements/s, a burst of
+# agent packages (create rate beside the rate with no poller connected) and revocation arrival. Attested pollers
+# are cached in .build-release/bench-scale between runs.
 # Usage: scripts/bench-scale.sh [POLLERS] [BURST] [scale_bench.py options, e.g. --connecting 0 --window 120]
 set -euo pipefail
 cd "$(dirname "$0")/.."

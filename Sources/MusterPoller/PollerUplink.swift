@@ -10,8 +10,8 @@ import MusterProto
 import X509
 
 /// The poller's link to Core over mTLS with its SVID: the package stream into the cache, the activation
-/// outbox (with a heartbeat while the stream is down), and SVID/CA renewal at half-life. Each loop reconnects on its own with
-/// exponential backoff and jitter, so agents keep joining through the poller while Core is away.
+/// outbox (with a heartbeat while the stream is not live), and SVID/CA renewal at half-life. Each loop reconnects
+/// on its own with exponential backoff and jitter, so agents keep joining through the poller while Core is away.
 public struct PollerUplink: Sendable {
     let identity: PollerIdentity
     let cache: PollerCache
