@@ -135,15 +135,16 @@ extension Store {
         }
     }
 
-    /// Notes several pollers' last contacts in one transaction, one statement per 500 (a fleet's contacts of one
-    /// second are one statement, not one each). A contact older than the one stored (the attestation's, or another
-    /// replica's) leaves the row as it is.
-    public func touchPollers(_ contacts: [PollerContact]) async throws {
+    /// Notes several pollers' last contacts in one transaction, one statement per `perStatement` (a fleet's
+    /// contacts of one second are one statement, not one each). A contact older than the one stored (the
+    /// attestation's, or another replica's) leaves the row as it is.
+    public func touchPollers(_ contacts: [PollerContact], perStatement: Int = 500) async throws {
         guard !contacts.isEmpty else { return }
+        let step = max(1, perStatement)
         try await transaction { sql in
-            for start in stride(from: 0, to: contacts.count, by: 500) {
+            for start in stride(from: 0, to: contacts.count, by: step) {
                 // An empty address stands for none: a NULL in VALUES would have no type on PostgreSQL.
-                let rows = contacts[start..<min(start + 500, contacts.count)].map { contact -> SQLQueryString in
+                let rows = contacts[start..<min(start + step, contacts.count)].map { contact -> SQLQueryString in
                     "(\(bind: contact.name), \(bind: contact.at), \(bind: contact.from ?? ""))"
                 }
                 try await sql.raw(

@@ -282,6 +282,16 @@ struct PollerContactTests {
         #expect(try await stored("p1") == base + 10)
         await contacts.flush()
         #expect(contacts.transactions == 2)  // nothing noted: no transaction
+        // A batch larger than one statement takes several, all in its transaction.
+        try await h.store.touchPollers(
+            [
+                PollerContact(name: "p1", at: base + 30, from: "192.0.2.7"),
+                PollerContact(name: "p2", at: base + 30, from: nil),
+                PollerContact(name: "p3", at: base + 30, from: "192.0.2.8"),
+            ], perStatement: 2)
+        for name in ["p1", "p2", "p3"] { #expect(try await stored(name) == base + 30) }
+        #expect(try await h.store.poller(named: "p3")?.lastContactFrom == "192.0.2.8")
+        #expect(try await h.store.poller(named: "p2")?.lastContactFrom == nil)
         await h.store.shutdown()
     }
 
