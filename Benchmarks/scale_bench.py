@@ -8,12 +8,13 @@ a copy and measures, in one run, side by side:
   * connected: N pollers, each as `muster-poller` behaves: one grpc.aio channel (mTLS, its own SVID) with HTTP/2
     keepalive pings every 20 s, one WatchPackages stream, and a heartbeat (an empty ReportActivations) every 30 s
     per poller, staggered, while its stream is not live (a Core that sends the live marker gets none once the
-    stream has caught up; an older Core, which sends no marker, gets them all along). Measured: Core RSS per
-    open stream beyond the baseline, idle CPU over a window, database statements per second (PostgreSQL only:
-    pg_stat_database's commits + rollbacks), a burst of agent packages spread over the pollers (create rate from one
-    client beside the baseline's, and when the last one reached its poller), then revocations one at a time to
-    pollers picked at random (from the revoke call until the poller's stream has it, p50/p99), and whether every
-    stream is still open.
+    stream has caught up; an older Core, which sends no marker, gets them all along). Once every stream is open and
+    the baseline's packages have all been pulled (each a write transaction; a Core still writing them is not idle),
+    measured: Core RSS per open stream beyond the baseline, idle CPU over a window, database transactions per second
+    (PostgreSQL only: pg_stat_database's commits + rollbacks), a burst of agent packages spread over the pollers
+    (create rate from one client beside the baseline's, and when the last one reached its poller), then revocations
+    one at a time to pollers picked at random (from the revoke call until the poller's stream has it, p50/p99), and
+    whether every stream is still open.
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
            [--revocations 200] [--window 60] [--connecting 64] [--no-heartbeats | --connect-only]
@@ -321,7 +322,11 @@ def scenario(args, pollers, pb, pb_grpc):
                                  f"{len(fleet.ended)} ended, first: {fleet.ended[:1]}")
         results["open_seconds"] = round(time.perf_counter() - opened, 1)
         results["connects_timed_out_and_retried"] = fleet.connect_failures
-        # The snapshot of each stream carries the baseline burst's packages; let them arrive and settle.
+        # The snapshot of each stream carries the baseline burst's packages, each moved to Delivered as it is sent (a
+        # write transaction each): wait until none is left Created, so the idle window measures an idle Core.
+        pending = lambda: json.loads(first.call("GET", "/api/edge-packages?status=created&type=agent&limit=1"))["items"]
+        wait_for(lambda: not pending(), 900, "every pending package pulled by its poller")
+        results["snapshots_delivered_seconds"] = round(time.perf_counter() - opened, 1)
         time.sleep(max(20.0, HEARTBEAT))
         rss = sum(c.rss_kib() for c in cores)
         results["connected_rss_mib"] = round(rss / 1024, 1)
