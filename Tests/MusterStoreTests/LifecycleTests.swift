@@ -312,9 +312,10 @@ struct PollerContactTests {
             let (latch, continuation) = AsyncStream<Void>.makeStream()
             latches.append(continuation)
             streams.append(Task { await contacts.whileStreaming(name, from: address) { for await _ in latch {} } })
+            // Registered in this order (p1's latest stream is the second), before the next one starts.
+            try await Task.sleep(for: .milliseconds(50))
         }
         let opened = ContinuousClock.now
-        try await Task.sleep(for: .milliseconds(100))  // every stream registered
         contacts.noteOpenStreams(now: opened + .seconds(29), at: base)
         await contacts.flush()
         #expect(contacts.transactions == 0)  // not yet due
