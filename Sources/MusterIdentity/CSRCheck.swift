@@ -19,6 +19,9 @@ public enum CSRCheck {
         /// SHA-1 of the key's subjectPublicKey bits, taken from the CSR's own bytes when they are the uncompressed
         /// point a certificate carries: swift-crypto re-encodes the point (a field inversion) every time it is asked.
         public let keyIdentifier: SubjectKeyIdentifier
+        /// The CSR's P-256 key as the uncompressed point it sent (65 bytes), which a certificate carries as it is;
+        /// nil when the CSR encoded it otherwise.
+        let point: [UInt8]?
     }
 
     /// Parses `der`, checks its size, signature, key type and size and requested extensions; returns its public key.
@@ -72,12 +75,12 @@ public enum CSRCheck {
                 throw IdentityError(.csrRequestsCA, "the CSR asks for a CA certificate; an SVID is never a CA")
             }
         }
+        // checkKey admitted only P-256, so a 65-byte uncompressed point here is that key.
+        let point = uncompressedPoint(root).map { Array($0) }
         let identifier =
-            uncompressedPoint(root).map {
-                SubjectKeyIdentifier(keyIdentifier: ArraySlice(Insecure.SHA1.hash(data: $0)))
-            }
+            point.map { SubjectKeyIdentifier(keyIdentifier: ArraySlice(Insecure.SHA1.hash(data: $0))) }
             ?? SubjectKeyIdentifier(hash: csr.publicKey)
-        return CheckedKey(publicKey: csr.publicKey, keyIdentifier: identifier)
+        return CheckedKey(publicKey: csr.publicKey, keyIdentifier: identifier, point: point)
     }
 
     /// Parses a PEM CSR; see `publicKey(fromDER:purpose:)`.

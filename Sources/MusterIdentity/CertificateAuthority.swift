@@ -10,6 +10,8 @@ public struct CertificateAuthority: Sendable {
     public let privateKey: Certificate.PrivateKey
     /// The CAs above this one, nearest first (empty for a root; a trailing root is never presented).
     public let chainToRoot: [Certificate]
+    /// Writes this CA's leaves without swift-certificates' builder, when the CA's key is P-256 (see `LeafEncoder`).
+    private let leafEncoder: LeafEncoder?
 
     /// NotBefore is backdated this far to absorb clock skew between machines.
     public static let backdate: TimeInterval = 10
@@ -18,6 +20,7 @@ public struct CertificateAuthority: Sendable {
         self.certificate = certificate
         self.privateKey = privateKey
         self.chainToRoot = chainToRoot
+        self.leafEncoder = LeafEncoder(certificate: certificate)
     }
 
     /// Creates a self-signed root CA for `trustDomain` with a new P-256 key.
@@ -79,9 +82,49 @@ public struct CertificateAuthority: Sendable {
         spiffeID: SPIFFEID, key: CSRCheck.CheckedKey, dnsNames: [String] = [], ipAddresses: [String] = [],
         lifetime: TimeInterval = 3600, now: Date = Date(), serial: Certificate.SerialNumber = SerialNumber.random()
     ) throws -> Certificate {
-        try issueLeaf(
+        let issued = try issueLeafDER(
+            spiffeID: spiffeID, key: key, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: lifetime, now: now,
+            serial: serial)
+        return try issued.built ?? Certificate(derEncoded: issued.der)
+    }
+
+    /// As `issueLeaf(spiffeID:key:…)`, for a caller that only sends the leaf on (the poller's joins and renewals):
+    /// its DER, without parsing it back into a `Certificate` — a parse costs about as much as writing it.
+    public func issueLeafDER(
+        spiffeID: SPIFFEID, key: CSRCheck.CheckedKey, dnsNames: [String] = [], ipAddresses: [String] = [],
+        lifetime: TimeInterval = 3600, now: Date = Date(), serial: Certificate.SerialNumber = SerialNumber.random()
+    ) throws -> IssuedLeaf {
+        let ipBytes = try ipAddresses.map { try IPAddressBytes.parse($0) }
+        // The encoder writes names as they are; the builder refuses a DNS name that is not IA5 (ASCII) text.
+        if let leafEncoder, let point = key.point, dnsNames.allSatisfy({ $0.utf8.allSatisfy { $0 < 0x80 } }) {
+            let notAfter = notValidAfter(lifetime: lifetime, now: now)
+            let tbs = try leafEncoder.tbsCertificate(
+                serial: serial, notBefore: now - Self.backdate, notAfter: notAfter,
+                commonName: Self.leafCommonName(spiffeID), point: point,
+                keyIdentifier: key.keyIdentifier.keyIdentifier, uri: spiffeID.description, dnsNames: dnsNames,
+                ipAddresses: ipBytes)
+            let signature = try privateKey.sign(bytes: tbs, signatureAlgorithm: .ecdsaWithSHA256)
+            return IssuedLeaf(
+                der: LeafEncoder.certificate(tbs: tbs, signature: signature.rawRepresentation), serial: serial,
+                notValidAfter: Date(timeIntervalSince1970: notAfter.timeIntervalSince1970.rounded()), built: nil)
+        }
+        let leaf = try issueLeaf(
             spiffeID: spiffeID, publicKey: key.publicKey, keyIdentifier: key.keyIdentifier, dnsNames: dnsNames,
             ipAddresses: ipAddresses, lifetime: lifetime, now: now, serial: serial)
+        return IssuedLeaf(
+            der: Array(try leaf.derData()), serial: leaf.serialNumber, notValidAfter: leaf.notValidAfter, built: leaf)
+    }
+
+    /// The DER chain a holder of `leaf` presents (see `presentedChain(for:includingRoot:)`).
+    public func presentedChainDER(for leaf: IssuedLeaf) throws -> [Data] {
+        let issuers = ([certificate] + chainToRoot).filter { $0.subject != $0.issuer }
+        return [Data(leaf.der)] + (try issuers.map { try $0.derData() })
+    }
+
+    /// A leaf's subject CN. Never a bare name: OpenSSL checks a CN that looks like a hostname against DNS name
+    /// constraints, and a poller's CA excludes every DNS name.
+    static func leafCommonName(_ spiffeID: SPIFFEID) -> String {
+        "Muster \(MusterID(spiffeID)?.description ?? String(spiffeID.segments.last ?? ""))"
     }
 
     /// The NotAfter of a certificate this CA signs at `now` for `lifetime`: never past the CA's own.
@@ -89,7 +132,8 @@ public struct CertificateAuthority: Sendable {
         min(now + lifetime, certificate.notValidAfter)
     }
 
-    private func issueLeaf(
+    /// The builder's way, for any key (`LeafEncoderTests` holds the encoder's output to it).
+    func issueLeaf(
         spiffeID: SPIFFEID, publicKey: Certificate.PublicKey, keyIdentifier: SubjectKeyIdentifier,
         dnsNames: [String], ipAddresses: [String], lifetime: TimeInterval, now: Date,
         serial: Certificate.SerialNumber = SerialNumber.random()
@@ -99,9 +143,7 @@ public struct CertificateAuthority: Sendable {
         names += try ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: try IPAddressBytes.parse($0)[...])) }
         let subject = try DistinguishedName {
             OrganizationName("Muster")
-            // Never a bare name: OpenSSL checks a CN that looks like a hostname against DNS name constraints,
-            // and a poller's CA excludes every DNS name.
-            CommonName("Muster \(MusterID(spiffeID)?.description ?? String(spiffeID.segments.last ?? ""))")
+            CommonName(Self.leafCommonName(spiffeID))
         }
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
@@ -154,6 +196,18 @@ public struct CertificateAuthority: Sendable {
     }
 }
 
+/// A leaf as issued: its DER, with the serial and NotAfter (whole seconds, as the certificate carries it) it holds.
+public struct IssuedLeaf: Sendable {
+    public let der: [UInt8]
+    public let serial: Certificate.SerialNumber
+    public let notValidAfter: Date
+    /// The certificate when the builder made it (not the encoder), so it is not parsed again.
+    let built: Certificate?
+
+    /// The serial as Muster records it.
+    public var serialText: String { SerialNumber.text(serial) }
+}
+
 /// PEM text for certificates and keys.
 public enum PEM {
     public static func encode(_ certificates: [Certificate]) throws -> String {
@@ -165,6 +219,9 @@ public enum PEM {
         }
         return text
     }
+
+    /// One certificate's PEM block from its DER (an `IssuedLeaf`'s, say).
+    public static func encode(certificateDER der: [UInt8]) -> String { block(der, label: "CERTIFICATE") }
 
     /// One PEM block (RFC 7468: base64 in lines of 64, LF line ends). swift-certificates' own PEM writer walks
     /// the text by `Substring` index and cost a fifth of a leaf issuance.

@@ -138,9 +138,9 @@ extension EdgeOnboardingService {
                 let spiffeID = try? SPIFFEID(parsing: package.spiffeID), identity.serves(spiffeID)
             else { throw Self.unknownEnrollment }
             let key = try Self.publicKey(fromCSR: held.csr)
-            let leaf = try issue(spiffeID, key: key)
-            let serial = "\(leaf.certificate.serialText)"
-            let notAfter = Clock.millis(leaf.certificate.notValidAfter)
+            let (leaf, chain) = try issue(spiffeID, key: key)
+            let serial = "\(leaf.serialText)"
+            let notAfter = Clock.millis(leaf.notValidAfter)
             // The first collection redeems the package; a later one (or one that lost a race to a concurrent
             // first) is recorded like a renewal. Nil from both: revoked or expired meanwhile.
             var collected =
@@ -167,7 +167,7 @@ extension EdgeOnboardingService {
                 ])
             response.status = "approved"
             response.spiffeID = spiffeID.description
-            response.svidChain = try leaf.chain.map { try $0.derData() }
+            response.svidChain = chain
             response.bundle = try identity.roots.map { try $0.derData() }
             response.selectors = package.selectorList
         default:

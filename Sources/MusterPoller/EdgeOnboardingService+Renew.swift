@@ -30,20 +30,20 @@ extension EdgeOnboardingService {
             throw RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is revoked")
         }
         let key = try Self.publicKey(fromCSR: request.csr)
-        let leaf = try issue(peer.spiffeID, key: key)
+        let (leaf, chain) = try issue(peer.spiffeID, key: key)
         let recorded = try await store {
             try await cache.recordRenewal(
-                serial: "\(leaf.certificate.serialText)", of: issued, at: Clock.nowMillis(),
-                notAfter: Clock.millis(leaf.certificate.notValidAfter))
+                serial: "\(leaf.serialText)", of: issued, at: Clock.nowMillis(),
+                notAfter: Clock.millis(leaf.notValidAfter))
         }
         guard recorded else { throw RPCError(code: .permissionDenied, message: "\(peer.spiffeID) is revoked") }
         logger.info(
             "agent renewed",
             metadata: [
-                "spiffe_id": "\(peer.spiffeID)", "from": "\(address)", "serial": "\(leaf.certificate.serialText)",
+                "spiffe_id": "\(peer.spiffeID)", "from": "\(address)", "serial": "\(leaf.serialText)",
             ])
         var response = Muster_Onboarding_V1_RenewResponse()
-        response.svidChain = try leaf.chain.map { try $0.derData() }
+        response.svidChain = chain
         response.bundle = try identity.roots.map { try $0.derData() }
         response.selectors = try await store { try await cache.package(id: issued.packageID) }?.selectorList ?? []
         return response

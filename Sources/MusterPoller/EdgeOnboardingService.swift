@@ -104,17 +104,17 @@ public struct EdgeOnboardingService: GRPCService {
             throw await refuse(
                 "the cached package holds no SPIFFE ID under this poller", package: held.id, from: address)
         }
-        let leaf = try issue(spiffeID, key: key, lifetime: lifetime, now: issuedAt, serial: serial)
+        let (leaf, chain) = try issue(spiffeID, key: key, lifetime: lifetime, now: issuedAt, serial: serial)
         outbox.ring()
         logger.notice(
             "agent joined",
             metadata: [
                 "package": "\(held.id)", "spiffe_id": "\(spiffeID)", "from": "\(address)",
-                "serial": "\(leaf.certificate.serialText)",
+                "serial": "\(leaf.serialText)",
             ])
         var response = Muster_Onboarding_V1_JoinResponse()
         response.spiffeID = spiffeID.description
-        response.svidChain = try leaf.chain.map { try $0.derData() }
+        response.svidChain = chain
         response.bundle = try identity.roots.map { try $0.derData() }
         response.selectors = held.selectorList
         return response
@@ -124,11 +124,11 @@ public struct EdgeOnboardingService: GRPCService {
     func issue(
         _ spiffeID: SPIFFEID, key: CSRCheck.CheckedKey, lifetime: TimeInterval? = nil, now: Date = Date(),
         serial: Certificate.SerialNumber = SerialNumber.random()
-    ) throws -> (certificate: Certificate, chain: [Certificate]) {
+    ) throws -> (leaf: IssuedLeaf, chain: [Data]) {
         let authority = identity.authority
-        let leaf = try authority.issueLeaf(
+        let leaf = try authority.issueLeafDER(
             spiffeID: spiffeID, key: key, lifetime: try lifetime ?? leafLifetime(at: now), now: now, serial: serial)
-        return (leaf, authority.presentedChain(for: leaf))
+        return (leaf, try authority.presentedChainDER(for: leaf))
     }
 
     /// How long a leaf signed at `now` lives: the SVID TTL, cut to what remains of the downstream CA; refused
