@@ -8,13 +8,42 @@ import MusterIdentity
 public final class GRPCServer: Sendable {
     /// Where and how the server listens.
     public struct Configuration: Sendable {
+        /// See `completionQueues`.
+        public static var defaultCompletionQueues: Int {
+            completionQueues(
+                environment: ProcessInfo.processInfo.environment, cores: ProcessInfo.processInfo.activeProcessorCount)
+        }
+
+        /// `MUSTER_GRPC_COMPLETION_QUEUES` when it is a count from 1 to 64, else one queue per two `cores`.
+        static func completionQueues(environment: [String: String], cores: Int) -> Int {
+            requestedCompletionQueues(environment) ?? max(1, cores / 2)
+        }
+
+        /// The count `MUSTER_GRPC_COMPLETION_QUEUES` asks for, if it holds one from 1 to 64.
+        static func requestedCompletionQueues(_ environment: [String: String]) -> Int? {
+            guard let text = environment["MUSTER_GRPC_COMPLETION_QUEUES"], let count = Int(text),
+                (1...64).contains(count)
+            else { return nil }
+            return count
+        }
+
+        /// The text of `MUSTER_GRPC_COMPLETION_QUEUES` when it is set to anything but a count from 1 to 64; the
+        /// server logs that it ignored it.
+        static func refusedCompletionQueues(_ environment: [String: String]) -> String? {
+            guard let text = environment["MUSTER_GRPC_COMPLETION_QUEUES"], requestedCompletionQueues(environment) == nil
+            else { return nil }
+            return text
+        }
+
         /// `host:port`; port 0 picks a free one (see `port`).
         public var listenAddress: String
         public var security: ServerSecurity
         public var maxReceiveMessageBytes: Int = 8 << 20
         public var maxSendMessageBytes: Int = 8 << 20
-        /// Completion queues, each polled by one thread.
-        public var completionQueues: Int = 2
+        /// Completion queues, each polled by one thread: by default one per two cores (at least one), or
+        /// `MUSTER_GRPC_COMPLETION_QUEUES` (1–64) when set. Every extra thread is another that gRPC core's poller
+        /// hands events to; see `grpc-bridge.md` ("Threads and completion") for what was measured.
+        public var completionQueues: Int = Configuration.defaultCompletionQueues
         /// Told of every call refused by the peer check (identity not verified, or not allowed for the method).
         public var refusalObserver: (@Sendable (CallRefusal) -> Void)?
         /// Most streaming calls one peer (one verified SPIFFE ID, or one address for callers without a certificate)
@@ -79,6 +108,11 @@ public final class GRPCServer: Sendable {
         self.logger = logger
         self.refusals = configuration.refusalObserver
         self.maxStreamsPerPeer = configuration.maxStreamsPerPeer
+        if let refused = Configuration.refusedCompletionQueues(ProcessInfo.processInfo.environment) {
+            logger.warning(
+                "MUSTER_GRPC_COMPLETION_QUEUES ignored: not a count from 1 to 64",
+                metadata: ["value": "\(refused)", "completion_queues": "\(configuration.completionQueues)"])
+        }
 
         // Names from gRPC core's header, never typed by hand: core ignores a name it does not know, so a typo
         // (once "min_recv_ping_interval_without_data_ms") silently leaves core's default in place.

@@ -26,6 +26,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Serve without TLS (benchmarks only).")
     var insecure = false
 
+    @Option(help: "Completion queues the server polls, one thread each (benchmarks of the thread layout).")
+    var completionQueues: Int = GRPCServer.Configuration.defaultCompletionQueues
+
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "muster.grpc.demo")
@@ -44,8 +47,13 @@ struct Serve: AsyncParsableCommand {
         default: throw ValidationError("--client-certificates must be required, optional or none")
         }
         let security: ServerSecurity = insecure ? .insecure : .tls(certificates, clientCertificates: policy)
+        guard (1...64).contains(completionQueues) else {
+            throw ValidationError("--completion-queues must be 1 to 64")
+        }
+        var configuration = GRPCServer.Configuration(listenAddress: listen, security: security)
+        configuration.completionQueues = completionQueues
         let server = try GRPCServer(
-            configuration: .init(listenAddress: listen, security: security),
+            configuration: configuration,
             services: [HealthService(), EchoService()], logger: logger
         )
 

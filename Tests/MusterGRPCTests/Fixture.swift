@@ -25,7 +25,8 @@ struct Fixture {
         clientCertificates: ClientCertificatePolicy = .required,
         services: [any GRPCService]? = nil,
         maxMessageBytes: Int = 8 << 20,
-        minimumPingInterval: Duration? = nil
+        minimumPingInterval: Duration? = nil,
+        completionQueues: Int? = nil
     ) throws {
         pki = try TestPKI()
         serverID = pki.id("/muster/core")
@@ -37,6 +38,7 @@ struct Fixture {
         configuration.maxReceiveMessageBytes = maxMessageBytes
         configuration.maxSendMessageBytes = maxMessageBytes
         if let minimumPingInterval { configuration.minimumPingInterval = minimumPingInterval }
+        if let completionQueues { configuration.completionQueues = completionQueues }
         server = try GRPCServer(configuration: configuration, services: services ?? [HealthService(), EchoService()])
     }
 

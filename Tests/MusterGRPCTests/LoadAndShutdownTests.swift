@@ -1,14 +1,17 @@
 import Foundation
 import MusterConcurrency
 import MusterEcho
-import MusterGRPC
 import Testing
+
+@testable import MusterGRPC
 
 @Suite("load and shutdown")
 struct LoadAndShutdownTests {
-    @Test("1,000 concurrent calls all succeed without a thread per call")
-    func thousandConcurrentCalls() async throws {
-        let fixture = try Fixture()
+    @Test(
+        "1,000 concurrent calls all succeed without a thread per call, on one completion queue or several",
+        arguments: [1, 3])
+    func thousandConcurrentCalls(queues: Int) async throws {
+        let fixture = try Fixture(completionQueues: queues)
         let channel = try fixture.channel()
         _ = try await channel.unary(Echo.unary, echo("warm-up"), as: EchoResponse.self)
         let threadsBefore = threadCount()
@@ -27,6 +30,23 @@ struct LoadAndShutdownTests {
         // gRPC core and the Swift runtime keep small pools; a thread per call would add hundreds.
         #expect(threadCount() - threadsBefore < 32)
         await fixture.stop()
+    }
+
+    @Test("a server polls one completion queue per two cores unless MUSTER_GRPC_COMPLETION_QUEUES asks for 1 to 64")
+    func completionQueueCount() {
+        let count = GRPCServer.Configuration.completionQueues(environment:cores:)
+        #expect(count([:], 1) == 1)
+        #expect(count([:], 2) == 1)
+        #expect(count([:], 3) == 1)
+        #expect(count([:], 16) == 8)
+        #expect(count(["MUSTER_GRPC_COMPLETION_QUEUES": "3"], 2) == 3)
+        #expect(GRPCServer.Configuration.refusedCompletionQueues(["MUSTER_GRPC_COMPLETION_QUEUES": "3"]) == nil)
+        #expect(GRPCServer.Configuration.refusedCompletionQueues([:]) == nil)
+        for refused in ["0", "65", "-1", "two", ""] {
+            let environment = ["MUSTER_GRPC_COMPLETION_QUEUES": refused]
+            #expect(count(environment, 8) == 4, "\(refused)")
+            #expect(GRPCServer.Configuration.refusedCompletionQueues(environment) == refused)
+        }
     }
 
     @Test("graceful shutdown lets in-flight calls finish and then refuses new ones")
