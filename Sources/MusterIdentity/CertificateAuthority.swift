@@ -85,7 +85,7 @@ public struct CertificateAuthority: Sendable {
         let issued = try issueLeafDER(
             spiffeID: spiffeID, key: key, dnsNames: dnsNames, ipAddresses: ipAddresses, lifetime: lifetime, now: now,
             serial: serial)
-        return try issued.built ?? Certificate(derEncoded: issued.der)
+        return try Certificate(derEncoded: issued.der)
     }
 
     /// As `issueLeaf(spiffeID:key:…)`, for a caller that only sends the leaf on (the poller's joins and renewals):
@@ -106,19 +106,17 @@ public struct CertificateAuthority: Sendable {
             let signature = try privateKey.sign(bytes: tbs, signatureAlgorithm: .ecdsaWithSHA256)
             return IssuedLeaf(
                 der: LeafEncoder.certificate(tbs: tbs, signature: signature.rawRepresentation), serial: serial,
-                notValidAfter: Date(timeIntervalSince1970: notAfter.timeIntervalSince1970.rounded()), built: nil)
+                notValidAfter: Date(timeIntervalSince1970: notAfter.timeIntervalSince1970.rounded()))
         }
         let leaf = try issueLeaf(
             spiffeID: spiffeID, publicKey: key.publicKey, keyIdentifier: key.keyIdentifier, dnsNames: dnsNames,
             ipAddresses: ipAddresses, lifetime: lifetime, now: now, serial: serial)
-        return IssuedLeaf(
-            der: Array(try leaf.derData()), serial: leaf.serialNumber, notValidAfter: leaf.notValidAfter, built: leaf)
+        return IssuedLeaf(der: Array(try leaf.derData()), serial: leaf.serialNumber, notValidAfter: leaf.notValidAfter)
     }
 
     /// The DER chain a holder of `leaf` presents (see `presentedChain(for:includingRoot:)`).
     public func presentedChainDER(for leaf: IssuedLeaf) throws -> [Data] {
-        let issuers = ([certificate] + chainToRoot).filter { $0.subject != $0.issuer }
-        return [Data(leaf.der)] + (try issuers.map { try $0.derData() })
+        [Data(leaf.der)] + (try presentedIssuers(includingRoot: false).map { try $0.derData() })
     }
 
     /// A leaf's subject CN. Never a bare name: OpenSSL checks a CN that looks like a hostname against DNS name
@@ -191,8 +189,13 @@ public struct CertificateAuthority: Sendable {
     /// The chain a holder of `leaf` presents: the leaf, then the CAs from this one upward;
     /// the root is left out unless asked for (a pinned first contact needs it).
     public func presentedChain(for leaf: Certificate, includingRoot: Bool = false) -> [Certificate] {
+        [leaf] + presentedIssuers(includingRoot: includingRoot)
+    }
+
+    /// This CA and those above it, as a holder of one of its leaves presents them.
+    private func presentedIssuers(includingRoot: Bool) -> [Certificate] {
         let issuers = [certificate] + chainToRoot
-        return [leaf] + (includingRoot ? issuers : issuers.filter { $0.subject != $0.issuer })
+        return includingRoot ? issuers : issuers.filter { $0.subject != $0.issuer }
     }
 }
 
@@ -201,8 +204,6 @@ public struct IssuedLeaf: Sendable {
     public let der: [UInt8]
     public let serial: Certificate.SerialNumber
     public let notValidAfter: Date
-    /// The certificate when the builder made it (not the encoder), so it is not parsed again.
-    let built: Certificate?
 
     /// The serial as Muster records it.
     public var serialText: String { SerialNumber.text(serial) }

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import SwiftASN1
 import Testing
 import X509
 
@@ -11,12 +10,7 @@ struct LeafEncoderTests {
     /// A CSR's checked key, as a join or an attestation gets it.
     static func checkedKey() throws -> (CSRCheck.CheckedKey, P256.Signing.PrivateKey) {
         let key = P256.Signing.PrivateKey()
-        let request = try CertificateSigningRequest(
-            version: .v1, subject: try DistinguishedName { CommonName("agent") }, privateKey: .init(key),
-            attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
-        var serializer = DER.Serializer()
-        try serializer.serialize(request)
-        return (try CSRCheck.checkedKey(fromDER: serializer.serializedBytes), key)
+        return (try CSRCheck.checkedKey(fromDER: try CSRTests.csr(key: key)), key)
     }
 
     /// Issues one leaf both ways with the same inputs and expects the same to-be-signed bytes, a signature that
@@ -127,6 +121,23 @@ struct LeafEncoderTests {
             let civil = LeafDER.civil(daysSince1970: day)
             #expect(civil.year == parts.year && civil.month == parts.month && civil.day == parts.day, "day \(day)")
         }
+    }
+
+    @Test("a key without its uncompressed point takes the builder, and says what it holds the same way")
+    func builderFallback() throws {
+        let root = try CertificateAuthority.createRoot(trustDomain: "example.org")
+        let (written, privateKey) = try Self.checkedKey()
+        let key = CSRCheck.CheckedKey(publicKey: written.publicKey, keyIdentifier: written.keyIdentifier, point: nil)
+        let serial = SerialNumber.random()
+        let issued = try root.issueLeafDER(
+            spiffeID: try SPIFFEID(parsing: "spiffe://example.org/muster/core"), key: key, dnsNames: ["core.example"],
+            now: Date(timeIntervalSince1970: 1_800_000_000.5), serial: serial)
+        let parsed = try Certificate(derEncoded: issued.der)
+        #expect(parsed.serialNumber == serial && issued.serial == serial)
+        #expect(parsed.notValidAfter == issued.notValidAfter)
+        #expect(issued.notValidAfter == Date(timeIntervalSince1970: 1_800_003_601))
+        #expect(parsed.publicKey == Certificate.PublicKey(privateKey.publicKey))
+        #expect(root.certificate.publicKey.isValidSignature(parsed.signature, for: parsed))
     }
 
     @Test("a DNS name that is not ASCII is refused as the builder refuses it")
