@@ -185,7 +185,7 @@ if !bridgeOnly {
         .testTarget(
             name: "MusterCoreTests",
             dependencies: [
-                "MusterCore", "MusterGRPC", "MusterIdentity", "MusterStore",
+                "MusterConcurrency", "MusterCore", "MusterGRPC", "MusterIdentity", "MusterStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), logging,
             ]
@@ -194,7 +194,7 @@ if !bridgeOnly {
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [
-                "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity", "MusterEdge",
+                "MusterStore", "MusterCore", "MusterArchive", "MusterIdentity", "MusterEdge", "MusterConcurrency",
                 .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), logging,
             ]

@@ -2,6 +2,15 @@ import Foundation
 import MusterDatabase
 import SQLKit
 
+/// One token redemption waiting for the next group commit (`PollerCache.redemptions`).
+struct Redemption: Sendable {
+    var tokenHash: String
+    var at: Int64
+    var serial: String
+    var notAfter: Int64
+    var address: String
+}
+
 /// Joins and renewals against the cache: a group of redemptions is one statement, a renewal one statement.
 extension PollerCache {
     public func package(tokenHash: String) async throws -> CachedPackage? {
@@ -18,7 +27,7 @@ extension PollerCache {
     public func redeem(tokenHash: String, at now: Int64, serial: String, notAfter: Int64, from address: String)
         async throws -> CachedPackage?
     {
-        try await redemptions.redeem(
+        try await redemptions.submit(
             Redemption(tokenHash: tokenHash, at: now, serial: serial, notAfter: notAfter, address: address))
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MusterConcurrency
 import MusterDatabase
 import SQLKit
 
@@ -13,7 +14,7 @@ public final class PollerCache: Sendable {
     static let decoder = SQLRowDecoder(keyDecodingStrategy: .useDefaultKeys)
 
     /// Redemptions committed in groups (see `GroupCommit`).
-    let redemptions: GroupCommit
+    let redemptions: GroupCommit<Redemption, CachedPackage?>
 
     public init(path: String, logger: Logger) {
         let database = Database(location: .sqlite(path: path), connections: 4, logger: logger)

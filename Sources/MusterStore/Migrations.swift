@@ -150,6 +150,28 @@ extension Store {
             try await sql.create(index: "enrollments_by_key").on("enrollments").column("key_fingerprint").run()
             try await sql.create(index: "enrollments_by_package").on("enrollments").column("package_id").run()
         },
+        Migration(version: 4, name: "packages by name; PostgreSQL: events appended in one call") { sql in
+            // Creating an agent's package looks its poller's package up by name (`livePoller(named:)`), which
+            // without this index read every poller package, a cost that grew with the fleet.
+            try await sql.create(index: "packages_by_name").on("packages").column("name").run()
+            guard sql.dialect.name == "postgresql" else { return }
+            // What `Store.append` did in three round trips, in one: the event-order lock (transaction-scoped, held
+            // to COMMIT, so event ids commit in order and a reader past id N never later finds a smaller one), the
+            // row, and the notification on `Store.eventChannel`. Every round trip under that lock is one more that
+            // every other event-writing transaction, on every replica, waits behind.
+            try await sql.raw(
+                """
+                CREATE OR REPLACE FUNCTION muster_append_event(p_at bigint, p_type text, p_subject text, p_payload text)
+                RETURNS void LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_advisory_xact_lock(7244002);
+                    INSERT INTO events (at, type, subject, payload) VALUES (p_at, p_type, p_subject, p_payload);
+                    PERFORM pg_notify('muster_events', '');
+                END
+                $$
+                """
+            ).run()
+        },
     ]
 
     /// Brings the schema up to date. Safe with several Core replicas starting at once: on PostgreSQL each

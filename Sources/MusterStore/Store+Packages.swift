@@ -212,14 +212,7 @@ extension Store {
         audit: AuditRecord, event: @escaping @Sendable (PackageRecord) -> EventRecord,
         in sql: any SQLDatabase, isPostgres: Bool
     ) async throws -> PackageRecord {
-        var update = sql.update("packages")
-        for (column, value) in changes.sorted(by: { $0.key < $1.key }) {
-            update = update.set(SQLIdentifier(column), to: value)
-        }
-        update = update.where("id", .equal, id).where("status", .in, allowed.map(\.rawValue))
-        for condition in conditions { update = update.where(condition) }
-        let updated = try await update.returning(SQLLiteral.all)
-            .first(decoding: PackageRecord.self, with: rowDecoder)
+        let updated = try await movePackage(id: id, from: allowed, set: changes, conditions: conditions, in: sql)
         guard let updated else {
             let current = try await sql.select().column("status").from("packages").where("id", .equal, id)
                 .first(decodingColumn: "status", as: String.self)
@@ -234,6 +227,21 @@ extension Store {
             try await Store.cascadeRevocation(of: updated, audit: audit, event: event, in: sql, isPostgres: isPostgres)
         }
         return updated
+    }
+
+    /// The conditional update alone: the package as it is after the move, or nil when it was in none of `allowed`
+    /// (or is not there).
+    static func movePackage(
+        id: String, from allowed: [PackageStatus], set changes: [String: any SQLExpression],
+        conditions: [any SQLExpression] = [], in sql: any SQLDatabase
+    ) async throws -> PackageRecord? {
+        var update = sql.update("packages")
+        for (column, value) in changes.sorted(by: { $0.key < $1.key }) {
+            update = update.set(SQLIdentifier(column), to: value)
+        }
+        update = update.where("id", .equal, id).where("status", .in, allowed.map(\.rawValue))
+        for condition in conditions { update = update.where(condition) }
+        return try await update.returning(SQLLiteral.all).first(decoding: PackageRecord.self, with: rowDecoder)
     }
 
     /// In the revoking transaction: the package's issued certificates are marked revoked; a revoked poller
@@ -336,9 +344,20 @@ extension Store {
     {
         try await sql.insert(into: "audit_log").model(audit).run()
         guard let event else { return }
-        if isPostgres { try await sql.raw("SELECT pg_advisory_xact_lock(7244002)").run() }
-        try await sql.insert(into: "events").model(event).run()
-        // Delivered at commit to every Core replica listening (Store.listenForEvents); one per transaction.
-        if isPostgres { try await sql.raw("SELECT pg_notify(\(bind: Store.eventChannel), '')").run() }
+        try await append(event: event, in: sql, isPostgres: isPostgres)
+    }
+
+    /// An event row alone; on PostgreSQL it takes the event-order lock, held to COMMIT.
+    static func append(event: EventRecord, in sql: any SQLDatabase, isPostgres: Bool) async throws {
+        guard isPostgres else {
+            try await sql.insert(into: "events").model(event).run()
+            return
+        }
+        // Under the event-order lock until COMMIT (so readers never pass a later id committed before an earlier
+        // one), with the notification every listening replica gets at commit (`Store.listenForEvents`): one
+        // round trip, the function migration 4 made.
+        try await sql.raw(
+            "SELECT muster_append_event(\(bind: event.at), \(bind: event.type), \(bind: event.subject), \(bind: event.payload))"
+        ).run()
     }
 }

@@ -62,18 +62,22 @@ extension Store {
         )
     }
 
-    /// Created → Delivered because its poller pulled it over its package stream.
-    public func markPulled(id: String, at now: Int64, audit: AuditRecord, event: @escaping PackageEvent) async throws
-        -> PackageRecord
+    /// Created → Delivered for packages their pollers' streams pulled, in one transaction, each with its own
+    /// conditional update, audit row and event. A package no longer Created (downloaded, revoked or expired
+    /// meanwhile, or pulled through another replica) is left out of the answer and changes nothing.
+    public func markPulledTogether(_ pulls: [PulledPackage], at now: Int64, event: @escaping PackageEvent)
+        async throws -> [PackageRecord]
     {
-        try await transitionPackage(
-            id: id, from: [.created],
-            set: [
-                "status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now),
-                "delivered_via": SQLBind("poller"),
-            ],
-            audit: audit, event: event
-        )
+        try await transitionTogether(
+            pulls.map { pull in
+                (
+                    pull.id, [.created],
+                    [
+                        "status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now),
+                        "delivered_via": SQLBind("poller"),
+                    ], pull.audit
+                )
+            }, event: event)
     }
 
     /// An agent or checker activation its poller reports: Created or Delivered → Activated (the sealed token
@@ -109,6 +113,17 @@ extension Store {
     }
 }
 
+/// One package a poller's stream pulled, as `markPulledTogether` records it.
+public struct PulledPackage: Sendable {
+    public let id: String
+    public let audit: AuditRecord
+
+    public init(id: String, audit: AuditRecord) {
+        self.id = id
+        self.audit = audit
+    }
+}
+
 /// One activation a poller reported, as `activateReportedTogether` records it.
 public struct ReportedMove: Sendable {
     public let id: String
@@ -134,22 +149,36 @@ extension Store {
     public func activateReportedTogether(_ moves: [ReportedMove], event: @escaping PackageEvent) async throws
         -> [PackageRecord]
     {
+        try await transitionTogether(
+            moves.map { move in
+                (
+                    move.id, [.created, .delivered],
+                    Store.reportedActivation(
+                        spiffeID: move.spiffeID, activatedAt: move.activatedAt, from: move.source,
+                        correctingExpiry: false), move.audit
+                )
+            }, event: event)
+    }
+
+    /// Several moves in one transaction, each a conditional update with its audit row and event (as
+    /// `transitionPackage`); a package not in one of its move's `from` states (or gone) is left out of the answer
+    /// and changes nothing, and the transaction goes on. The events are written last: on PostgreSQL the first
+    /// takes the event-order lock, which every replica's event-writing transactions wait for until this COMMIT,
+    /// so the group's updates and audit rows are made before it is taken.
+    func transitionTogether(
+        _ moves: [(id: String, from: [PackageStatus], set: [String: any SQLExpression], audit: AuditRecord)],
+        event: @escaping PackageEvent
+    ) async throws -> [PackageRecord] {
         guard !moves.isEmpty else { return [] }
         return try await transaction { [isPostgres] sql in
             var moved: [PackageRecord] = []
             for move in moves {
-                do {
-                    moved.append(
-                        try await Store.transitionPackage(
-                            id: move.id, from: [.created, .delivered],
-                            set: Store.reportedActivation(
-                                spiffeID: move.spiffeID, activatedAt: move.activatedAt, from: move.source,
-                                correctingExpiry: false),
-                            audit: move.audit, event: event, in: sql, isPostgres: isPostgres))
-                } catch let error as StoreError where error.code == .conflict || error.code == .notFound {
-                    continue  // moved meanwhile: no statement failed, the transaction goes on
-                }
+                guard let record = try await Store.movePackage(id: move.id, from: move.from, set: move.set, in: sql)
+                else { continue }  // moved meanwhile (or gone): no statement failed, the transaction goes on
+                moved.append(record)
+                try await Store.append(audit: move.audit, event: nil, in: sql, isPostgres: isPostgres)
             }
+            for record in moved { try await Store.append(event: event(record), in: sql, isPostgres: isPostgres) }
             return moved
         }
     }

@@ -23,6 +23,38 @@ struct LifecycleTests {
     }
 
     @Test(
+        "pulls of many streams at once: each moves with its own audit row and event; one downloaded or revoked meanwhile is left as it is",
+        arguments: Backend.available)
+    func pullsTogether(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        var records: [PackageRecord] = []
+        for index in 0..<20 {
+            records.append(try #require(try await h.store.package(id: try await h.agent("a\(index)").id)))
+        }
+        _ = try await h.packages.download(id: records[0].id, by: h.admin)
+        _ = try await h.packages.revoke(id: records[1].id, reason: nil, by: h.admin)
+        // The records as a stream holds them: still Created, as the feed read them before the download and revocation.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for record in records { group.addTask { try await h.packages.markPulled(record, by: "edge-1") } }
+            try await group.waitForAll()
+        }
+        for record in records[2...] {
+            let stored = try #require(try await h.store.package(id: record.id))
+            #expect(stored.status == .delivered && stored.deliveredVia == "poller" && stored.deliveredAt != nil)
+        }
+        #expect(try await h.store.package(id: records[0].id)?.deliveredVia == "download")
+        #expect(try await h.store.package(id: records[1].id)?.status == .revoked)
+        let audit = try await h.store.auditLog(AuditFilter(action: "package.pull"))
+        #expect(Set(audit.items.compactMap(\.targetID)) == Set(records[2...].map(\.id)))
+        #expect(audit.items.count == 18 && audit.items.allSatisfy { $0.actor == "poller:edge-1" })
+        let delivered = try await h.store.events(after: 0, limit: 100).filter { $0.type == "package.delivered" }
+        // 18 pulls and the operator's download of a Created package.
+        #expect(delivered.count == 19)
+        await h.store.shutdown()
+    }
+
+    @Test(
         "created → delivered → revoked, each with one audit row and one event; invalid moves are conflicts",
         arguments: Backend.available)
     func transitions(backend: Backend) async throws {

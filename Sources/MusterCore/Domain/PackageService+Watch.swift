@@ -190,18 +190,40 @@ extension PackageService {
         return try await store.package(id: id)
     }
 
+    /// Created → Delivered (via poller) for a package about to be sent to its poller. Pulls of many streams at once
+    /// (snapshots as a fleet reconnects, a bulk create) share one transaction (`pulls`, a group commit); each still
+    /// gets its own audit row and event. A package downloaded or revoked meanwhile is left as it is.
     func markPulled(_ record: PackageRecord, by poller: String) async throws {
         guard record.status == .created else { return }
-        let now = Clock.nowMillis()
-        let audit = AuditRecord(
-            at: now, actor: "poller:\(poller)", sourceIP: nil, action: "package.pull", targetType: "package",
-            targetID: record.id)
-        do {
-            _ = try await transition("package.delivered", at: now) { event in
-                try await store.markPulled(id: record.id, at: now, audit: audit, event: event)
-            }
-        } catch let error as DomainError where error.code == .conflict {
-            // Downloaded or revoked meanwhile: nothing to move.
-        }
+        _ = try await pulls.submit(Pull(packageID: record.id, poller: poller))
     }
+
+    /// One group of pulls in one transaction; answers, for each, whether it moved.
+    static func commitPulls(_ batch: [Pull], store: Store, events: EventHub, metrics: CoreMetrics) async throws
+        -> [Bool]
+    {
+        let now = Clock.nowMillis()
+        let pulled = batch.map { pull in
+            PulledPackage(
+                id: pull.packageID,
+                audit: AuditRecord(
+                    at: now, actor: "poller:\(pull.poller)", sourceIP: nil, action: "package.pull",
+                    targetType: "package", targetID: pull.packageID))
+        }
+        let moved = try await DomainError.mapping {
+            try await store.markPulledTogether(pulled, at: now) { updated in
+                Self.event("package.delivered", PackageView(updated, joinCommand: nil), at: now)
+            }
+        }
+        if !moved.isEmpty { events.ring() }
+        for record in moved { metrics.packageTransition(record.status.rawValue, type: record.componentType) }
+        let ids = Set(moved.map(\.id))
+        return batch.map { ids.contains($0.packageID) }
+    }
+}
+
+/// A package a stream is about to send to its poller, waiting for the group commit of its Created → Delivered.
+struct Pull: Sendable {
+    let packageID: String
+    let poller: String
 }

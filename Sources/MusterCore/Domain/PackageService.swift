@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MusterConcurrency
 import MusterIdentity
 import MusterStore
 
@@ -50,6 +51,8 @@ public struct PackageService: Sendable {
     public let contacts: PollerContacts
     /// Poller SVIDs recently found current, which admit heartbeats without a read of the store.
     let standings: PollerStandings
+    /// Packages' Created → Delivered as their pollers' streams send them, committed in groups.
+    let pulls: GroupCommit<Pull, Bool>
 
     public init(
         store: Store, sealer: TokenSealer, identity: CoreIdentity, events: EventHub, metrics: CoreMetrics,
@@ -68,6 +71,11 @@ public struct PackageService: Sendable {
         self.logger = logger
         let standings = PollerStandings()
         self.standings = standings
+        // A group's transaction holds the event-order lock while it writes its events (on PostgreSQL), so groups
+        // stay small enough not to hold other replicas' creates back for long.
+        self.pulls = GroupCommit(maximumGroup: 200) { [store, events, metrics] batch in
+            try await Self.commitPulls(batch, store: store, events: events, metrics: metrics)
+        }
         self.feed = PollerFeed(events: events, metrics: metrics, logger: logger) { [store] event in
             let item = try await Self.feedEvent(event, store: store)
             // A poller's own package was created or revoked (here or on another replica): its heartbeats are

@@ -1,0 +1,50 @@
+import Foundation
+import MusterConcurrency
+import Testing
+
+@testable import MusterStore
+
+@Suite("events commit in id order")
+struct EventOrderTests {
+    /// A reader that has passed event id N must never later find a smaller id: a transaction that appended an
+    /// event holds every other event-writing transaction back until it commits, so ids commit in order. On
+    /// PostgreSQL this is the advisory lock inside `muster_append_event`; on SQLite the single writer.
+    @Test("a second event transaction waits for the first one's commit", arguments: Backend.available)
+    func secondWaitsForFirst(backend: Backend) async throws {
+        let store = try await backend.makeStore()
+        let replica = backend.sibling(of: store)
+        let audit = AuditRecord(
+            at: 1, actor: "test", sourceIP: nil, action: "test.event", targetType: "test", targetID: "t")
+        let firstAppended = OneShot<Void>()
+        let release = OneShot<Void>()
+        let secondCommitted = OneShot<Void>()
+        let first = Task {
+            try await store.transaction { [isPostgres = store.isPostgres] sql in
+                try await Store.append(
+                    audit: audit, event: EventRecord(at: 1, type: "test.first", subject: "a", payload: "{}"), in: sql,
+                    isPostgres: isPostgres)
+                firstAppended.fulfil(())
+                await release.value
+            }
+        }
+        await firstAppended.value
+        let second = Task {
+            try await replica.transaction { [isPostgres = replica.isPostgres] sql in
+                try await Store.append(
+                    audit: audit, event: EventRecord(at: 2, type: "test.second", subject: "b", payload: "{}"), in: sql,
+                    isPostgres: isPostgres)
+            }
+            secondCommitted.fulfil(())
+        }
+        // While the first is open the second cannot commit, on another connection or another replica.
+        #expect(await secondCommitted.wait(timeout: .milliseconds(300)) == nil)
+        release.fulfil(())
+        try await first.value
+        try await second.value
+        let events = try await store.events(after: 0, limit: 10).filter { $0.type.hasPrefix("test.") }
+        #expect(events.map(\.type) == ["test.first", "test.second"])
+        #expect((events.first?.id ?? 0) < (events.last?.id ?? 0))
+        await replica.shutdown()
+        await store.shutdown()
+    }
+}
