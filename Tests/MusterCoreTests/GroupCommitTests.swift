@@ -12,9 +12,9 @@ struct GroupCommitTests {
         let groups = LockedValue<[[Int]]>([])
         let commits: GroupCommit<Int, Int>
 
-        init(maximumGroup: Int = .max) {
+        init(maximumGroup: Int = .max, linger: Duration = .zero) {
             let (gate, groups) = (gate, groups)
-            commits = GroupCommit(maximumGroup: maximumGroup) { batch in
+            commits = GroupCommit(maximumGroup: maximumGroup, linger: linger) { batch in
                 groups.withLock { $0.append(batch) }
                 await gate.value
                 if batch.contains(13) { throw Refused() }
@@ -74,5 +74,49 @@ struct GroupCommitTests {
         await #expect(throws: Refused.self) { try await alongside.value }
         // The group after a failed one commits as usual.
         #expect(try await recorder.commits.submit(9) == 90)
+    }
+
+    @Test("one caller's items share a group, answered in order; a group failing part of them fails the caller")
+    func contentsOf() async throws {
+        let recorder = Recorder(maximumGroup: 3)
+        recorder.gate.fulfil(())
+        #expect(try await recorder.commits.submit(contentsOf: [1, 2, 3, 4]) == [10, 20, 30, 40])
+        #expect(try await recorder.commits.submit(contentsOf: []) == [])
+        await #expect(throws: Refused.self) { try await recorder.commits.submit(contentsOf: [5, 6, 7, 13, 8]) }
+        // [5, 6, 7] committed; the failed group held 13 and 8; nothing of that caller is left to commit after it.
+        #expect(try await recorder.commits.submit(9) == 90)
+        #expect(recorder.groups.withLock { $0 } == [[1, 2, 3], [4], [5, 6, 7], [13, 8], [9]])
+    }
+
+    @Test("while commits are busy a group waits for company, and commits as soon as it is full")
+    func lingering() async throws {
+        let recorder = Recorder(maximumGroup: 3, linger: .seconds(30))
+        recorder.gate.fulfil(())
+        let clock = ContinuousClock()
+        let start = clock.now
+        // After a quiet spell: at once.
+        #expect(try await recorder.commits.submit(1) == 10)
+        // Right after a group: the next waits for company, here until it is full, far short of the linger.
+        var rest: [Task<Int, any Error>] = []
+        for item in 2...4 {
+            rest.append(Task { try await recorder.commits.submit(item) })
+            if item < 4 { await recorder.queued(item - 1) }
+        }
+        for (index, task) in rest.enumerated() { #expect(try await task.value == (index + 2) * 10) }
+        #expect(clock.now - start < .seconds(20))
+        #expect(recorder.groups.withLock { $0 } == [[1], [2, 3, 4]])
+    }
+
+    @Test("a group waits no longer than its linger")
+    func lingerEnds() async throws {
+        let recorder = Recorder(linger: .milliseconds(200))
+        recorder.gate.fulfil(())
+        let clock = ContinuousClock()
+        #expect(try await recorder.commits.submit(1) == 10)
+        let start = clock.now
+        #expect(try await recorder.commits.submit(2) == 20)
+        // It waited (the previous group had just ended), alone, and then committed.
+        #expect(clock.now - start >= .milliseconds(200))
+        #expect(recorder.groups.withLock { $0 } == [[1], [2]])
     }
 }

@@ -36,7 +36,7 @@ struct LifecycleTests {
         _ = try await h.packages.revoke(id: records[1].id, reason: nil, by: h.admin)
         // The records as a stream holds them: still Created, as the feed read them before the download and revocation.
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for record in records { group.addTask { try await h.packages.markPulled(record, by: "edge-1") } }
+            for record in records { group.addTask { try await h.packages.markPulled([record], by: "edge-1") } }
             try await group.waitForAll()
         }
         for record in records[2...] {

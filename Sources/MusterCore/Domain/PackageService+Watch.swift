@@ -98,11 +98,10 @@ extension PackageService {
         var cursor = cursor
         if cursor == 0 {
             cursor = try await store.lastEventID()
-            for record in try await store.pendingPackages(poller: name, at: Clock.nowMillis())
-            where record.deliveredVia != Self.enrollmentDelivery {
-                try await markPulled(record, by: name)
-                try await send(cursor, .pending(record))
-            }
+            let pending = try await store.pendingPackages(poller: name, at: Clock.nowMillis())
+                .filter { $0.deliveredVia != Self.enrollmentDelivery }
+            try await markPulled(pending, by: name)
+            for record in pending { try await send(cursor, .pending(record)) }
             for enrollment in try await store.approvedEnrollments(poller: name) {
                 try await send(cursor, .decision(enrollment, try await package(of: enrollment)))
             }
@@ -114,12 +113,12 @@ extension PackageService {
             while cursor < position {
                 let due = try await store.events(after: cursor, limit: 100).filter { ($0.id ?? 0) <= position }
                 guard !due.isEmpty else { break }
+                var items: [FeedEvent] = []
                 for event in due {
-                    if let item = try await Self.feedEvent(event, store: store) {
-                        try await deliver(item, to: name, send: send)
-                    }
-                    cursor = event.id ?? cursor
+                    if let item = try await Self.feedEvent(event, store: store) { items.append(item) }
                 }
+                try await deliver(items, to: name, send: send)
+                cursor = due.last?.id ?? cursor
             }
             if !live {
                 try await send(cursor, .live)
@@ -127,41 +126,55 @@ extension PackageService {
             }
             // Then the feed, until the stream ends or falls so far behind that it reads from the store again.
             while let items = await subscription.next(), !items.isEmpty {
-                for item in items where item.id > cursor {
-                    try await deliver(item, to: name, send: send)
-                    cursor = item.id
-                }
+                let due = items.filter { $0.id > cursor }
+                try await deliver(due, to: name, send: send)
+                cursor = due.last?.id ?? cursor
             }
             subscription.resynchronise()
         }
     }
 
+    /// Sends the events among `items` that concern the named poller, in order. The packages among them are marked
+    /// pulled first, together (marked first: a resumed stream re-sends Delivered packages, so nothing is lost if a
+    /// send fails). A revocation of the poller itself ends the stream once what came before it is sent.
+    func deliver(
+        _ items: [FeedEvent], to name: String, send: @Sendable (Int64, PollerPackageChange) async throws -> Void
+    ) async throws {
+        var changes: [(id: Int64, change: PollerPackageChange)] = []
+        var refusal: (any Error)?
+        for item in items {
+            do {
+                if let change = try Self.change(item, for: name) { changes.append((item.id, change)) }
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        try await markPulled(
+            changes.compactMap { if case .pending(let record) = $0.change { record } else { nil } }, by: name)
+        for (id, change) in changes { try await send(id, change) }
+        if let refusal { throw refusal }
+    }
+
     /// One event as the named poller's stream sends it, if it concerns that poller. Expiry is not sent: the
     /// poller expires packages by their own expiry time, and a token it redeemed before that time (perhaps while
-    /// Core was away) must not be undone by Core's reaper.
-    func deliver(
-        _ item: FeedEvent, to name: String, send: @Sendable (Int64, PollerPackageChange) async throws -> Void
-    ) async throws {
+    /// Core was away) must not be undone by Core's reaper. Throws if the event revokes the poller itself.
+    static func change(_ item: FeedEvent, for name: String) throws -> PollerPackageChange? {
         switch item.subject {
         case .enrollment(let enrollment, let package):
-            guard enrollment.pollerName == name else { return }
-            try await send(item.id, .decision(enrollment, package))
+            guard enrollment.pollerName == name else { return nil }
+            return .decision(enrollment, package)
         case .package(let record):
             if record.componentType == .poller, record.name == name, item.type == "package.revoked" {
                 throw DomainError(.permissionDenied, "poller \(name) was revoked")
             }
-            guard record.pollerName == name else { return }
-            if item.type == "package.created" {
-                // An enrollment's package reaches the poller with its approval, not as a token package.
-                guard record.status == .created || record.status == .delivered,
-                    record.deliveredVia != Self.enrollmentDelivery
-                else { return }
-                // Marked first: a resumed stream re-sends Delivered packages, so nothing is lost if the send fails.
-                try await markPulled(record, by: name)
-                try await send(item.id, .pending(record))
-            } else {
-                try await send(item.id, .revoked(record))
-            }
+            guard record.pollerName == name else { return nil }
+            guard item.type == "package.created" else { return .revoked(record) }
+            // An enrollment's package reaches the poller with its approval, not as a token package.
+            guard record.status == .created || record.status == .delivered,
+                record.deliveredVia != Self.enrollmentDelivery
+            else { return nil }
+            return .pending(record)
         }
     }
 
@@ -190,12 +203,13 @@ extension PackageService {
         return try await store.package(id: id)
     }
 
-    /// Created → Delivered (via poller) for a package about to be sent to its poller. Pulls of many streams at once
-    /// (snapshots as a fleet reconnects, a bulk create) share one transaction (`pulls`, a group commit); each still
-    /// gets its own audit row and event. A package downloaded or revoked meanwhile is left as it is.
-    func markPulled(_ record: PackageRecord, by poller: String) async throws {
-        guard record.status == .created else { return }
-        _ = try await pulls.submit(Pull(packageID: record.id, poller: poller))
+    /// Created → Delivered (via poller) for packages about to be sent to their poller. A stream's packages go
+    /// together, and pulls of many streams at once (snapshots as a fleet reconnects, a bulk create, packages created
+    /// one after another) share one transaction (`pulls`, a group commit); each still gets its own audit row and
+    /// event. A package downloaded or revoked meanwhile is left as it is.
+    func markPulled(_ records: [PackageRecord], by poller: String) async throws {
+        let created = records.filter { $0.status == .created }
+        _ = try await pulls.submit(contentsOf: created.map { Pull(packageID: $0.id, poller: poller) })
     }
 
     /// One group of pulls in one transaction; answers, for each, whether it moved.

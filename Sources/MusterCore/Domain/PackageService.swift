@@ -72,8 +72,11 @@ public struct PackageService: Sendable {
         let standings = PollerStandings()
         self.standings = standings
         // A group's transaction holds the event-order lock while it writes its events (on PostgreSQL), so groups
-        // stay small enough not to hold other replicas' creates back for long.
-        self.pulls = GroupCommit(maximumGroup: 200) { [store, events, metrics] batch in
+        // stay small enough not to hold other replicas' creates back for long. While pulls keep coming (packages
+        // created one after another, each pulled as soon as it commits) a group waits up to 20 ms for company, so
+        // a create is not followed by a write transaction of its own: a package reaches its poller at most 20 ms
+        // later, and a pull after a quiet spell goes at once.
+        self.pulls = GroupCommit(maximumGroup: 200, linger: .milliseconds(20)) { [store, events, metrics] batch in
             try await Self.commitPulls(batch, store: store, events: events, metrics: metrics)
         }
         self.feed = PollerFeed(events: events, metrics: metrics, logger: logger) { [store] event in
