@@ -4,7 +4,8 @@ The pollers are attested for real once (AttestPoller with their own keys, SVIDs 
 directory, so later runs start from a copy of that directory. Each scenario starts a fresh release `muster-core` on
 a copy and measures, in one run, side by side:
 
-  * baseline: Core RSS and CPU with no stream open; agent packages created one at a time by one HTTP client;
+  * baseline: Core RSS and CPU with no stream open; agent packages created one at a time by one HTTP client (in a
+    process of its own, so that it does not wait on Python's lock for the pollers' streams in this one);
   * connected: N pollers, each as `muster-poller` behaves: one grpc.aio channel (mTLS, its own SVID) with HTTP/2
     keepalive pings every 20 s, one WatchPackages stream, and a heartbeat (an empty ReportActivations) every 30 s
     per poller, staggered, while its stream is not live (a Core that sends the live marker gets none once the
@@ -20,6 +21,7 @@ a copy and measures, in one run, side by side:
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
            [--revocations 200] [--window 60] [--connecting 64] [--no-heartbeats | --connect-only]
+           [--creator own-process|same-process]
            [--postgres URL --replicas 2]
 """
 import argparse
@@ -28,6 +30,7 @@ import concurrent.futures
 import http.client
 import io
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -238,15 +241,33 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.2)
 
 
-def create_burst(core, pollers, count, offset):
-    """`count` agent packages, one HTTP client, round-robin over the pollers; returns (ids, seconds, creates/s)."""
+def create_packages(port, token, names, count, offset):
+    """`count` agent packages created one at a time over one HTTP connection, round-robin over the pollers `names`;
+    returns ([(id, time answered)], seconds, creates/s). Times are `time.perf_counter()` (CLOCK_MONOTONIC on Linux),
+    comparable across this tool's processes."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     ids, started = [], time.perf_counter()
     for index in range(count):
-        poller = pollers[(index + offset) % len(pollers)]["name"]
-        body = {"name": f"a{offset}-{index}", "component_type": "agent", "poller_id": poller}
-        ids.append((json.loads(core.call("POST", "/api/edge-packages", body))["id"], time.perf_counter()))
+        body = {"name": f"a{offset}-{index}", "component_type": "agent", "poller_id": names[(index + offset) % len(names)]}
+        connection.request("POST", "/api/edge-packages", body=json.dumps(body), headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        assert response.status < 300, (response.status, payload[:300])
+        ids.append((json.loads(payload)["id"], time.perf_counter()))
     seconds = time.perf_counter() - started
+    connection.close()
     return ids, seconds, count / seconds
+
+
+def create_burst(core, pollers, count, offset, creator=None):
+    """`count` agent packages from one operator's client: in `creator` (a one-process pool: the client in a process
+    of its own, as an operator's is) or, with none, on the calling thread of this process, where it shares Python's
+    lock with the thread that receives every poller's stream."""
+    names = [poller["name"] for poller in pollers]
+    if creator is None:
+        return create_packages(core.http, core.token, names, count, offset)
+    return creator.submit(create_packages, core.http, core.token, names, count, offset).result()
 
 
 def scenario(args, pollers, pb, pb_grpc):
@@ -260,6 +281,10 @@ def scenario(args, pollers, pb, pb_grpc):
         url = args.postgres.rsplit("/", 1)[0] + "/" + name
         database = url
     cores = []
+    # The operator's client creates packages from a process of its own unless told otherwise: in this process its
+    # thread would wait on Python's lock for the thread that receives 10,000 streams, and measure this tool.
+    creator = None if args.creator == "same-process" else concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
         # Every replica gets the CA and the token key of the cached data dir. On SQLite the cached store holds the
         # attested pollers; a new PostgreSQL database does not, so there they are attested again through replica 0.
@@ -278,10 +303,13 @@ def scenario(args, pollers, pb, pb_grpc):
             pollers = attest_all(cores[0], pb, pb_grpc, len(pollers))
             print(f"# attested {len(pollers)} pollers on PostgreSQL in {time.time() - started:.0f} s", file=sys.stderr)
         first = cores[0]
-        results = {"scenario": label, "pollers": len(pollers),
+        results = {"scenario": label, "pollers": len(pollers), "creator": args.creator,
                    "heartbeats": not args.no_heartbeats and not args.connect_only, "streams": not args.connect_only}
-        _, seconds, rate = create_burst(first, pollers, args.burst, 0)
+        cpu = [c.cpu_seconds() for c in cores]
+        _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         results["create_rate_none_connected"] = round(rate, 1)
+        results["core_cpu_ms_per_create_none_connected"] = round(
+            1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
         # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
         started = time.perf_counter()
         for chunk in range(0, args.burst, 1000):
@@ -344,9 +372,13 @@ def scenario(args, pollers, pb, pb_grpc):
             now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
-        ids, seconds, rate = create_burst(first, pollers, args.burst, 1)
+        cpu = [c.cpu_seconds() for c in cores]
+        ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
         results["create_rate_connected"] = round(rate, 1)
         wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
+        # Core's CPU for the burst and its delivery (the streams' pulls and sends), idle time included.
+        results["core_cpu_ms_per_create_connected"] = round(
+            1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
         last = max(fleet.arrivals[i][1] for i, _ in ids)
         results["burst_reached_pollers_s"] = round(last - (ids[0][1] - seconds / len(ids)), 1)
         lags = [(fleet.arrivals[i][1] - at) * 1000 for i, at in ids]
@@ -368,12 +400,14 @@ def scenario(args, pollers, pb, pb_grpc):
         # The rate with none connected again, now that the streams have ended: this host's speed drifts over a run,
         # and the table is larger now, so the connected rate is set against both baselines' mean.
         wait_for(lambda: open_streams() == 0, 300, "every stream ended")
-        _, _, after = create_burst(first, pollers, args.burst, 2)
+        _, _, after = create_burst(first, pollers, args.burst, 2, creator)
         results["create_rate_none_connected_after"] = round(after, 1)
         baseline = (results["create_rate_none_connected"] + after) / 2
         results["create_rate_ratio"] = round(results["create_rate_connected"] / baseline, 2)
         return results
     finally:
+        if creator:
+            creator.shutdown()
         for core in cores:
             core.stop()
         if url:
@@ -395,6 +429,9 @@ def main():
                              "starts it, 1,000 a second, and retries on the poller's backoff)")
     parser.add_argument("--connect-only", action="store_true",
                         help="open the mTLS connections and make no call on them: Core's cost per connection alone")
+    parser.add_argument("--creator", choices=["own-process", "same-process"], default="own-process",
+                        help="where the operator's client that creates packages one at a time runs: a process of its "
+                             "own (default) or a thread of this one, beside the pollers' streams (as before 2026-12-06)")
     parser.add_argument("--no-heartbeats", action="store_true",
                         help="open the streams but send no heartbeat (the idle cost of the streams alone)")
     args = parser.parse_args()

@@ -347,6 +347,15 @@ extension Store {
         try await append(event: event, in: sql, isPostgres: isPostgres)
     }
 
+    /// Event rows, their ids in this order, in two statements however many: the first as `append(event:)` writes
+    /// one (on PostgreSQL that takes the event-order lock, held to COMMIT, and notifies), the rest in one insert.
+    static func append(events: [EventRecord], in sql: any SQLDatabase, isPostgres: Bool) async throws {
+        guard let first = events.first else { return }
+        try await append(event: first, in: sql, isPostgres: isPostgres)
+        guard events.count > 1 else { return }
+        try await sql.insert(into: "events").models(Array(events.dropFirst())).run()
+    }
+
     /// An event row alone; on PostgreSQL it takes the event-order lock, held to COMMIT.
     static func append(event: EventRecord, in sql: any SQLDatabase, isPostgres: Bool) async throws {
         guard isPostgres else {

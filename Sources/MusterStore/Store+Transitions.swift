@@ -62,22 +62,36 @@ extension Store {
         )
     }
 
-    /// Created → Delivered for packages their pollers' streams pulled, in one transaction, each with its own
-    /// conditional update, audit row and event. A package no longer Created (downloaded, revoked or expired
-    /// meanwhile, or pulled through another replica) is left out of the answer and changes nothing.
+    /// Created → Delivered for packages their pollers' streams pulled, in one transaction, each with its own audit
+    /// row and event. A package no longer Created (downloaded, revoked or expired meanwhile, or pulled through
+    /// another replica) is left out of the answer and changes nothing. However many there are, the group costs the
+    /// same few statements: one conditional update of them all, one insert of their audit rows, and their events
+    /// (`append(events:)`), the events last as in `transitionTogether`.
     public func markPulledTogether(_ pulls: [PulledPackage], at now: Int64, event: @escaping PackageEvent)
         async throws -> [PackageRecord]
     {
-        try await transitionTogether(
-            pulls.map { pull in
-                (
-                    pull.id, [.created],
-                    [
-                        "status": SQLBind(PackageStatus.delivered.rawValue), "delivered_at": SQLBind(now),
-                        "delivered_via": SQLBind("poller"),
-                    ], pull.audit
-                )
-            }, event: event)
+        guard !pulls.isEmpty else { return [] }
+        return try await transaction { [isPostgres] sql in
+            let updated = try await sql.update("packages")
+                .set("status", to: PackageStatus.delivered.rawValue).set("delivered_at", to: now)
+                .set("delivered_via", to: "poller")
+                .where("id", .in, pulls.map(\.id)).where("status", .equal, PackageStatus.created.rawValue)
+                .returning(SQLLiteral.all).all(decoding: PackageRecord.self, with: rowDecoder)
+            let byID = Dictionary(updated.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            // In the order the streams asked (a package pulled twice in one group moves once).
+            var moved: [PackageRecord] = []
+            var audits: [AuditRecord] = []
+            var seen: Set<String> = []
+            for pull in pulls {
+                guard let record = byID[pull.id], seen.insert(pull.id).inserted else { continue }
+                moved.append(record)
+                audits.append(pull.audit)
+            }
+            guard !moved.isEmpty else { return [] }
+            try await sql.insert(into: "audit_log").models(audits).run()
+            try await Store.append(events: moved.map(event), in: sql, isPostgres: isPostgres)
+            return moved
+        }
     }
 
     /// An agent or checker activation its poller reports: Created or Delivered → Activated (the sealed token

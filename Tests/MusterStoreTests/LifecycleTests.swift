@@ -55,6 +55,30 @@ struct LifecycleTests {
     }
 
     @Test(
+        "one stream's packages marked in one go: one transaction, events in the order they are sent, none twice",
+        arguments: Backend.available)
+    func pullsInOneGo(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        var records: [PackageRecord] = []
+        for index in 0..<12 {
+            records.append(try #require(try await h.store.package(id: try await h.agent("b\(index)").id)))
+        }
+        let before = try await h.store.lastEventID()
+        try await h.packages.markPulled(records + [records[3]], by: "edge-1")
+        let stored = try await h.store.packages(ids: records.map(\.id))
+        // One group: every package moved at the same instant.
+        #expect(Set(records.compactMap { stored[$0.id]?.deliveredAt }).count == 1)
+        #expect(records.allSatisfy { stored[$0.id]?.deliveredVia == "poller" })
+        let events = try await h.store.events(after: before, limit: 100)
+        #expect(events.map(\.type) == Array(repeating: "package.delivered", count: 12))
+        #expect(events.map(\.subject) == records.map(\.id))
+        let audit = try await h.store.auditLog(AuditFilter(action: "package.pull"))
+        #expect(audit.items.count == 12)
+        await h.store.shutdown()
+    }
+
+    @Test(
         "created → delivered → revoked, each with one audit row and one event; invalid moves are conflicts",
         arguments: Backend.available)
     func transitions(backend: Backend) async throws {
