@@ -126,7 +126,10 @@ struct TLSTests {
     func reload() async throws {
         let fixture = try Fixture()
         let before = try fixture.channel()
-        // A call in flight across the reload.
+        // Connected (handshaken with the first certificate) before anything else: on a loaded machine a first call's
+        // handshake can take longer than the wait below, and would then meet the rotated certificate.
+        _ = try await before.unary(Echo.unary, echo("connect"), as: EchoResponse.self)
+        // A call in flight across the reload, on that connection.
         let inFlight = Task { try await before.unary(Echo.unary, echo("old", delayMs: 600), as: EchoResponse.self) }
         try await Task.sleep(for: .milliseconds(150))
         fixture.certificates.update(identity: try fixture.pki.svid("/muster/core-rotated", serving: true))
