@@ -22,9 +22,17 @@ struct GroupCommitTests {
             }
         }
 
-        /// Waits until `count` items wait behind the commit in flight.
+        /// Waits until `count` items wait behind the commit in flight (an issue after 10 s, rather than a test that
+        /// never ends when they do not).
         func queued(_ count: Int) async {
-            while await commits.waitingCount < count { await Task.yield() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while await commits.waitingCount < count {
+                guard ContinuousClock.now < deadline else {
+                    Issue.record("\(count) items never waited together")
+                    return
+                }
+                await Task.yield()
+            }
         }
     }
 
@@ -107,16 +115,18 @@ struct GroupCommitTests {
         #expect(recorder.groups.withLock { $0 } == [[1], [2, 3, 4]])
     }
 
-    @Test("a group waits no longer than its linger")
+    @Test("a lone item right after a group waits out the linger, then commits alone")
     func lingerEnds() async throws {
-        let recorder = Recorder(linger: .milliseconds(200))
+        // A linger long enough that a stalled test thread cannot outlast it between the two submissions.
+        let recorder = Recorder(linger: .seconds(1))
         recorder.gate.fulfil(())
         let clock = ContinuousClock()
         #expect(try await recorder.commits.submit(1) == 10)
         let start = clock.now
         #expect(try await recorder.commits.submit(2) == 20)
-        // It waited (the previous group had just ended), alone, and then committed.
-        #expect(clock.now - start >= .milliseconds(200))
+        // It waited (the previous group had just ended), alone, and then committed without waiting for ever.
+        let waited = clock.now - start
+        #expect(waited >= .seconds(1) && waited < .seconds(10))
         #expect(recorder.groups.withLock { $0 } == [[1], [2]])
     }
 }
