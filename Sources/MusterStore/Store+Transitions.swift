@@ -192,7 +192,7 @@ extension Store {
                 moved.append(record)
                 try await Store.append(audit: move.audit, event: nil, in: sql, isPostgres: isPostgres)
             }
-            for record in moved { try await Store.append(event: event(record), in: sql, isPostgres: isPostgres) }
+            try await Store.append(events: moved.map(event), in: sql, isPostgres: isPostgres)
             return moved
         }
     }
