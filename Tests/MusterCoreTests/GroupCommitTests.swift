@@ -115,18 +115,18 @@ struct GroupCommitTests {
         #expect(recorder.groups.withLock { $0 } == [[1], [2, 3, 4]])
     }
 
-    @Test("a lone item right after a group waits out the linger, then commits alone")
+    @Test("a lone item after a group waits no longer than the linger, then commits alone")
     func lingerEnds() async throws {
-        // A linger long enough that a stalled test thread cannot outlast it between the two submissions.
+        // Whether the second item came within the linger depends on how fast this thread runs, so the test asserts
+        // only that the wait ends (a group that waited for company until full would never commit here); that a
+        // group does wait is `lingering`'s.
         let recorder = Recorder(linger: .seconds(1))
         recorder.gate.fulfil(())
         let clock = ContinuousClock()
         #expect(try await recorder.commits.submit(1) == 10)
         let start = clock.now
         #expect(try await recorder.commits.submit(2) == 20)
-        // It waited (the previous group had just ended), alone, and then committed without waiting for ever.
-        let waited = clock.now - start
-        #expect(waited >= .seconds(1) && waited < .seconds(10))
+        #expect(clock.now - start < .seconds(10))
         #expect(recorder.groups.withLock { $0 } == [[1], [2]])
     }
 }
