@@ -21,16 +21,19 @@ public final class Database: Sendable {
 
     public var isPostgres: Bool { location.isPostgres }
 
-    /// Opens (without connecting yet) a store at `location`; `connections` bounds the pool.
-    public init(location: DatabaseLocation, connections: Int = 8, logger: Logger) {
+    /// Opens (without connecting yet) a store at `location`; `connections` bounds the pool. On SQLite,
+    /// `pageCacheKiB` bounds each connection's page cache (nil: SQLite's default, 2 MiB); the file's pages stay
+    /// in the kernel's cache either way, so a smaller one costs reads from memory, not from disk.
+    public init(location: DatabaseLocation, connections: Int = 8, pageCacheKiB: Int? = nil, logger: Logger) {
         self.location = location
         self.logger = logger
         switch location {
         case .sqlite(let path):
-            pool = ConnectionPool(maximum: min(connections, 4)) {
-                try await Database.openSQLite(path: path, logger: logger)
+            let open = { @Sendable in
+                try await Database.openSQLite(path: path, pageCacheKiB: pageCacheKiB, logger: logger)
             }
-            writers = ConnectionPool(maximum: 1) { try await Database.openSQLite(path: path, logger: logger) }
+            pool = ConnectionPool(maximum: min(connections, 4), open: open)
+            writers = ConnectionPool(maximum: 1, open: open)
             postgresConfiguration = nil
         case .postgres(let host, let port, let user, let password, let database, let tls):
             var configuration = PostgresConnection.Configuration(
@@ -118,7 +121,7 @@ let sqliteThreads: NIOThreadPool = {
 }()
 
 extension Database {
-    static func openSQLite(path: String, logger: Logger) async throws -> PooledConnection {
+    static func openSQLite(path: String, pageCacheKiB: Int?, logger: Logger) async throws -> PooledConnection {
         let connection = try await SQLiteConnection.open(
             storage: .file(path: path), threadPool: sqliteThreads, logger: logger,
             on: MultiThreadedEventLoopGroup.singleton.any()
@@ -128,7 +131,7 @@ extension Database {
             for pragma in [
                 "PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                 "PRAGMA foreign_keys=ON",
-            ] {
+            ] + (pageCacheKiB.map { ["PRAGMA cache_size=-\($0)"] } ?? []) {
                 try await sql.raw(SQLQueryString(pragma)).run()
             }
         } catch {

@@ -90,6 +90,7 @@ struct PollerCommand: AsyncParsableCommand {
     }
 }
 
+Runtime.keepFewMallocArenas()
 await Runtime.main(PollerCommand.self, program: "muster-poller") { command in
     switch command {
     case let run as PollerCommand.Run: try await run.run()
