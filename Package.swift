@@ -209,7 +209,10 @@ if !bridgeOnly {
         ),
         .testTarget(
             name: "MusterPollerTests",
-            dependencies: ["MusterPoller", "MusterDatabase", .product(name: "SQLKit", package: "sql-kit"), logging]),
+            dependencies: [
+                "MusterPoller", "MusterDatabase", "MusterRuntime", .product(name: "SQLKit", package: "sql-kit"),
+                logging,
+            ]),
         .testTarget(
             name: "MusterStoreTests",
             dependencies: [

@@ -119,6 +119,8 @@ def main():
     parser.add_argument("--cached", type=int, help="pending packages the poller holds when the joins start (default: --agents)")
     parser.add_argument("--warmup", type=int, default=0, help="agents that join first, unmeasured")
     parser.add_argument("--skip-transport", action="store_true", help="leave out the transport-alone and openssl rows")
+    parser.add_argument("--quiet", type=int, default=0,
+                        help="also read the poller's RSS this many seconds after the joins, with nothing asked of it")
     parser.add_argument("--perf", help="record the poller with `perf record -g` during the joins into this file")
     args = parser.parse_args()
     cached = max(args.cached or args.agents, args.agents)
@@ -205,6 +207,10 @@ def main():
         core_cpu = cpu_seconds(core.process.pid) - core_before
         assert not failures, f"{len(failures)} joins failed: {set(failures)}"
         rss_joined = rss_mib(poller.pid)
+        rss_quiet = None
+        if args.quiet:
+            time.sleep(args.quiet)
+            rss_quiet = rss_mib(poller.pid)
         latencies.sort()
         rate = args.agents / wall
         result = {
@@ -216,6 +222,8 @@ def main():
             "core_cpu_ms_per_join": round(core_cpu / args.agents * 1000, 3),
             "poller_rss_mib_empty": rss_empty, "poller_rss_mib_cached": rss_cached, "poller_rss_mib_after_joins": rss_joined,
         }
+        if rss_quiet is not None:
+            result[f"poller_rss_mib_{args.quiet}_s_later"] = rss_quiet
         if args.skip_transport:
             print(json.dumps(result, indent=2))
             return

@@ -61,7 +61,8 @@ public struct PollerServer: Sendable {
 
     /// Serves agents and runs the link to Core as services under one group until SIGTERM or SIGINT, then shuts
     /// down gracefully (the loops first, then the server) and closes the cache. The link's loops may end on
-    /// their own (a poller revoked by Core stops them) while serving goes on.
+    /// their own (a poller revoked by Core stops them) while serving goes on. Every 30 s, free memory above
+    /// 1 MiB goes back to the system (`FreeMemoryReturn`).
     public func run(logger: Logger) async throws {
         let uplink = self.uplink
         try await Runtime.run(
@@ -73,6 +74,7 @@ public struct PollerServer: Sendable {
                 .init(LoopService { await uplink.watchLoop() }, name: "package-stream", mayEnd: true),
                 .init(LoopService { await uplink.outboxLoop() }, name: "outbox", mayEnd: true),
                 .init(LoopService { await uplink.renewLoop() }, name: "renewal", mayEnd: true),
+                .init(FreeMemoryReturn(), name: "memory-return"),
             ], logger: logger)
         await cache.close()
     }
