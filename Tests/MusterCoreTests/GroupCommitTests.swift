@@ -2,7 +2,8 @@ import Testing
 
 @testable import MusterConcurrency
 
-@Suite("group commit")
+/// Each test fails after a minute rather than hang when a group never commits.
+@Suite("group commit", .timeLimit(.minutes(1)))
 struct GroupCommitTests {
     struct Refused: Error {}
 
@@ -118,8 +119,8 @@ struct GroupCommitTests {
     @Test("a lone item after a group waits no longer than the linger, then commits alone")
     func lingerEnds() async throws {
         // Whether the second item came within the linger depends on how fast this thread runs, so the test asserts
-        // only that the wait ends (a group that waited for company until full would never commit here); that a
-        // group does wait is `lingering`'s.
+        // only that the wait ends (a group that waited for company until full would never commit here, and the
+        // suite's time limit would fail it); that a group does wait is `lingering`'s.
         let recorder = Recorder(linger: .seconds(1))
         recorder.gate.fulfil(())
         let clock = ContinuousClock()
