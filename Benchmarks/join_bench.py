@@ -223,7 +223,7 @@ def main():
             "poller_rss_mib_empty": rss_empty, "poller_rss_mib_cached": rss_cached, "poller_rss_mib_after_joins": rss_joined,
         }
         if rss_quiet is not None:
-            result[f"poller_rss_mib_{args.quiet}_s_later"] = rss_quiet
+            result.update({"quiet_s": args.quiet, "poller_rss_mib_after_quiet": rss_quiet})
         if args.skip_transport:
             print(json.dumps(result, indent=2))
             return

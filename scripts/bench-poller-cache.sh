@@ -17,19 +17,20 @@ python3 -m grpc_tools.protoc -IProtos --python_out="$stubs" --grpc_python_out="$
 joins="${1:-100}"
 warmup="${2:-300}"
 large="${3:-10000}"
+quiet=35  # seconds after the joins for the last RSS reading: past the poller's 30 s memory return
 for cached in 100 "$large"; do
     MUSTER_PROTO_STUBS="$stubs" python3 Benchmarks/join_bench.py --bin-dir "$bin_dir" --agents "$joins" --concurrency 8 \
-        --cached "$cached" --warmup "$warmup" --skip-transport --quiet 35 >"$stubs/$cached.json"
+        --cached "$cached" --warmup "$warmup" --skip-transport --quiet "$quiet" >"$stubs/$cached.json"
 done
-python3 - "$stubs" 100 "$large" <<'PY'
+python3 - "$stubs" "$quiet" 100 "$large" <<'PY'
 import json, sys
-texts = [open(f"{sys.argv[1]}/{n}.json").read() for n in sys.argv[2:]]
+texts = [open(f"{sys.argv[1]}/{n}.json").read() for n in sys.argv[3:]]
 runs = [json.loads(t[t.index("{"):]) for t in texts]  # after the lines `muster-poller install` prints
-print("| packages cached | RSS empty (anon + file) | RSS cached | RSS after the joins | 35 s later | join p50 / p99 | poller CPU per join |")
+print(f"| packages cached | RSS empty (anon + file) | RSS cached | RSS after the joins | {sys.argv[2]} s later | join p50 / p99 | poller CPU per join |")
 print("|---:|---|---|---|---|---|---:|")
 part = lambda r: f"{r['rss']} MiB ({r['anon']} + {r['file']})"
 for r in runs:
     print(f"| {r['cached']:,} | {part(r['poller_rss_mib_empty'])} | {part(r['poller_rss_mib_cached'])} | "
-          f"{part(r['poller_rss_mib_after_joins'])} | {part(r['poller_rss_mib_35_s_later'])} | "
+          f"{part(r['poller_rss_mib_after_joins'])} | {part(r['poller_rss_mib_after_quiet'])} | "
           f"{r['p50_ms']} / {r['p99_ms']} ms | {r['poller_cpu_ms_per_join']} ms |")
 PY
