@@ -35,7 +35,9 @@ import os
 import random
 import resource
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tarfile
 import threading
@@ -260,6 +262,28 @@ def create_packages(port, token, names, count, offset):
     return ids, seconds, count / seconds
 
 
+class Profile:
+    """`perf record -g` on every Core process for the length of a `with` block, into DIR/NAME.data (no-op without
+    DIR): the two creation bursts recorded this way compare per create, by library or symbol."""
+
+    def __init__(self, folder, name, cores):
+        self.path = os.path.join(folder, f"{name}.data") if folder else None
+        self.cores = cores
+
+    def __enter__(self):
+        if self.path:
+            pids = ",".join(str(c.process.pid) for c in self.cores)
+            self.perf = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "499", "-p", pids, "-o", self.path],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        return self
+
+    def __exit__(self, *error):
+        if self.path:
+            self.perf.send_signal(signal.SIGINT)
+            self.perf.wait(timeout=120)
+
+
 def create_burst(core, pollers, count, offset, creator=None):
     """`count` agent packages from one operator's client: in `creator` (a one-process pool: the client in a process
     of its own, as an operator's is) or, with none, on the calling thread of this process, where it shares Python's
@@ -305,11 +329,16 @@ def scenario(args, pollers, pb, pb_grpc):
         first = cores[0]
         results = {"scenario": label, "pollers": len(pollers), "creator": args.creator,
                    "heartbeats": not args.no_heartbeats and not args.connect_only, "streams": not args.connect_only}
-        cpu = [c.cpu_seconds() for c in cores]
-        _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
+        transactions = lambda: int(psql(args.postgres, "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                                             f"WHERE datname = '{url.rsplit('/', 1)[1]}'")) if url else 0
+        cpu, counted = [c.cpu_seconds() for c in cores], transactions()
+        with Profile(args.perf, "none-connected", cores):
+            _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         results["create_rate_none_connected"] = round(rate, 1)
         results["core_cpu_ms_per_create_none_connected"] = round(
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
+        if url:
+            results["db_transactions_per_create_none_connected"] = round((transactions() - counted) / args.burst, 2)
         # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
         started = time.perf_counter()
         for chunk in range(0, args.burst, 1000):
@@ -372,13 +401,16 @@ def scenario(args, pollers, pb, pb_grpc):
             now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
-        cpu = [c.cpu_seconds() for c in cores]
-        ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
-        results["create_rate_connected"] = round(rate, 1)
-        wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
+        cpu, counted = [c.cpu_seconds() for c in cores], transactions()
+        with Profile(args.perf, "connected", cores):
+            ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
+            results["create_rate_connected"] = round(rate, 1)
+            wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
         # Core's CPU for the burst and its delivery (the streams' pulls and sends), idle time included.
         results["core_cpu_ms_per_create_connected"] = round(
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
+        if url:
+            results["db_transactions_per_create_connected"] = round((transactions() - counted) / args.burst, 2)
         last = max(fleet.arrivals[i][1] for i, _ in ids)
         results["burst_reached_pollers_s"] = round(last - (ids[0][1] - seconds / len(ids)), 1)
         lags = [(fleet.arrivals[i][1] - at) * 1000 for i, at in ids]
@@ -432,6 +464,9 @@ def main():
     parser.add_argument("--creator", choices=["own-process", "same-process"], default="own-process",
                         help="where the operator's client that creates packages one at a time runs: a process of its "
                              "own (default) or a thread of this one, beside the pollers' streams (as before 2026-12-06)")
+    parser.add_argument("--perf", metavar="DIR",
+                        help="record Core with perf during the first two creation bursts, into DIR/none-connected.data "
+                             "and DIR/connected.data")
     parser.add_argument("--no-heartbeats", action="store_true",
                         help="open the streams but send no heartbeat (the idle cost of the streams alone)")
     args = parser.parse_args()

@@ -54,7 +54,8 @@ public enum CoreServer {
         let (store, identity, sealer) = try await prepare(configuration, logger: logger)
         let metrics = CoreMetrics()
         let hub = EventHub(
-            store: store, safetyPoll: .milliseconds(Int64(configuration.eventPollInterval * 1000)), logger: logger)
+            store: store, safetyPoll: .milliseconds(Int64(configuration.eventPollInterval * 1000)),
+            listed: PackageService.streamedEvents, logger: logger)
         let auditor = RefusalAuditor(
             store: store, logger: logger, burst: max(20, configuration.refusalAuditPerMinute),
             perMinute: configuration.refusalAuditPerMinute,

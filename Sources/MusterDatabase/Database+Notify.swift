@@ -7,10 +7,10 @@ extension Database {
     /// only one process writes, and it wakes its own readers.
     public var canListenForEvents: Bool { postgresConfiguration != nil }
 
-    /// Calls `heard` for every notification on `channel`, once `listening` is called (the LISTEN is in place,
+    /// Calls `heard` with the payload of every notification on `channel`, once `listening` is called (the LISTEN is in place,
     /// so nothing notified after it is missed), until the task is cancelled or the connection fails (thrown as
     /// `unavailable`). Runs on a connection of its own, outside the pool.
-    public func listenForEvents(channel: String, listening: @Sendable () -> Void, heard: @Sendable () -> Void)
+    public func listenForEvents(channel: String, listening: @Sendable () -> Void, heard: @Sendable (String) -> Void)
         async throws
     {
         guard let configuration = postgresConfiguration else { return }
@@ -24,7 +24,7 @@ extension Database {
         do {
             try await connection.listen(on: channel) { notifications in
                 listening()
-                for try await _ in notifications { heard() }
+                for try await notification in notifications { heard(notification.payload) }
             }
         } catch {
             await Database.closeUncancelled { try await connection.close() }

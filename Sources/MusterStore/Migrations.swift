@@ -172,6 +172,23 @@ extension Store {
                 """
             ).run()
         },
+        Migration(version: 5, name: "PostgreSQL: an event's notification names its type") { sql in
+            guard sql.dialect.name == "postgresql" else { return }
+            // The notification now carries the event's type, so a replica's reader that waits for some types only
+            // (the package feed) sleeps through the others (`EventHub`). An empty payload still wakes everyone.
+            try await sql.raw(
+                """
+                CREATE OR REPLACE FUNCTION muster_append_event(p_at bigint, p_type text, p_subject text, p_payload text)
+                RETURNS void LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_advisory_xact_lock(7244002);
+                    INSERT INTO events (at, type, subject, payload) VALUES (p_at, p_type, p_subject, p_payload);
+                    PERFORM pg_notify('muster_events', p_type);
+                END
+                $$
+                """
+            ).run()
+        },
     ]
 
     /// Brings the schema up to date. Safe with several Core replicas starting at once: on PostgreSQL each

@@ -37,8 +37,11 @@ public final class Store: Sendable {
     }
 
     /// Calls `heard` for every event transaction any Core replica commits (PostgreSQL; see `Database`).
-    public func listenForEvents(listening: @Sendable () -> Void, heard: @Sendable () -> Void) async throws {
-        try await database.listenForEvents(channel: Store.eventChannel, listening: listening, heard: heard)
+    /// `heard` gets the types a commit's notification names (nil: none named, as a Core before migration 5 sent).
+    public func listenForEvents(listening: @Sendable () -> Void, heard: @Sendable ([String]?) -> Void) async throws {
+        try await database.listenForEvents(channel: Store.eventChannel, listening: listening) { payload in
+            heard(payload.isEmpty ? nil : payload.split(separator: ",").map(String.init))
+        }
     }
 
     /// The PostgreSQL channel every event commit notifies (`pg_notify`, delivered at commit).

@@ -184,3 +184,51 @@ def test_a_poller_revoked_on_one_replica_has_its_heartbeats_refused_by_the_other
     finally:
         a.stop()
         b.stop()
+
+
+@needs_postgres
+def test_a_package_created_on_one_replica_reaches_a_stream_on_the_other_at_once(tmp_path, onboarding):
+    """Replica B's package feed is woken by A's commit of a creation (its NOTIFY names `package.created`), not by
+    its 30 s safety read; and neither feed is woken by the Delivered transitions of the pulls, which no stream
+    carries: one read of the events table per creation on each replica."""
+    import queue
+    import grpc
+    from relay import Poller
+    from test_watch_packages import metric
+    pb, grpc_mod = onboarding
+    a, b = replica_pair(new_postgres_database())
+    try:
+        poller = Poller(a, tmp_path / "poller", name="edge-nt")
+        poller.stop()
+        identity = poller.directory / "identity"
+        credentials = grpc.ssl_channel_credentials(root_certificates=(identity / "bundle.pem").read_bytes(),
+                                                   private_key=(identity / "svid.key").read_bytes(),
+                                                   certificate_chain=(identity / "svid.pem").read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{b.grpc_port}", credentials) as channel:
+            call = grpc_mod.CoreOnboardingStub(channel).WatchPackages(pb.WatchPackagesRequest(cursor=0), timeout=120)
+            updates = queue.Queue()
+
+            def pump():
+                try:
+                    for update in call:
+                        updates.put(update)
+                except grpc.RpcError as error:
+                    updates.put(error)
+
+            threading.Thread(target=pump, daemon=True).start()
+            assert updates.get(timeout=20).WhichOneof("change") is None  # live: nothing pending
+            reads = [metric(core, "muster_package_feed_reads_total") for core in (a, b)]
+            for n in range(5):
+                started = time.monotonic()
+                made = a.create(f"agent-{n}", poller_id="edge-nt").json()["id"]
+                assert updates.get(timeout=10).pending.id == made
+                assert time.monotonic() - started < 5, "B's stream was not woken across replicas"
+            # Each package was marked Delivered (on B) before it was sent; that commit's NOTIFY reaches A too, and
+            # A's feed sleeps through it. A second for those notifications to arrive:
+            time.sleep(1)
+            grown = [metric(core, "muster_package_feed_reads_total") - before for core, before in zip((a, b), reads)]
+            assert all(5 <= count <= 7 for count in grown), f"feed reads on A and B for 5 creations: {grown}"
+            call.cancel()
+    finally:
+        a.stop()
+        b.stop()

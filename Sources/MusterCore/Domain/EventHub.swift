@@ -8,34 +8,71 @@ import ServiceLifecycle
 /// process rings it after its own commits, and on PostgreSQL a listener (LISTEN/NOTIFY) rings it for commits
 /// of every Core replica. An idle reader therefore costs no query; each still reads again after
 /// `safetyPoll` (30 s by default) in case a wake-up was lost (the listener reconnecting, say).
+///
+/// A ring may say which event types were committed. A reader that waits for the `listed` types alone (the package
+/// feed) then sleeps through rings of other types, such as the Delivered transition of every package a stream
+/// sends, which would otherwise each cost it a read of the events table; a ring that names no type wakes everyone.
 public final class EventHub: Service, Sendable {
+    /// Which rings wake a reader.
+    public enum Interest: Sendable {
+        /// Every ring.
+        case all
+        /// Rings that name a `listed` type, or no type.
+        case listed
+    }
+
+    struct State {
+        var generation: UInt64 = 0
+        var listedGeneration: UInt64 = 0
+        var waiters: [UUID: (interest: Interest, continuation: CheckedContinuation<Void, Never>)] = [:]
+    }
+
     public let store: Store
     public let safetyPoll: Duration
+    /// The event types that wake readers of `.listed`.
+    public let listed: Set<String>
     let logger: Logger
-    private let state = LockedValue<(generation: UInt64, waiters: [UUID: CheckedContinuation<Void, Never>])>((0, [:]))
+    private let state = LockedValue(State())
 
-    public init(store: Store, safetyPoll: Duration = .seconds(30), logger: Logger = Logger(label: "muster.events")) {
+    public init(
+        store: Store, safetyPoll: Duration = .seconds(30), listed: Set<String> = [],
+        logger: Logger = Logger(label: "muster.events")
+    ) {
         self.store = store
         self.safetyPoll = safetyPoll
+        self.listed = listed
         self.logger = logger
     }
 
-    /// A count of rings so far: read it before looking for events, and `wait(since:)` returns at once if a
-    /// ring came in between (no wake-up is lost to that race).
-    public var generation: UInt64 { state.withLock { $0.generation } }
+    /// A count of the rings that wake a reader of `interest` so far: read it before looking for events, and
+    /// `wait(since:for:timeout:)` returns at once if such a ring came in between (no wake-up is lost to that race).
+    public func generation(for interest: Interest = .all) -> UInt64 {
+        state.withLock { interest == .all ? $0.generation : $0.listedGeneration }
+    }
 
     /// Tells every waiting reader that new events may be there.
-    public func ring() {
+    public func ring() { ring(types: nil) }
+
+    /// Tells the readers that events of `types` were committed: all readers of `.all`, and those of `.listed` if a
+    /// type is listed; nil (types not known) wakes every reader.
+    public func ring(types: [String]?) {
         let woken = state.withLock { state in
+            let wakesListed = types.map { $0.contains(where: listed.contains) } ?? true
             state.generation &+= 1
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            if wakesListed { state.listedGeneration &+= 1 }
+            var woken: [CheckedContinuation<Void, Never>] = []
+            for (id, waiter) in state.waiters where wakesListed || waiter.interest == .all {
+                woken.append(waiter.continuation)
+                state.waiters[id] = nil
+            }
+            return woken
         }
         for waiter in woken { waiter.resume() }
     }
 
-    /// Returns after a ring later than `generation`, after `timeout`, or on cancellation, whichever is first.
-    public func wait(since generation: UInt64, timeout: Duration) async {
+    /// Returns after a ring for `interest` later than `generation`, after `timeout`, or on cancellation, whichever
+    /// is first.
+    public func wait(since generation: UInt64, for interest: Interest = .all, timeout: Duration) async {
         let id = UUID()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
@@ -43,14 +80,15 @@ public final class EventHub: Service, Sendable {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { continuation in
                         let ready = state.withLock { state -> Bool in
-                            if Task.isCancelled || state.generation != generation { return true }
-                            state.waiters[id] = continuation
+                            let now = interest == .all ? state.generation : state.listedGeneration
+                            if Task.isCancelled || now != generation { return true }
+                            state.waiters[id] = (interest, continuation)
                             return false
                         }
                         if ready { continuation.resume() }
                     }
                 } onCancel: {
-                    state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                    state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
                 }
             }
             group.addTask { try? await Task.sleep(for: timeout) }
@@ -59,13 +97,17 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    /// Events after `cursor`, waiting until there is at least one (or the task is cancelled).
-    public func next(after cursor: Int64, limit: Int = 100) async throws -> [EventRecord] {
+    /// Events after `cursor`, waiting until there is at least one (or the task is cancelled). For `.listed`, only
+    /// events of the listed types: the others are neither read nor waited for.
+    public func next(after cursor: Int64, limit: Int = 100, for interest: Interest = .all) async throws
+        -> [EventRecord]
+    {
         while !Task.isCancelled {
-            let seen = generation
-            let events = try await store.events(after: cursor, limit: limit)
+            let seen = generation(for: interest)
+            let events = try await store.events(
+                after: cursor, limit: limit, types: interest == .listed ? listed : nil)
             if !events.isEmpty { return events }
-            await wait(since: seen, timeout: safetyPoll)
+            await wait(since: seen, for: interest, timeout: safetyPoll)
         }
         return []
     }
@@ -78,7 +120,8 @@ public final class EventHub: Service, Sendable {
         await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 do {
-                    try await store.listenForEvents(listening: { [self] in ring() }, heard: { [self] in ring() })
+                    try await store.listenForEvents(
+                        listening: { [self] in ring() }, heard: { [self] types in ring(types: types) })
                 } catch {
                     logger.warning("event listener lost the database; retrying", metadata: ["error": "\(error)"])
                 }

@@ -118,7 +118,7 @@ extension PackageService {
                 Self.event("package.activated", PackageView(updated, joinCommand: nil), at: now)
             }
         }
-        if !moved.isEmpty { events.ring() }
+        if !moved.isEmpty { events.ring(types: ["package.activated"]) }
         for record in moved {
             metrics.packageTransition(record.status.rawValue, type: record.componentType)
             try await activated(record, actor: actor)

@@ -189,14 +189,19 @@ extension PackageService {
             }
             return FeedEvent(id: id, type: event.type, subject: .enrollment(enrollment, package))
         }
-        guard ["package.created", "package.revoked"].contains(event.type),
-            let record = try await store.package(id: event.subject)
-        else { return nil }
+        guard packageEvents.contains(event.type), let record = try await store.package(id: event.subject) else {
+            return nil
+        }
         return FeedEvent(id: id, type: event.type, subject: .package(record))
     }
 
     /// The enrollment events a poller's stream carries (to the poller that relayed the request).
     static let decisionEvents: Set<String> = ["enrollment.approved", "enrollment.denied", "enrollment.expired"]
+    /// The package events a poller's stream carries.
+    static let packageEvents: Set<String> = ["package.created", "package.revoked"]
+    /// Every event type a poller's stream carries: the only ones the package feed reads and wakes for
+    /// (`EventHub.listed`).
+    public static let streamedEvents = decisionEvents.union(packageEvents)
 
     func package(of enrollment: EnrollmentRecord) async throws -> PackageRecord? {
         guard let id = enrollment.packageID else { return nil }
@@ -229,7 +234,8 @@ extension PackageService {
                 Self.event("package.delivered", PackageView(updated, joinCommand: nil), at: now)
             }
         }
-        if !moved.isEmpty { events.ring() }
+        // Delivered is not an event the streams carry: the package feed sleeps through this ring.
+        if !moved.isEmpty { events.ring(types: ["package.delivered"]) }
         for record in moved { metrics.packageTransition(record.status.rawValue, type: record.componentType) }
         let ids = Set(moved.map(\.id))
         return batch.map { ids.contains($0.packageID) }

@@ -106,7 +106,9 @@ public final class PollerFeed: Service, Sendable {
                         started.fire()
                         continue
                     }
-                    let batch = try await events.next(after: position)
+                    // Only the types streams carry: a package's Delivered transition, say, neither wakes nor costs
+                    // the feed a read.
+                    let batch = try await events.next(after: position, for: .listed)
                     metrics.feedReads.increment()
                     var items: [FeedEvent] = []
                     for event in batch {

@@ -223,7 +223,7 @@ extension CoreAPI {
                 try await writer.write(ByteBuffer(string: ": muster events from \(cursor)\n\n"))
                 var lastWrite = ContinuousClock.now
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    let seen = hub.generation
+                    let seen = hub.generation()
                     let events = try await hub.store.events(after: cursor, limit: 100)
                     if events.isEmpty {
                         if ContinuousClock.now - lastWrite > .seconds(15) {
