@@ -284,6 +284,18 @@ class Profile:
             self.perf.wait(timeout=120)
 
 
+def track_statements(url):
+    """Whether `url`'s server counts statements (pg_stat_statements loaded at its start); creates the view in that
+    database if so."""
+    try:
+        psql(url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        psql(url, "SELECT count(*) FROM pg_stat_statements")
+        return True
+    except Exception as error:  # noqa: BLE001 - any failure means the server does not track them
+        print(f"# statements not counted: {error}", file=sys.stderr)
+        return False
+
+
 def create_burst(core, pollers, count, offset, creator=None):
     """`count` agent packages from one operator's client: in `creator` (a one-process pool: the client in a process
     of its own, as an operator's is) or, with none, on the calling thread of this process, where it shares Python's
@@ -331,7 +343,13 @@ def scenario(args, pollers, pb, pb_grpc):
                    "heartbeats": not args.no_heartbeats and not args.connect_only, "streams": not args.connect_only}
         transactions = lambda: int(psql(args.postgres, "SELECT xact_commit + xact_rollback FROM pg_stat_database "
                                              f"WHERE datname = '{url.rsplit('/', 1)[1]}'")) if url else 0
-        cpu, counted = [c.cpu_seconds() for c in cores], transactions()
+        # Statements (round trips; BEGIN and COMMIT count) where the server tracks them: scripts/test-postgres.sh
+        # loads pg_stat_statements.
+        tracked = bool(url) and track_statements(url)
+        statements = lambda: int(psql(url, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                                           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                                           " AND query NOT LIKE '%pg_stat_statements%'")) if tracked else 0
+        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statements()
         with Profile(args.perf, "none-connected", cores):
             _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         results["create_rate_none_connected"] = round(rate, 1)
@@ -339,6 +357,8 @@ def scenario(args, pollers, pb, pb_grpc):
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
         if url:
             results["db_transactions_per_create_none_connected"] = round((transactions() - counted) / args.burst, 2)
+        if tracked:
+            results["db_statements_per_create_none_connected"] = round((statements() - said) / args.burst, 2)
         # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
         started = time.perf_counter()
         for chunk in range(0, args.burst, 1000):
@@ -401,7 +421,7 @@ def scenario(args, pollers, pb, pb_grpc):
             now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
-        cpu, counted = [c.cpu_seconds() for c in cores], transactions()
+        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statements()
         with Profile(args.perf, "connected", cores):
             ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
             results["create_rate_connected"] = round(rate, 1)
@@ -411,6 +431,8 @@ def scenario(args, pollers, pb, pb_grpc):
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
         if url:
             results["db_transactions_per_create_connected"] = round((transactions() - counted) / args.burst, 2)
+        if tracked:
+            results["db_statements_per_create_connected"] = round((statements() - said) / args.burst, 2)
         last = max(fleet.arrivals[i][1] for i, _ in ids)
         results["burst_reached_pollers_s"] = round(last - (ids[0][1] - seconds / len(ids)), 1)
         lags = [(fleet.arrivals[i][1] - at) * 1000 for i, at in ids]

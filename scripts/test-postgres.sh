@@ -31,7 +31,7 @@ make_tls() {
 
 start_server() {
     as_postgres "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
-        -o "-c listen_addresses=127.0.0.1,127.0.0.2 -p $PORT -k $DIR -c max_connections=300 -c fsync=${MUSTER_TEST_PG_FSYNC:-off} -c ssl=on -c ssl_cert_file=$DIR/tls/server.pem -c ssl_key_file=$DIR/tls/server.key" start >/dev/null
+        -o "-c listen_addresses=127.0.0.1,127.0.0.2 -p $PORT -k $DIR -c max_connections=300 -c shared_preload_libraries=pg_stat_statements -c fsync=${MUSTER_TEST_PG_FSYNC:-off} -c ssl=on -c ssl_cert_file=$DIR/tls/server.pem -c ssl_key_file=$DIR/tls/server.key" start >/dev/null
 }
 
 case "${1:-start}" in

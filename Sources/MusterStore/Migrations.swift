@@ -172,7 +172,8 @@ extension Store {
                 """
             ).run()
         },
-        Migration(version: 5, name: "PostgreSQL: an event's notification names its type") { sql in
+        Migration(version: 5, name: "PostgreSQL: notifications name the event's type; a group of pulls in one call") {
+            sql in
             guard sql.dialect.name == "postgresql" else { return }
             // The notification now carries the event's type, so a replica's reader that waits for some types only
             // (the package feed) sleeps through the others (`EventHub`). An empty payload still wakes everyone.
@@ -184,6 +185,40 @@ extension Store {
                     PERFORM pg_advisory_xact_lock(7244002);
                     INSERT INTO events (at, type, subject, payload) VALUES (p_at, p_type, p_subject, p_payload);
                     PERFORM pg_notify('muster_events', p_type);
+                END
+                $$
+                """
+            ).run()
+            // A group of pulls (`Store.markPulledTogether`) in one round trip, one transaction by itself: Created →
+            // Delivered for those still Created, their audit rows, then under the event-order lock their events
+            // (rows of `p_audits` and `p_events` whose target or subject did not move are left out), and one
+            // notification per event type. The lock is held from the events' insert to the commit, inside the call.
+            try await sql.raw(
+                """
+                CREATE OR REPLACE FUNCTION muster_pull_packages(p_ids text[], p_at bigint, p_audits json, p_events json)
+                RETURNS SETOF text LANGUAGE plpgsql AS $$
+                DECLARE
+                    v_moved text[];
+                BEGIN
+                    WITH moved AS (
+                        UPDATE packages SET status = 'delivered', delivered_at = p_at, delivered_via = 'poller'
+                        WHERE id = ANY (p_ids) AND status = 'created' RETURNING id
+                    ) SELECT coalesce(array_agg(id), '{}') INTO v_moved FROM moved;
+                    IF cardinality(v_moved) = 0 THEN RETURN; END IF;
+                    INSERT INTO audit_log (at, actor, source_ip, action, target_type, target_id, outcome, reason, details)
+                        SELECT a.at, a.actor, a.source_ip, a.action, a.target_type, a.target_id, a.outcome, a.reason,
+                            a.details
+                        FROM ROWS FROM (json_populate_recordset(NULL::audit_log, p_audits)) WITH ORDINALITY AS a
+                        WHERE a.target_id = ANY (v_moved) ORDER BY a.ordinality;
+                    PERFORM pg_advisory_xact_lock(7244002);
+                    INSERT INTO events (at, type, subject, payload)
+                        SELECT e.at, e.type, e.subject, e.payload
+                        FROM ROWS FROM (json_populate_recordset(NULL::events, p_events)) WITH ORDINALITY AS e
+                        WHERE e.subject = ANY (v_moved) ORDER BY e.ordinality;
+                    PERFORM pg_notify('muster_events', t.type)
+                        FROM (SELECT DISTINCT e.type FROM json_populate_recordset(NULL::events, p_events) AS e
+                              WHERE e.subject = ANY (v_moved)) AS t;
+                    RETURN QUERY SELECT unnest(v_moved);
                 END
                 $$
                 """

@@ -64,34 +64,45 @@ extension Store {
 
     /// Created → Delivered for packages their pollers' streams pulled, in one transaction, each with its own audit
     /// row and event. A package no longer Created (downloaded, revoked or expired meanwhile, or pulled through
-    /// another replica) is left out of the answer and changes nothing. However many there are, the group costs the
-    /// same few statements: one conditional update of them all, one insert of their audit rows, and their events
-    /// (`append(events:)`), the events last as in `transitionTogether`.
-    public func markPulledTogether(_ pulls: [PulledPackage], at now: Int64, event: @escaping PackageEvent)
-        async throws -> [PackageRecord]
-    {
+    /// another replica) is left out of the answer and changes nothing; one pulled twice in the group moves once.
+    /// However many there are, the group is one call on PostgreSQL (`muster_pull_packages`, which takes the
+    /// event-order lock only for its events' insert, then commits), and on SQLite one conditional update of them all,
+    /// one insert of their audit rows and their events (`append(events:)`), in that order.
+    /// `pulls` were made at `now`, the time the update records.
+    public func markPulledTogether(_ pulls: [PulledPackage], at now: Int64) async throws -> [PackageRecord] {
+        var seen: Set<String> = []
+        let pulls = pulls.filter { seen.insert($0.id).inserted }
         guard !pulls.isEmpty else { return [] }
-        return try await transaction { [isPostgres] sql in
-            let updated = try await sql.update("packages")
-                .set("status", to: PackageStatus.delivered.rawValue).set("delivered_at", to: now)
-                .set("delivered_via", to: "poller")
-                .where("id", .in, pulls.map(\.id)).where("status", .equal, PackageStatus.created.rawValue)
-                .returning(SQLLiteral.all).all(decoding: PackageRecord.self, with: rowDecoder)
-            let byID = Dictionary(updated.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-            // In the order the streams asked (a package pulled twice in one group moves once).
-            var moved: [PackageRecord] = []
-            var audits: [AuditRecord] = []
-            var seen: Set<String> = []
-            for pull in pulls {
-                guard let record = byID[pull.id], seen.insert(pull.id).inserted else { continue }
-                moved.append(record)
-                audits.append(pull.audit)
+        let moved: Set<String>
+        if isPostgres {
+            let audits = try String(decoding: JSONEncoder().encode(pulls.map(\.audit)), as: UTF8.self)
+            let events = try String(decoding: JSONEncoder().encode(pulls.map(\.event)), as: UTF8.self)
+            moved = try await write { sql in
+                let rows = try await sql.raw(
+                    """
+                    SELECT muster_pull_packages(\(bind: pulls.map(\.id)), \(bind: now), \
+                    \(bind: audits)::json, \(bind: events)::json) AS id
+                    """
+                ).all()
+                return Set(try rows.map { try $0.decode(column: "id", as: String.self) })
             }
-            guard !moved.isEmpty else { return [] }
-            try await sql.insert(into: "audit_log").models(audits).run()
-            try await Store.append(events: moved.map(event), in: sql, isPostgres: isPostgres)
-            return moved
+        } else {
+            moved = try await transaction { sql in
+                let ids = Set(
+                    try await sql.update("packages")
+                        .set("status", to: PackageStatus.delivered.rawValue)
+                        .set("delivered_at", to: now)
+                        .set("delivered_via", to: PulledPackage.via)
+                        .where("id", .in, pulls.map(\.id)).where("status", .equal, PackageStatus.created.rawValue)
+                        .returning("id").all(decodingColumn: "id", as: String.self))
+                let moved = pulls.filter { ids.contains($0.id) }
+                guard !moved.isEmpty else { return [] }
+                try await sql.insert(into: "audit_log").models(moved.map(\.audit)).run()
+                try await Store.append(events: moved.map(\.event), in: sql, isPostgres: false)
+                return ids
+            }
         }
+        return pulls.filter { moved.contains($0.id) }.map(\.delivered)
     }
 
     /// An agent or checker activation its poller reports: Created or Delivered → Activated (the sealed token
@@ -127,14 +138,30 @@ extension Store {
     }
 }
 
-/// One package a poller's stream pulled, as `markPulledTogether` records it.
+/// One package a poller's stream pulled, as `markPulledTogether` records it: its audit row, and the package and
+/// event as they read once it moved, made before the move from the Created record the stream holds. That is exact:
+/// every other write to a Created package moves it out of Created, and then the pull does not move it.
 public struct PulledPackage: Sendable {
-    public let id: String
-    public let audit: AuditRecord
+    /// What a pull sets `delivered_via` to.
+    static let via = "poller"
 
-    public init(id: String, audit: AuditRecord) {
-        self.id = id
+    public let id: String
+    public let delivered: PackageRecord
+    public let audit: AuditRecord
+    public let event: EventRecord
+
+    /// `created` pulled at `now`; `event` makes the Delivered event from the package as it reads once moved.
+    public init(
+        created: PackageRecord, at now: Int64, audit: AuditRecord, event: (PackageRecord) -> EventRecord
+    ) {
+        var delivered = created
+        delivered.status = .delivered
+        delivered.deliveredAt = now
+        delivered.deliveredVia = Self.via
+        self.id = created.id
+        self.delivered = delivered
         self.audit = audit
+        self.event = event(delivered)
     }
 }
 

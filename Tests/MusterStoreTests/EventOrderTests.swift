@@ -47,4 +47,49 @@ struct EventOrderTests {
         await replica.shutdown()
         await store.shutdown()
     }
+
+    /// The same for a group of pulls, whose events `muster_pull_packages` appends on PostgreSQL in one call: it must
+    /// take the same lock, or its events could commit before an earlier id.
+    @Test("a group of pulls waits for an open event transaction", arguments: Backend.available)
+    func pullsWaitForFirst(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        let record = try #require(try await h.store.package(id: try await h.agent("a1").id))
+        let replica = backend.sibling(of: h.store)
+        let audit = AuditRecord(
+            at: 1, actor: "test", sourceIP: nil, action: "test.event", targetType: "test", targetID: "t")
+        let firstAppended = OneShot<Void>()
+        let release = OneShot<Void>()
+        let pulled = OneShot<Void>()
+        let first = Task {
+            try await h.store.transaction { [isPostgres = h.store.isPostgres] sql in
+                try await Store.append(
+                    audit: audit, event: EventRecord(at: 1, type: "test.first", subject: "a", payload: "{}"), in: sql,
+                    isPostgres: isPostgres)
+                firstAppended.fulfil(())
+                await release.value
+            }
+        }
+        await firstAppended.value
+        let pull = PulledPackage(
+            created: record, at: 2,
+            audit: AuditRecord(
+                at: 2, actor: "poller:edge-1", sourceIP: nil, action: "package.pull", targetType: "package",
+                targetID: record.id)
+        ) { EventRecord(at: 2, type: "test.pulled", subject: $0.id, payload: "{}") }
+        let second = Task {
+            let moved = try await replica.markPulledTogether([pull], at: 2)
+            pulled.fulfil(())
+            return moved
+        }
+        #expect(await pulled.wait(timeout: .milliseconds(300)) == nil)
+        release.fulfil(())
+        try await first.value
+        #expect(try await second.value.map(\.id) == [record.id])
+        let events = try await h.store.events(after: 0, limit: 10).filter { $0.type.hasPrefix("test.") }
+        #expect(events.map(\.type) == ["test.first", "test.pulled"])
+        #expect((events.first?.id ?? 0) < (events.last?.id ?? 0))
+        await replica.shutdown()
+        await h.store.shutdown()
+    }
 }

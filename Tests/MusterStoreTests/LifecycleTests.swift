@@ -75,7 +75,20 @@ struct LifecycleTests {
         #expect(events.map(\.subject) == records.map(\.id))
         let audit = try await h.store.auditLog(AuditFilter(action: "package.pull"))
         #expect(audit.items.count == 12)
+        // Audit rows in the order asked (the log reads newest first).
+        #expect(audit.items.reversed().compactMap(\.targetID) == records.map(\.id))
+        // Each event, made before the move from the record the stream held, describes the package as stored.
+        for event in events {
+            let row = try #require(stored[event.subject])
+            let expected = PackageService.event("package.delivered", PackageView(row, joinCommand: nil), at: event.at)
+            #expect(try Self.object(event.payload) == Self.object(expected.payload))
+        }
         await h.store.shutdown()
+    }
+
+    /// A JSON object's text as a comparable value (key order aside).
+    static func object(_ text: String) throws -> NSDictionary {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary)
     }
 
     @Test(

@@ -214,7 +214,7 @@ extension PackageService {
     /// event. A package downloaded or revoked meanwhile is left as it is.
     func markPulled(_ records: [PackageRecord], by poller: String) async throws {
         let created = records.filter { $0.status == .created }
-        _ = try await pulls.submit(contentsOf: created.map { Pull(packageID: $0.id, poller: poller) })
+        _ = try await pulls.submit(contentsOf: created.map { Pull(record: $0, poller: poller) })
     }
 
     /// One group of pulls in one transaction; answers, for each, whether it moved.
@@ -224,26 +224,24 @@ extension PackageService {
         let now = Clock.nowMillis()
         let pulled = batch.map { pull in
             PulledPackage(
-                id: pull.packageID,
+                created: pull.record, at: now,
                 audit: AuditRecord(
                     at: now, actor: "poller:\(pull.poller)", sourceIP: nil, action: "package.pull",
-                    targetType: "package", targetID: pull.packageID))
+                    targetType: "package", targetID: pull.record.id)
+            ) { delivered in Self.event("package.delivered", PackageView(delivered, joinCommand: nil), at: now) }
         }
-        let moved = try await DomainError.mapping {
-            try await store.markPulledTogether(pulled, at: now) { updated in
-                Self.event("package.delivered", PackageView(updated, joinCommand: nil), at: now)
-            }
-        }
+        let moved = try await DomainError.mapping { try await store.markPulledTogether(pulled, at: now) }
         // Delivered is not an event the streams carry: the package feed sleeps through this ring.
         if !moved.isEmpty { events.ring(types: ["package.delivered"]) }
         for record in moved { metrics.packageTransition(record.status.rawValue, type: record.componentType) }
         let ids = Set(moved.map(\.id))
-        return batch.map { ids.contains($0.packageID) }
+        return batch.map { ids.contains($0.record.id) }
     }
 }
 
 /// A package a stream is about to send to its poller, waiting for the group commit of its Created → Delivered.
 struct Pull: Sendable {
-    let packageID: String
+    /// The package as the stream holds it, Created.
+    let record: PackageRecord
     let poller: String
 }
