@@ -346,10 +346,10 @@ def scenario(args, pollers, pb, pb_grpc):
         # Statements (round trips; BEGIN and COMMIT count) where the server tracks them: scripts/test-postgres.sh
         # loads pg_stat_statements.
         tracked = bool(url) and track_statements(url)
-        statements = lambda: int(psql(url, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                                           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                                           " AND query NOT LIKE '%pg_stat_statements%'")) if tracked else 0
-        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statements()
+        statement_count = lambda: int(psql(url, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                                                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                                                " AND query NOT LIKE '%pg_stat_statements%'")) if tracked else 0
+        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
         with Profile(args.perf, "none-connected", cores):
             _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         results["create_rate_none_connected"] = round(rate, 1)
@@ -358,7 +358,7 @@ def scenario(args, pollers, pb, pb_grpc):
         if url:
             results["db_transactions_per_create_none_connected"] = round((transactions() - counted) / args.burst, 2)
         if tracked:
-            results["db_statements_per_create_none_connected"] = round((statements() - said) / args.burst, 2)
+            results["db_statements_per_create_none_connected"] = round((statement_count() - said) / args.burst, 2)
         # The same number again through the bulk endpoint, 1,000 a request (one transaction each).
         started = time.perf_counter()
         for chunk in range(0, args.burst, 1000):
@@ -421,7 +421,7 @@ def scenario(args, pollers, pb, pb_grpc):
             now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
-        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statements()
+        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
         with Profile(args.perf, "connected", cores):
             ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
             results["create_rate_connected"] = round(rate, 1)
@@ -432,7 +432,7 @@ def scenario(args, pollers, pb, pb_grpc):
         if url:
             results["db_transactions_per_create_connected"] = round((transactions() - counted) / args.burst, 2)
         if tracked:
-            results["db_statements_per_create_connected"] = round((statements() - said) / args.burst, 2)
+            results["db_statements_per_create_connected"] = round((statement_count() - said) / args.burst, 2)
         last = max(fleet.arrivals[i][1] for i, _ in ids)
         results["burst_reached_pollers_s"] = round(last - (ids[0][1] - seconds / len(ids)), 1)
         lags = [(fleet.arrivals[i][1] - at) * 1000 for i, at in ids]

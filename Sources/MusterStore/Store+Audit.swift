@@ -55,7 +55,9 @@ extension Store {
     /// Events after `id`, oldest first: the outbox read by SSE streams and the NATS publisher; with `types`, only
     /// events of those types.
     public func events(after id: Int64, limit: Int, types: Set<String>? = nil) async throws -> [EventRecord] {
-        try await read { sql in
+        // No type asked for: none to read (and `IN ()` is not SQL PostgreSQL takes).
+        if types?.isEmpty == true { return [] }
+        return try await read { sql in
             var query = sql.select().column("*").from("events").where("id", .greaterThan, id)
             if let types { query = query.where("type", .in, types.sorted()) }
             return try await query.orderBy("id").limit(limit).all(decoding: EventRecord.self, with: rowDecoder)

@@ -145,6 +145,27 @@ extension Store {
         }
     }
 
+    /// What an agent's or checker's creation needs of the poller it names, in one read: nil when no live poller
+    /// package has that name, else the address the poller advertised (nil before it attested).
+    public func liveParent(named name: String) async throws -> LiveParent? {
+        try await read { sql in
+            let row = try await sql.select()
+                .column(SQLColumn("advertise_address", table: "pollers"))
+                .from("packages")
+                .join(
+                    "pollers", method: SQLJoinMethod.left, on: SQLColumn("name", table: "pollers"), .equal,
+                    SQLColumn("name", table: "packages")
+                )
+                .where(SQLColumn("component_type", table: "packages"), .equal, SQLBind(ComponentType.poller.rawValue))
+                .where(SQLColumn("name", table: "packages"), .equal, SQLBind(name))
+                .where(SQLColumn("status", table: "packages"), .in, SQLBind.group(PackageStatus.live.map(\.rawValue)))
+                .first()
+            return try row.map {
+                LiveParent(advertiseAddress: try $0.decode(column: "advertise_address", as: String?.self))
+            }
+        }
+    }
+
     /// A live package of type poller with this name, if any (agents and checkers name their poller).
     public func livePoller(named name: String) async throws -> PackageRecord? {
         try await read { sql in
@@ -375,4 +396,10 @@ extension Store {
             "SELECT muster_append_event(\(bind: event.at), \(bind: event.type), \(bind: event.subject), \(bind: event.payload))"
         ).run()
     }
+}
+
+/// A poller an agent's or checker's package names, as its creation reads it (`Store.liveParent(named:)`).
+public struct LiveParent: Sendable, Equatable {
+    /// Where the poller said it listens; nil before it attested.
+    public let advertiseAddress: String?
 }

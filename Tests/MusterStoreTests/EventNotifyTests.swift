@@ -31,6 +31,7 @@ struct EventNotifyTests {
         let after = try await store.events(after: some[1].id ?? 0, limit: 10, types: ["t.kept", "t.other"])
         #expect(after.map(\.subject) == ["e"])
         #expect(try await store.events(after: 0, limit: 10, types: ["t.none"]).isEmpty)
+        #expect(try await store.events(after: 0, limit: 10, types: []).isEmpty)
         await store.shutdown()
     }
 

@@ -92,6 +92,25 @@ struct LifecycleTests {
     }
 
     @Test(
+        "the poller an agent names, read in one go: none, not attested yet, attested (its address), revoked",
+        arguments: Backend.available)
+    func liveParent(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        #expect(try await h.store.liveParent(named: "edge-1") == nil)
+        let poller = try await h.poller()
+        #expect(try await h.store.liveParent(named: "edge-1") == LiveParent(advertiseAddress: nil))
+        // Its attestation records where it listens (the pollers row its package made).
+        try await h.store.transaction { sql in
+            try await sql.raw("UPDATE pollers SET advertise_address = '10.0.0.5:50052' WHERE name = 'edge-1'").run()
+        }
+        #expect(try await h.store.liveParent(named: "edge-1") == LiveParent(advertiseAddress: "10.0.0.5:50052"))
+        #expect(try await h.store.liveParent(named: "edge-2") == nil)
+        _ = try await h.packages.revoke(id: poller.id, reason: nil, by: h.admin)
+        #expect(try await h.store.liveParent(named: "edge-1") == nil)
+        await h.store.shutdown()
+    }
+
+    @Test(
         "created → delivered → revoked, each with one audit row and one event; invalid moves are conflicts",
         arguments: Backend.available)
     func transitions(backend: Backend) async throws {

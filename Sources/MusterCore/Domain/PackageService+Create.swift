@@ -18,17 +18,20 @@ extension PackageService {
         view: PackageView, record: PackageRecord, token: JoinToken
     ) {
         let spiffeID = try spiffeID(for: request)
-        if let poller = request.pollerName, try await store.livePoller(named: poller) == nil {
-            throw DomainError(
-                .unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
+        var address: String?
+        if let poller = request.pollerName {
+            guard let parent = try await store.liveParent(named: poller) else {
+                throw DomainError(
+                    .unprocessable, "no live poller package named '\(poller)'; create the poller's package first")
+            }
+            address = parent.advertiseAddress
         }
         let entry = try await identity.authority.batchCreateEntries([entryRequest(request, spiffeID)])[0].get()
         let made: PreparedPackage
         do {
-            let address = try await request.pollerName.asyncMap { try await store.poller(named: $0)?.advertiseAddress }
             made = try await prepare(
                 request, spiffeID: spiffeID, entryID: entry.id, by: principal, revealing: revealing,
-                pollerAddress: address ?? nil, at: Clock.nowMillis())
+                pollerAddress: address, at: Clock.nowMillis())
         } catch {
             await deleteEntries([entry.id])
             throw error
