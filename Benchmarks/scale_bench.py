@@ -19,10 +19,15 @@ a copy and measures, in one run, side by side:
   * after: once every stream has ended, the same burst with none connected again; the connected rate is reported
     against the mean of the two baselines (the host's speed drifts over a run, and the table has grown).
 
+For each of the first two bursts: Core's CPU per create (all replicas) and, on PostgreSQL, the database's transactions
+per create and, where the server loads pg_stat_statements (scripts/test-postgres.sh does), its statements per create
+(every round trip, BEGIN and COMMIT included). With --perf DIR, `perf record -g` of every Core process during each of
+those bursts, into DIR/none-connected.data and DIR/connected.data.
+
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
            [--revocations 200] [--window 60] [--connecting 64] [--no-heartbeats | --connect-only]
            [--creator own-process|same-process]
-           [--postgres URL --replicas 2]
+           [--postgres URL --replicas 2] [--perf DIR]
 """
 import argparse
 import asyncio
