@@ -13,6 +13,16 @@ from conftest import PG_URL, ROOT, Core, free_port, new_postgres_database, open_
 needs_postgres = pytest.mark.skipif(not PG_URL, reason="MUSTER_TEST_POSTGRES_URL not set (scripts/test.sh starts one)")
 
 
+def poller_channel(poller, core):
+    """A gRPC channel to `core` with the attested (and stopped) `poller`'s own SVID, as its `muster-poller` has."""
+    import grpc
+    identity = poller.directory / "identity"
+    credentials = grpc.ssl_channel_credentials(root_certificates=(identity / "bundle.pem").read_bytes(),
+                                               private_key=(identity / "svid.key").read_bytes(),
+                                               certificate_chain=(identity / "svid.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{core.grpc_port}", credentials)
+
+
 @pytest.fixture
 def nats_server(tmp_path):
     port = free_port()
@@ -150,11 +160,7 @@ def test_a_poller_revoked_on_one_replica_has_its_heartbeats_refused_by_the_other
     try:
         poller = Poller(a, tmp_path / "poller", name="edge-hb")
         poller.stop()
-        identity = poller.directory / "identity"
-        credentials = grpc.ssl_channel_credentials(root_certificates=(identity / "bundle.pem").read_bytes(),
-                                                   private_key=(identity / "svid.key").read_bytes(),
-                                                   certificate_chain=(identity / "svid.pem").read_bytes())
-        with grpc.secure_channel(f"127.0.0.1:{b.grpc_port}", credentials) as channel:
+        with poller_channel(poller, b) as channel:
             stub = grpc_mod.CoreOnboardingStub(channel)
 
             def heartbeat():
@@ -200,11 +206,7 @@ def test_a_package_created_on_one_replica_reaches_a_stream_on_the_other_at_once(
     try:
         poller = Poller(a, tmp_path / "poller", name="edge-nt")
         poller.stop()
-        identity = poller.directory / "identity"
-        credentials = grpc.ssl_channel_credentials(root_certificates=(identity / "bundle.pem").read_bytes(),
-                                                   private_key=(identity / "svid.key").read_bytes(),
-                                                   certificate_chain=(identity / "svid.pem").read_bytes())
-        with grpc.secure_channel(f"127.0.0.1:{b.grpc_port}", credentials) as channel:
+        with poller_channel(poller, b) as channel:
             call = grpc_mod.CoreOnboardingStub(channel).WatchPackages(pb.WatchPackagesRequest(cursor=0), timeout=120)
             updates = queue.Queue()
 
