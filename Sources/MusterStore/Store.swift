@@ -37,7 +37,8 @@ public final class Store: Sendable {
     }
 
     /// Calls `heard` for every event transaction any Core replica commits (PostgreSQL; see `Database`).
-    /// `heard` gets the types a commit's notification names (nil: none named, as a Core before migration 5 sent).
+    /// `heard` gets the types a commit's notification names (nil: none named, as `muster_append_event` sent before
+    /// migration 5).
     public func listenForEvents(listening: @Sendable () -> Void, heard: @Sendable ([String]?) -> Void) async throws {
         try await database.listenForEvents(channel: Store.eventChannel, listening: listening) { payload in
             heard(payload.isEmpty ? nil : payload.split(separator: ",").map(String.init))
