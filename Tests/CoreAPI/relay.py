@@ -3,9 +3,11 @@ agent packages, and grpcio clients for EdgeOnboarding with keys and CSRs made by
 import json
 import os
 import pathlib
+import queue
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 
@@ -29,6 +31,22 @@ def wait_for(predicate, timeout=20, interval=0.1, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def pump_updates(call):
+    """A queue that a thread of its own fills with each message of a server stream `call`, then with the RpcError
+    that ends it, if one does (a cancelled call ends its thread that way too)."""
+    updates = queue.Queue()
+
+    def pump():
+        try:
+            for update in call:
+                updates.put(update)
+        except grpc.RpcError as error:
+            updates.put(error)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return updates
 
 
 def install_poller_package(core, name, directory):

@@ -197,9 +197,7 @@ def test_a_package_created_on_one_replica_reaches_a_stream_on_the_other_at_once(
     """Replica B's package feed is woken by A's commit of a creation (its NOTIFY names `package.created`), not by
     its 30 s safety read; and neither feed is woken by the Delivered transitions of the pulls, which no stream
     carries: one read of the events table per creation on each replica."""
-    import queue
-    import grpc
-    from relay import Poller
+    from relay import Poller, pump_updates
     from test_watch_packages import metric
     pb, grpc_mod = onboarding
     a, b = replica_pair(new_postgres_database())
@@ -208,16 +206,7 @@ def test_a_package_created_on_one_replica_reaches_a_stream_on_the_other_at_once(
         poller.stop()
         with poller_channel(poller, b) as channel:
             call = grpc_mod.CoreOnboardingStub(channel).WatchPackages(pb.WatchPackagesRequest(cursor=0), timeout=120)
-            updates = queue.Queue()
-
-            def pump():
-                try:
-                    for update in call:
-                        updates.put(update)
-                except grpc.RpcError as error:
-                    updates.put(error)
-
-            threading.Thread(target=pump, daemon=True).start()
+            updates = pump_updates(call)
             assert updates.get(timeout=20).WhichOneof("change") is None  # live: nothing pending
             reads = [metric(core, "muster_package_feed_reads_total") for core in (a, b)]
             for n in range(5):

@@ -3,10 +3,8 @@ revocations, Delivered via poller, the live marker; a cert forged with the polle
 Also ReportActivations straight from grpcio: idempotent, foreign packages refused, an empty report is the heartbeat."""
 import datetime
 import hashlib
-import queue
 import signal
 import subprocess
-import threading
 
 import grpc
 import pytest
@@ -15,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import free_port, open_archive
-from relay import wait_for
+from relay import pump_updates, wait_for
 from test_poller_attest import POLLER, start_poller
 
 
@@ -50,18 +48,9 @@ def test_watch_streams_pending_packages_and_revocations(sqlite_core, tmp_path, o
     a1 = core.create("a1").json()
     token = open_archive(core.api("GET", f"/api/edge-packages/{a1['id']}/download").body)["join-token"][1].decode().strip()
     a2 = core.create("c2", "checker").json()
-    updates = queue.Queue()
     with channel_with(core, identity) as channel:
         stream = pb2_grpc.CoreOnboardingStub(channel).WatchPackages(pb2.WatchPackagesRequest(cursor=0), timeout=30)
-
-        def pump():
-            try:
-                for update in stream:
-                    updates.put(update)
-            except grpc.RpcError as error:
-                updates.put(error)
-
-        threading.Thread(target=pump, daemon=True).start()
+        updates = pump_updates(stream)
         first, second = updates.get(timeout=10), updates.get(timeout=10)
         assert [first.pending.name, second.pending.name] == ["a1", "c2"]
         # Then, once, an update with no change: the stream has caught up and is live (the poller's contact).
@@ -104,16 +93,7 @@ def test_one_read_of_each_event_serves_every_stream_and_reaches_only_its_poller(
         calls = []
         for label, stub in streams:
             call = stub.WatchPackages(pb2.WatchPackagesRequest(cursor=0), timeout=60)
-            updates[label] = queue.Queue()
-
-            def pump(call=call, sink=updates[label]):
-                try:
-                    for update in call:
-                        sink.put(update)
-                except grpc.RpcError as error:
-                    sink.put(error)
-
-            threading.Thread(target=pump, daemon=True).start()
+            updates[label] = pump_updates(call)
             calls.append(call)
         wait_for(lambda: metric(core, "muster_package_streams") == 21, timeout=20, what="21 open streams")
         # Nothing pending: each stream's first update says it is live.

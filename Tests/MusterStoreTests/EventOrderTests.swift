@@ -13,33 +13,19 @@ struct EventOrderTests {
     func secondWaitsForFirst(backend: Backend) async throws {
         let store = try await backend.makeStore()
         let replica = backend.sibling(of: store)
-        let audit = AuditRecord(
-            at: 1, actor: "test", sourceIP: nil, action: "test.event", targetType: "test", targetID: "t")
-        let firstAppended = OneShot<Void>()
-        let release = OneShot<Void>()
+        let first = await Self.holdEventTransaction(on: store)
         let secondCommitted = OneShot<Void>()
-        let first = Task {
-            try await store.transaction { [isPostgres = store.isPostgres] sql in
-                try await Store.append(
-                    audit: audit, event: EventRecord(at: 1, type: "test.first", subject: "a", payload: "{}"), in: sql,
-                    isPostgres: isPostgres)
-                firstAppended.fulfil(())
-                await release.value
-            }
-        }
-        await firstAppended.value
         let second = Task {
             try await replica.transaction { [isPostgres = replica.isPostgres] sql in
                 try await Store.append(
-                    audit: audit, event: EventRecord(at: 2, type: "test.second", subject: "b", payload: "{}"), in: sql,
-                    isPostgres: isPostgres)
+                    audit: Self.audit, event: EventRecord(at: 2, type: "test.second", subject: "b", payload: "{}"),
+                    in: sql, isPostgres: isPostgres)
             }
             secondCommitted.fulfil(())
         }
         // While the first is open the second cannot commit, on another connection or another replica.
         #expect(await secondCommitted.wait(timeout: .milliseconds(300)) == nil)
-        release.fulfil(())
-        try await first.value
+        try await first.commit()
         try await second.value
         let events = try await store.events(after: 0, limit: 10).filter { $0.type.hasPrefix("test.") }
         #expect(events.map(\.type) == ["test.first", "test.second"])
@@ -56,21 +42,8 @@ struct EventOrderTests {
         try await h.poller()
         let record = try #require(try await h.store.package(id: try await h.agent("a1").id))
         let replica = backend.sibling(of: h.store)
-        let audit = AuditRecord(
-            at: 1, actor: "test", sourceIP: nil, action: "test.event", targetType: "test", targetID: "t")
-        let firstAppended = OneShot<Void>()
-        let release = OneShot<Void>()
+        let first = await Self.holdEventTransaction(on: h.store)
         let pulled = OneShot<Void>()
-        let first = Task {
-            try await h.store.transaction { [isPostgres = h.store.isPostgres] sql in
-                try await Store.append(
-                    audit: audit, event: EventRecord(at: 1, type: "test.first", subject: "a", payload: "{}"), in: sql,
-                    isPostgres: isPostgres)
-                firstAppended.fulfil(())
-                await release.value
-            }
-        }
-        await firstAppended.value
         let pull = PulledPackage(
             created: record, at: 2,
             audit: AuditRecord(
@@ -83,13 +56,44 @@ struct EventOrderTests {
             return moved
         }
         #expect(await pulled.wait(timeout: .milliseconds(300)) == nil)
-        release.fulfil(())
-        try await first.value
+        try await first.commit()
         #expect(try await second.value.map(\.id) == [record.id])
         let events = try await h.store.events(after: 0, limit: 10).filter { $0.type.hasPrefix("test.") }
         #expect(events.map(\.type) == ["test.first", "test.pulled"])
         #expect((events.first?.id ?? 0) < (events.last?.id ?? 0))
         await replica.shutdown()
         await h.store.shutdown()
+    }
+
+    static let audit = AuditRecord(
+        at: 1, actor: "test", sourceIP: nil, action: "test.event", targetType: "test", targetID: "t")
+
+    /// An event transaction left open on `store`: it has appended a `test.first` event and commits when told to.
+    struct HeldTransaction {
+        let task: Task<Void, any Error>
+        let release: OneShot<Void>
+
+        /// Lets the transaction commit, and waits until it has.
+        func commit() async throws {
+            release.fulfil(())
+            try await task.value
+        }
+    }
+
+    /// Opens an event transaction on `store` and returns once its event is appended, the transaction still open.
+    static func holdEventTransaction(on store: Store) async -> HeldTransaction {
+        let appended = OneShot<Void>()
+        let release = OneShot<Void>()
+        let task = Task {
+            try await store.transaction { [isPostgres = store.isPostgres] sql in
+                try await Store.append(
+                    audit: audit, event: EventRecord(at: 1, type: "test.first", subject: "a", payload: "{}"), in: sql,
+                    isPostgres: isPostgres)
+                appended.fulfil(())
+                await release.value
+            }
+        }
+        await appended.value
+        return HeldTransaction(task: task, release: release)
     }
 }
