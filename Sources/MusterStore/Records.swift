@@ -310,6 +310,17 @@ public struct EventRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// An event and, for an event about a package, that package's row as it stood when both were read together.
+public struct EventWithPackage: Sendable {
+    public let event: EventRecord
+    public let package: PackageRecord?
+
+    public init(event: EventRecord, package: PackageRecord?) {
+        self.event = event
+        self.package = package
+    }
+}
+
 /// Small JSON helpers for the text columns.
 public enum JSONText {
     public static func object(_ values: [String: String]) -> String {

@@ -64,6 +64,39 @@ extension Store {
         }
     }
 
+    /// Events after `id`, oldest first, each with the package it is about when its type is one of `packageTypes`, in one
+    /// read (the package as it stands now, joined by the event's subject); with `types`, only events of those types.
+    /// The package feed reads this way: one statement per batch, not one more per event.
+    public func eventsWithPackages(after id: Int64, limit: Int, types: Set<String>? = nil, packageTypes: Set<String>)
+        async throws -> [EventWithPackage]
+    {
+        if types?.isEmpty == true { return [] }
+        // `IN ()` is not SQL PostgreSQL takes: with no package type, no event is joined.
+        let joined: SQLQueryString =
+            packageTypes.isEmpty ? "FALSE" : "e.type IN (\(binds: packageTypes.sorted())) AND p.id = e.subject"
+        let typed: SQLQueryString = types.map { "AND e.type IN (\(binds: $0.sorted()))" } ?? ""
+        return try await read { sql in
+            let rows = try await sql.raw(
+                """
+                SELECT e.id AS event_id, e.at AS event_at, e.type AS event_type, e.subject AS event_subject, \
+                e.payload AS event_payload, p.* FROM events e LEFT JOIN packages p ON \(joined) \
+                WHERE e.id > \(bind: id) \(typed) ORDER BY e.id LIMIT \(bind: limit)
+                """
+            ).all()
+            return try rows.map { row in
+                let event = EventRecord(
+                    id: try row.decode(column: "event_id", as: Int64.self),
+                    at: try row.decode(column: "event_at", as: Int64.self),
+                    type: try row.decode(column: "event_type", as: String.self),
+                    subject: try row.decode(column: "event_subject", as: String.self),
+                    payload: try row.decode(column: "event_payload", as: String.self))
+                let package =
+                    try row.decodeNil(column: "id") ? nil : try row.decode(model: PackageRecord.self, with: rowDecoder)
+                return EventWithPackage(event: event, package: package)
+            }
+        }
+    }
+
     /// The newest event id (0 when there is none).
     public func lastEventID() async throws -> Int64 {
         try await read { sql in

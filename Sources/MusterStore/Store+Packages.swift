@@ -368,15 +368,16 @@ extension Store {
         try await append(event: event, in: sql, isPostgres: isPostgres)
     }
 
-    /// Event rows, their ids in this order, in two statements however many: the first as `append(event:)` writes
-    /// one (on PostgreSQL that takes the event-order lock, held to COMMIT, and notifies with its type), the rest in
-    /// one insert; on PostgreSQL each other type among the rest is notified too, so every type committed is heard.
+    /// Event rows, their ids in this order. On SQLite one insert. On PostgreSQL two statements however many: the first
+    /// as `append(event:)` writes one (taking the event-order lock, held to COMMIT, and notifying with its type), the
+    /// rest in one insert; each other type among the rest is notified too, so every type committed is heard.
     static func append(events: [EventRecord], in sql: any SQLDatabase, isPostgres: Bool) async throws {
         guard let first = events.first else { return }
+        // SQLite's single writer already orders the commits: every row in one statement.
+        guard isPostgres else { return try await sql.insert(into: "events").models(events).run() }
         try await append(event: first, in: sql, isPostgres: isPostgres)
         guard events.count > 1 else { return }
         try await sql.insert(into: "events").models(Array(events.dropFirst())).run()
-        guard isPostgres else { return }
         var notified: Set<String> = [first.type]
         for event in events.dropFirst() where notified.insert(event.type).inserted {
             try await sql.raw("SELECT pg_notify(\(bind: Store.eventChannel), \(bind: event.type))").run()

@@ -64,8 +64,8 @@ struct EventHubTests {
         let store = try await Self.store()
         let hub = EventHub(store: store, listed: PackageService.streamedEvents, logger: Self.logger)
         let record = PollerFeedTests.record("a", poller: "p1")
-        let feed = PollerFeed(events: hub, metrics: CoreMetrics(), logger: Self.logger) { event in
-            FeedEvent(id: event.id ?? 0, type: event.type, subject: .package(record))
+        let feed = PollerFeed(events: hub, metrics: CoreMetrics(), logger: Self.logger) { row in
+            FeedEvent(id: row.event.id ?? 0, type: row.event.type, subject: .package(record))
         }
         let running = Task { try await feed.run() }
         let subscription = try await feed.subscribe(poller: "p1")

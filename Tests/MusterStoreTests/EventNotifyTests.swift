@@ -2,6 +2,7 @@ import Foundation
 import MusterConcurrency
 import Testing
 
+@testable import MusterCore
 @testable import MusterStore
 
 /// What a reader can ask of the events table besides order: events of some types only, and on PostgreSQL, which
@@ -33,6 +34,42 @@ struct EventNotifyTests {
         #expect(try await store.events(after: 0, limit: 10, types: ["t.none"]).isEmpty)
         #expect(try await store.events(after: 0, limit: 10, types: []).isEmpty)
         await store.shutdown()
+    }
+
+    @Test(
+        "events read with their packages: the same events, each package event with its row as it stands",
+        arguments: Backend.available)
+    func eventsWithPackages(backend: Backend) async throws {
+        let h = try Harness(store: try await backend.makeStore())
+        try await h.poller()
+        let kept = try await h.agent("a1")
+        let revoked = try await h.agent("a2")
+        _ = try await h.packages.revoke(id: revoked.id, reason: nil, by: h.admin)
+        try await Self.append([Self.event("t.other", kept.id)], to: h.store)
+        let packageTypes: Set<String> = ["package.created", "package.revoked"]
+
+        let rows = try await h.store.eventsWithPackages(after: 0, limit: 50, packageTypes: packageTypes)
+        #expect(rows.map(\.event) == (try await h.store.events(after: 0, limit: 50)))
+        for row in rows {
+            // Joined by subject for the package types only: `t.other` names a package too, and gets none.
+            #expect((row.package?.id) == (packageTypes.contains(row.event.type) ? row.event.subject : nil))
+        }
+        let created = rows.filter { $0.event.type == "package.created" }.compactMap(\.package)
+        #expect(created.map(\.name) == ["edge-1", "a1", "a2"])
+        // The row as it stands when read: a2's creation comes with a2 revoked.
+        #expect(created.map(\.status) == [.created, .created, .revoked])
+
+        let some = try await h.store.eventsWithPackages(
+            after: 0, limit: 50, types: ["package.revoked", "t.other"], packageTypes: packageTypes)
+        #expect(some.map(\.event.type) == ["package.revoked", "t.other"])
+        #expect(some.map { $0.package?.id } == [revoked.id, nil])
+        let limited = try await h.store.eventsWithPackages(after: 0, limit: 2, packageTypes: packageTypes)
+        #expect(limited.map(\.event.id) == rows.prefix(2).map(\.event.id))
+        let unjoined = try await h.store.eventsWithPackages(after: 0, limit: 50, packageTypes: [])
+        #expect(unjoined.count == rows.count && unjoined.allSatisfy { $0.package == nil })
+        #expect(
+            try await h.store.eventsWithPackages(after: 0, limit: 50, types: [], packageTypes: packageTypes).isEmpty)
+        await h.store.shutdown()
     }
 
     @Test("a commit's notification names every type it appended, once each")

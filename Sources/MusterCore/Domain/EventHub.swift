@@ -102,11 +102,29 @@ public final class EventHub: Service, Sendable {
     public func next(after cursor: Int64, limit: Int = 100, for interest: Interest = .all) async throws
         -> [EventRecord]
     {
+        try await next(for: interest) { [store] types in
+            try await store.events(after: cursor, limit: limit, types: types)
+        }
+    }
+
+    /// The same for `.listed`, each event with the package it is about when its type is one of `packageTypes`, read
+    /// together (`Store.eventsWithPackages`).
+    public func nextWithPackages(after cursor: Int64, limit: Int = 100, packageTypes: Set<String>) async throws
+        -> [EventWithPackage]
+    {
+        try await next(for: .listed) { [store] types in
+            try await store.eventsWithPackages(after: cursor, limit: limit, types: types, packageTypes: packageTypes)
+        }
+    }
+
+    /// What `read` returns for the types of `interest` (nil: every type), once it returns something, reading again
+    /// after each ring for `interest` and after each `safetyPoll`.
+    private func next<Item>(for interest: Interest, read: (Set<String>?) async throws -> [Item]) async throws -> [Item]
+    {
         while !Task.isCancelled {
             let seen = generation(for: interest)
-            let events = try await store.events(
-                after: cursor, limit: limit, types: interest == .listed ? listed : nil)
-            if !events.isEmpty { return events }
+            let items = try await read(interest == .listed ? listed : nil)
+            if !items.isEmpty { return items }
             await wait(since: seen, for: interest, timeout: safetyPoll)
         }
         return []

@@ -111,14 +111,17 @@ extension PackageService {
             // What happened before the subscription, from the store; it has no events past its position.
             let position = subscription.position
             while cursor < position {
-                let due = try await store.events(after: cursor, limit: 100).filter { ($0.id ?? 0) <= position }
+                let due = try await store.eventsWithPackages(
+                    after: cursor, limit: 100, packageTypes: Self.packageEvents
+                )
+                .filter { ($0.event.id ?? 0) <= position }
                 guard !due.isEmpty else { break }
                 var items: [FeedEvent] = []
-                for event in due {
-                    if let item = try await Self.feedEvent(event, store: store) { items.append(item) }
+                for row in due {
+                    if let item = try await Self.feedEvent(row, store: store) { items.append(item) }
                 }
                 try await deliver(items, to: name, send: send)
-                cursor = due.last?.id ?? cursor
+                cursor = due.last?.event.id ?? cursor
             }
             if !live {
                 try await send(cursor, .live)
@@ -178,8 +181,10 @@ extension PackageService {
         }
     }
 
-    /// An event with its subject looked up, if it is one package streams carry.
-    static func feedEvent(_ event: EventRecord, store: Store) async throws -> FeedEvent? {
+    /// An event with its subject, if it is one package streams carry: a package event's package came with it (nil if
+    /// there is none); an enrollment decision's request, and an approval's package, are looked up.
+    static func feedEvent(_ row: EventWithPackage, store: Store) async throws -> FeedEvent? {
+        let event = row.event
         guard let id = event.id else { return nil }
         if decisionEvents.contains(event.type) {
             guard let enrollment = try await store.enrollment(id: event.subject) else { return nil }
@@ -189,9 +194,7 @@ extension PackageService {
             }
             return FeedEvent(id: id, type: event.type, subject: .enrollment(enrollment, package))
         }
-        guard packageEvents.contains(event.type), let record = try await store.package(id: event.subject) else {
-            return nil
-        }
+        guard packageEvents.contains(event.type), let record = row.package else { return nil }
         return FeedEvent(id: id, type: event.type, subject: .package(record))
     }
 

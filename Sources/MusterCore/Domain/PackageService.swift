@@ -79,8 +79,8 @@ public struct PackageService: Sendable {
         self.pulls = GroupCommit(maximumGroup: 200, linger: .milliseconds(20)) { [store, events, metrics] batch in
             try await Self.commitPulls(batch, store: store, events: events, metrics: metrics)
         }
-        self.feed = PollerFeed(events: events, metrics: metrics, logger: logger) { [store] event in
-            let item = try await Self.feedEvent(event, store: store)
+        self.feed = PollerFeed(events: events, metrics: metrics, logger: logger) { [store] row in
+            let item = try await Self.feedEvent(row, store: store)
             // A poller's own package was created or revoked (here or on another replica): its heartbeats are
             // checked against the store again.
             if case .package(let record)? = item?.subject, record.componentType == .poller {

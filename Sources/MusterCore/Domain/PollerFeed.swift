@@ -43,7 +43,7 @@ public final class PollerFeed: Service, Sendable {
     }
 
     let events: EventHub
-    let resolve: @Sendable (EventRecord) async throws -> FeedEvent?
+    let resolve: @Sendable (EventWithPackage) async throws -> FeedEvent?
     let metrics: CoreMetrics
     let logger: Logger
     let state = LockedValue(State())
@@ -51,7 +51,7 @@ public final class PollerFeed: Service, Sendable {
 
     init(
         events: EventHub, metrics: CoreMetrics, logger: Logger,
-        resolve: @escaping @Sendable (EventRecord) async throws -> FeedEvent?
+        resolve: @escaping @Sendable (EventWithPackage) async throws -> FeedEvent?
     ) {
         self.events = events
         self.metrics = metrics
@@ -107,14 +107,15 @@ public final class PollerFeed: Service, Sendable {
                         continue
                     }
                     // Only the types streams carry: a package's Delivered transition, say, neither wakes nor costs
-                    // the feed a read.
-                    let batch = try await events.next(after: position, for: .listed)
+                    // the feed a read. Each package event comes with its package, in the same read.
+                    let batch = try await events.nextWithPackages(
+                        after: position, packageTypes: PackageService.packageEvents)
                     metrics.feedReads.increment()
                     var items: [FeedEvent] = []
-                    for event in batch {
-                        if let item = try await resolve(event) { items.append(item) }
+                    for row in batch {
+                        if let item = try await resolve(row) { items.append(item) }
                     }
-                    let last = batch.last?.id ?? position
+                    let last = batch.last?.event.id ?? position
                     hand(items, upTo: last)
                     cursor = last
                 } catch  where !Task.isCancelled {
