@@ -16,17 +16,21 @@ a copy and measures, in one run, side by side:
     (create rate from one client beside the baseline's, and when the last one reached its poller), then revocations
     one at a time to pollers picked at random (from the revoke call until the poller's stream has it, p50/p99), and
     whether every stream is still open;
+  * with --tool-yielding, connected, the tool yielding: the same burst again with this tool's threads at nice 19, so
+    that the pollers' side takes only the CPU that Core and the client leave, as pollers on machines of their own
+    would (not with --creator same-process, where the client is one of those threads);
   * after: once every stream has ended, the same burst with none connected again; the connected rate is reported
     against the mean of the two baselines (the host's speed drifts over a run, and the table has grown).
 
-For each of the first two bursts: Core's CPU per create (all replicas) and, on PostgreSQL, the database's transactions
+For each burst with a client in its own process: Core's CPU per create (all replicas) and this tool's (the pollers'
+side); for the first two, on PostgreSQL, the database's transactions
 per create and, where the server loads pg_stat_statements (scripts/test-postgres.sh does), its statements per create
 (every round trip, BEGIN and COMMIT included). With --perf DIR, `perf record -g` of every Core process during each of
 those bursts, into DIR/none-connected.data and DIR/connected.data.
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
            [--revocations 200] [--window 60] [--connecting 64] [--no-heartbeats | --connect-only]
-           [--creator own-process|same-process]
+           [--creator own-process|same-process] [--tool-yielding]
            [--postgres URL --replicas 2] [--perf DIR]
 """
 import argparse
@@ -289,6 +293,23 @@ class Profile:
             self.perf.wait(timeout=120)
 
 
+def tool_cpu_seconds():
+    """CPU time of this process, every thread (the pollers' streams and heartbeats, and the tool's own bookkeeping);
+    the operator's client in its own process is not counted."""
+    times = os.times()
+    return times.user + times.system
+
+
+def renice_this_process(level):
+    """Sets the nice level of every thread of this process (Linux sets it per thread; threads started later inherit
+    their starter's)."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(task), level)
+        except ProcessLookupError:
+            pass  # a thread that ended meanwhile
+
+
 def track_statements(url):
     """Whether `url`'s server counts statements (pg_stat_statements loaded at its start); creates the view in that
     database if so."""
@@ -355,9 +376,11 @@ def scenario(args, pollers, pb, pb_grpc):
                                                 "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
                                                 " AND query NOT LIKE '%pg_stat_statements%'")) if tracked else 0
         cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
+        tool = tool_cpu_seconds()
         with Profile(args.perf, "none-connected", cores):
             _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         results["create_rate_none_connected"] = round(rate, 1)
+        results["tool_cpu_ms_per_create_none_connected"] = round(1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
         results["core_cpu_ms_per_create_none_connected"] = round(
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
         if url:
@@ -427,10 +450,12 @@ def scenario(args, pollers, pb, pb_grpc):
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
         cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
+        tool = tool_cpu_seconds()
         with Profile(args.perf, "connected", cores):
             ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
             results["create_rate_connected"] = round(rate, 1)
             wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
+        results["tool_cpu_ms_per_create_connected"] = round(1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
         # Core's CPU for the burst and its delivery (the streams' pulls and sends), idle time included.
         results["core_cpu_ms_per_create_connected"] = round(
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
@@ -450,6 +475,23 @@ def scenario(args, pollers, pb, pb_grpc):
             wait_for(lambda: fleet.arrivals.get(package_id, ("",))[0] == "revoked", 30, "a revocation")
             latencies.append((fleet.arrivals[package_id][1] - started) * 1000)
         results["revocation_ms_p50_p99"] = [round(statistics.median(latencies), 1), round(percentile(latencies, 99), 1)]
+
+        if args.tool_yielding and creator is not None:
+            # The same burst again with this tool's threads at the lowest priority (nice 19): the 10,000 pollers
+            # would run on machines of their own, and here they share Core's two cores in the connected phases only.
+            # Yielding, they take only the CPU Core and the client leave; their streams still receive every package.
+            cpu, tool = [c.cpu_seconds() for c in cores], tool_cpu_seconds()
+            renice_this_process(19)
+            try:
+                yielding, _, rate = create_burst(first, pollers, args.burst, 3, creator)
+            finally:
+                renice_this_process(0)
+            results["create_rate_connected_tool_yielding"] = round(rate, 1)
+            results["core_cpu_ms_per_create_connected_tool_yielding"] = round(
+                1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
+            results["tool_cpu_ms_per_create_connected_tool_yielding"] = round(
+                1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
+            wait_for(lambda: all(i in fleet.arrivals for i, _ in yielding), 600, "the yielding burst to reach its pollers")
         results["streams_open_at_end"] = int(sum(c.metric("muster_package_streams") for c in cores))
         results["streams_dropped"] = len([e for e in fleet.ended if e[0] != "heartbeat"])
         results["heartbeats_failed"] = len([e for e in fleet.ended if e[0] == "heartbeat"])
@@ -463,6 +505,9 @@ def scenario(args, pollers, pb, pb_grpc):
         results["create_rate_none_connected_after"] = round(after, 1)
         baseline = (results["create_rate_none_connected"] + after) / 2
         results["create_rate_ratio"] = round(results["create_rate_connected"] / baseline, 2)
+        if "create_rate_connected_tool_yielding" in results:
+            results["create_rate_ratio_tool_yielding"] = round(
+                results["create_rate_connected_tool_yielding"] / baseline, 2)
         return results
     finally:
         if creator:
@@ -494,6 +539,9 @@ def main():
     parser.add_argument("--perf", metavar="DIR",
                         help="record Core with perf during the first two creation bursts, into DIR/none-connected.data "
                              "and DIR/connected.data")
+    parser.add_argument("--tool-yielding", action="store_true",
+                        help="after the revocations, the same burst again with this tool's threads at nice 19 (the "
+                             "pollers' side takes only the CPU Core and the client leave)")
     parser.add_argument("--no-heartbeats", action="store_true",
                         help="open the streams but send no heartbeat (the idle cost of the streams alone)")
     args = parser.parse_args()
