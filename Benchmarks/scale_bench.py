@@ -30,7 +30,7 @@ those bursts, into DIR/none-connected.data and DIR/connected.data.
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
            [--revocations 200] [--window 60] [--connecting 64] [--no-heartbeats | --connect-only]
-           [--creator own-process|same-process] [--tool-yielding]
+           [--creator own-process|same-process] [--tool-yielding] [--statements]
            [--postgres URL --replicas 2] [--perf DIR]
 """
 import argparse
@@ -375,11 +375,23 @@ def scenario(args, pollers, pb, pb_grpc):
         statement_count = lambda: int(psql(url, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
                                                 "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
                                                 " AND query NOT LIKE '%pg_stat_statements%'")) if tracked else 0
+        # Each statement's calls (BEGIN and COMMIT, each statement text), to say which ones a create costs.
+        per_statement = lambda: dict(
+            (line.rsplit("|", 1)[0], int(line.rsplit("|", 1)[1])) for line in psql(
+                url, "SELECT regexp_replace(query, '\\s+', ' ', 'g') || '|' || calls FROM pg_stat_statements "
+                     "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                     "AND query NOT LIKE '%pg_stat_statements%'").splitlines() if "|" in line) if tracked else {}
         cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
-        tool = tool_cpu_seconds()
+        tool, each = tool_cpu_seconds(), per_statement()
         with Profile(args.perf, "none-connected", cores):
             _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         results["create_rate_none_connected"] = round(rate, 1)
+        by_text = lambda before: {
+            query[:120]: round(calls / args.burst, 2)
+            for query, calls in sorted(((q, c - before.get(q, 0)) for q, c in per_statement().items()),
+                                       key=lambda item: -item[1]) if calls / args.burst >= 0.05}
+        if args.statements and tracked:
+            results["db_statements_per_create_none_connected_by_text"] = by_text(each)
         results["tool_cpu_ms_per_create_none_connected"] = round(1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
         results["core_cpu_ms_per_create_none_connected"] = round(
             1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
@@ -450,7 +462,7 @@ def scenario(args, pollers, pb, pb_grpc):
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
         cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
-        tool = tool_cpu_seconds()
+        tool, each = tool_cpu_seconds(), per_statement()
         with Profile(args.perf, "connected", cores):
             ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
             results["create_rate_connected"] = round(rate, 1)
@@ -463,6 +475,8 @@ def scenario(args, pollers, pb, pb_grpc):
             results["db_transactions_per_create_connected"] = round((transactions() - counted) / args.burst, 2)
         if tracked:
             results["db_statements_per_create_connected"] = round((statement_count() - said) / args.burst, 2)
+        if args.statements and tracked:
+            results["db_statements_per_create_connected_by_text"] = by_text(each)
         last = max(fleet.arrivals[i][1] for i, _ in ids)
         results["burst_reached_pollers_s"] = round(last - (ids[0][1] - seconds / len(ids)), 1)
         lags = [(fleet.arrivals[i][1] - at) * 1000 for i, at in ids]
@@ -539,6 +553,9 @@ def main():
     parser.add_argument("--perf", metavar="DIR",
                         help="record Core with perf during the first two creation bursts, into DIR/none-connected.data "
                              "and DIR/connected.data")
+    parser.add_argument("--statements", action="store_true",
+                        help="on PostgreSQL with pg_stat_statements, also each statement text's calls per create in "
+                             "the first two bursts")
     parser.add_argument("--tool-yielding", action="store_true",
                         help="after the revocations, the same burst again with this tool's threads at nice 19 (the "
                              "pollers' side takes only the CPU Core and the client leave)")

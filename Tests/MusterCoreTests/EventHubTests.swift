@@ -59,6 +59,36 @@ struct EventHubTests {
         await store.shutdown()
     }
 
+    @Test("after a short batch the next read waits for a ring that came after that read began")
+    func caughtUpReaderWaitsForARing() async throws {
+        let store = try await Self.store()
+        let hub = EventHub(store: store, listed: ["t.created"], logger: Self.logger)
+        let first = try await Self.append("t.created", to: store)
+        var caughtUp: UInt64?
+        let batch = try await hub.nextWithPackages(after: 0, packageTypes: [], caughtUp: &caughtUp)
+        #expect(batch.map(\.event.id) == [first])
+        #expect(caughtUp != nil)
+        // Committed without a ring yet (another replica's commit, its notification on the way): the reader had every
+        // event there was, so it does not read again until the ring comes.
+        let second = try await Self.append("t.created", to: store)
+        let read = OneShot<[Int64?]>()
+        let reader = Task { [caughtUp] in
+            var position = caughtUp
+            read.fulfil(
+                try await hub.nextWithPackages(after: first, packageTypes: [], caughtUp: &position).map(\.event.id))
+        }
+        #expect(await read.wait(timeout: .milliseconds(300)) == nil)
+        hub.ring(types: ["t.created"])
+        #expect(await read.wait(timeout: .seconds(10)) == [second])
+        try await reader.value
+        // A batch as long as the limit may not be all there is: the next call reads at once.
+        _ = try await Self.append("t.created", to: store)
+        var full: UInt64?
+        #expect(try await hub.nextWithPackages(after: 0, limit: 2, packageTypes: [], caughtUp: &full).count == 2)
+        #expect(full == nil)
+        await store.shutdown()
+    }
+
     @Test("the package feed neither wakes for nor reads the events streams do not carry")
     func feedReadsStreamedTypesOnly() async throws {
         let store = try await Self.store()

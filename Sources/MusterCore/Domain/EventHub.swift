@@ -102,30 +102,37 @@ public final class EventHub: Service, Sendable {
     public func next(after cursor: Int64, limit: Int = 100, for interest: Interest = .all) async throws
         -> [EventRecord]
     {
-        try await next(for: interest) { [store] types in
+        var caughtUp: UInt64?
+        return try await next(for: interest, limit: limit, caughtUp: &caughtUp) { [store] types in
             try await store.events(after: cursor, limit: limit, types: types)
         }
     }
 
     /// The same for `.listed`, each event with the package it is about when its type is one of `packageTypes`, read
-    /// together (`Store.eventsWithPackages`).
-    public func nextWithPackages(after cursor: Int64, limit: Int = 100, packageTypes: Set<String>) async throws
-        -> [EventWithPackage]
-    {
-        try await next(for: .listed) { [store] types in
+    /// together (`Store.eventsWithPackages`), for a reader that calls it in a loop and keeps `caughtUp` between calls
+    /// (nil to start): after a batch shorter than `limit` the reader had every event there was, so the next call
+    /// waits for a ring that came after that read began instead of reading again at once to find nothing.
+    public func nextWithPackages(
+        after cursor: Int64, limit: Int = 100, packageTypes: Set<String>, caughtUp: inout UInt64?
+    ) async throws -> [EventWithPackage] {
+        try await next(for: .listed, limit: limit, caughtUp: &caughtUp) { [store] types in
             try await store.eventsWithPackages(after: cursor, limit: limit, types: types, packageTypes: packageTypes)
         }
     }
 
     /// What `read` returns for the types of `interest` (nil: every type), once it returns something, reading again
-    /// after each ring for `interest` and after each `safetyPoll`.
-    private func next<Item>(for interest: Interest, read: (Set<String>?) async throws -> [Item]) async throws -> [Item]
-    {
+    /// after each ring for `interest` and after each `safetyPoll`. `caughtUp` is the ring count from before the last
+    /// read that found fewer than `limit`: every event committed after that read began rings after it, so there is
+    /// nothing to read until such a ring (or the safety poll).
+    private func next<Item>(
+        for interest: Interest, limit: Int, caughtUp: inout UInt64?, read: (Set<String>?) async throws -> [Item]
+    ) async throws -> [Item] {
         while !Task.isCancelled {
+            if let seen = caughtUp { await wait(since: seen, for: interest, timeout: safetyPoll) }
             let seen = generation(for: interest)
             let items = try await read(interest == .listed ? listed : nil)
+            caughtUp = items.count < limit ? seen : nil
             if !items.isEmpty { return items }
-            await wait(since: seen, for: interest, timeout: safetyPoll)
         }
         return []
     }

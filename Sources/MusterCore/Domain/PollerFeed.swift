@@ -97,6 +97,7 @@ public final class PollerFeed: Service, Sendable {
     public func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
             var cursor: Int64?
+            var caughtUp: UInt64?
             while !Task.isCancelled {
                 do {
                     guard let position = cursor else {
@@ -109,7 +110,7 @@ public final class PollerFeed: Service, Sendable {
                     // Only the types streams carry: a package's Delivered transition, say, neither wakes nor costs
                     // the feed a read. Each package event comes with its package, in the same read.
                     let batch = try await events.nextWithPackages(
-                        after: position, packageTypes: PackageService.packageEvents)
+                        after: position, packageTypes: PackageService.packageEvents, caughtUp: &caughtUp)
                     metrics.feedReads.increment()
                     var items: [FeedEvent] = []
                     for row in batch {
@@ -119,6 +120,7 @@ public final class PollerFeed: Service, Sendable {
                     hand(items, upTo: last)
                     cursor = last
                 } catch  where !Task.isCancelled {
+                    caughtUp = nil  // what was read may not have been handed out: read again, not wait
                     logger.warning("package feed cannot read events; retrying", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))
                 } catch {}
