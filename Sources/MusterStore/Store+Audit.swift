@@ -52,15 +52,12 @@ extension Store {
         return Page(items: items, nextCursor: next)
     }
 
-    /// Events after `id`, oldest first: the outbox read by SSE streams and the NATS publisher; with `types`, only
-    /// events of those types.
-    public func events(after id: Int64, limit: Int, types: Set<String>? = nil) async throws -> [EventRecord] {
-        // No type asked for: none to read (and `IN ()` is not SQL PostgreSQL takes).
-        if types?.isEmpty == true { return [] }
-        return try await read { sql in
-            var query = sql.select().column("*").from("events").where("id", .greaterThan, id)
-            if let types { query = query.where("type", .in, types.sorted()) }
-            return try await query.orderBy("id").limit(limit).all(decoding: EventRecord.self, with: rowDecoder)
+    /// Events after `id`, oldest first: the outbox read by SSE streams and the NATS publisher (the package feed reads
+    /// some types only, with their packages: `eventsWithPackages`).
+    public func events(after id: Int64, limit: Int) async throws -> [EventRecord] {
+        try await read { sql in
+            try await sql.select().column("*").from("events").where("id", .greaterThan, id)
+                .orderBy("id").limit(limit).all(decoding: EventRecord.self, with: rowDecoder)
         }
     }
 

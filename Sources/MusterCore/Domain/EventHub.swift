@@ -97,14 +97,11 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    /// Events after `cursor`, waiting until there is at least one (or the task is cancelled). For `.listed`, only
-    /// events of the listed types: the others are neither read nor waited for.
-    public func next(after cursor: Int64, limit: Int = 100, for interest: Interest = .all) async throws
-        -> [EventRecord]
-    {
+    /// Events after `cursor`, of every type, waiting until there is at least one (or the task is cancelled).
+    public func next(after cursor: Int64, limit: Int = 100) async throws -> [EventRecord] {
         var caughtUp: UInt64?
-        return try await next(for: interest, limit: limit, caughtUp: &caughtUp) { [store] types in
-            try await store.events(after: cursor, limit: limit, types: types)
+        return try await next(for: .all, limit: limit, caughtUp: &caughtUp) { [store] _ in
+            try await store.events(after: cursor, limit: limit)
         }
     }
 
