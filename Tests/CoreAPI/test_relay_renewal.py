@@ -33,12 +33,13 @@ def test_poller_and_agent_renew_at_half_life(tmp_path, onboarding):
 
         wait_for(lambda: serial(identity / "ca.pem") != first_ca, timeout=60, interval=0.5, what="the poller's CA renewed")
         assert serial(identity / "svid.pem") != first_svid
-        assert "renewed the poller's SVID and CA" in poller.logs()
+        # The files are replaced before the line is logged: wait for the line rather than race it.
+        wait_for(lambda: "renewed the poller's SVID and CA" in poller.logs(), timeout=10, interval=0.2, what="the poller's renewal logged")
         renewals = core.api("GET", "/api/audit?action=poller.renew").json()["items"]
         assert renewals and all(r["actor"] == "poller:edge-1" and r["outcome"] == "ok" for r in renewals)
         assert any("ca_serial" in r["details"] for r in renewals)
         wait_for(lambda: serial(state / "identity" / "svid.pem") != first_agent, timeout=45, interval=0.5, what="the agent renewed")
-        assert "SVID renewed" in agent_log_path.read_text()
+        wait_for(lambda: "SVID renewed" in agent_log_path.read_text(), timeout=10, interval=0.2, what="the agent's renewal logged")
         verdict = subprocess.run(["openssl", "verify", "-CAfile", str(state / "identity" / "bundle.pem"), "-untrusted",
                                   str(state / "identity" / "svid.pem"), str(state / "identity" / "svid.pem")], capture_output=True, text=True)
         assert verdict.returncode == 0, verdict.stdout + verdict.stderr
