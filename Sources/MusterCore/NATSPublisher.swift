@@ -73,8 +73,9 @@ public struct NATSPublisher: Service, CustomStringConvertible {
             logger.info("NATS publisher connected", metadata: ["url": "\(url)"])
             connected()
             var cursor = try await hub.store.eventCursor(Self.cursorName)
+            var caughtUp: UInt64?
             while !Task.isCancelled {
-                let events = try await hub.next(after: cursor)
+                let events = try await hub.next(after: cursor, caughtUp: &caughtUp)
                 guard let last = events.last?.id else { continue }
                 var buffer = ByteBuffer()
                 for event in events {
@@ -90,7 +91,9 @@ public struct NATSPublisher: Service, CustomStringConvertible {
                 if try await hub.store.advanceEventCursor(Self.cursorName, from: cursor, to: last) {
                     cursor = last
                 } else {
+                    // Another replica published past this batch: read from where it left the cursor, at once.
                     cursor = try await hub.store.eventCursor(Self.cursorName)
+                    caughtUp = nil
                 }
             }
         }

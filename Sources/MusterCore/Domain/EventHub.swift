@@ -97,18 +97,18 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    /// Events after `cursor`, of every type, waiting until there is at least one (or the task is cancelled).
-    public func next(after cursor: Int64, limit: Int = 100) async throws -> [EventRecord] {
-        var caughtUp: UInt64?
-        return try await next(for: .all, limit: limit, caughtUp: &caughtUp) { [store] _ in
+    /// Events after `cursor`, of every type, waiting until there is at least one (or the task is cancelled), for a
+    /// reader that calls it in a loop and keeps `caughtUp` between calls (nil to start, and after it moved its cursor
+    /// by other means): after a batch shorter than `limit` the reader had every event there was, so the next call
+    /// waits for a ring that came after that read began instead of reading again at once to find nothing.
+    public func next(after cursor: Int64, limit: Int = 100, caughtUp: inout UInt64?) async throws -> [EventRecord] {
+        try await next(for: .all, limit: limit, caughtUp: &caughtUp) { [store] _ in
             try await store.events(after: cursor, limit: limit)
         }
     }
 
     /// The same for `.listed`, each event with the package it is about when its type is one of `packageTypes`, read
-    /// together (`Store.eventsWithPackages`), for a reader that calls it in a loop and keeps `caughtUp` between calls
-    /// (nil to start): after a batch shorter than `limit` the reader had every event there was, so the next call
-    /// waits for a ring that came after that read began instead of reading again at once to find nothing.
+    /// together (`Store.eventsWithPackages`).
     public func nextWithPackages(
         after cursor: Int64, limit: Int = 100, packageTypes: Set<String>, caughtUp: inout UInt64?
     ) async throws -> [EventWithPackage] {
