@@ -183,44 +183,44 @@ public struct ReportedMove: Sendable {
 }
 
 extension Store {
-    /// Created or Delivered → Activated for several reported packages in one transaction, each with its own
-    /// conditional update, audit row and event, so a report of many joins is one commit. A package no longer
-    /// Created or Delivered (revoked, reported twice, moved by another replica) is left out of the answer and
-    /// changes nothing; the caller looks at those one by one.
+    /// Created or Delivered → Activated for several reported packages in one transaction, each with its own audit
+    /// row and event, so a report of many joins is one commit of a few statements whatever its size: one update of
+    /// them all (`UPDATE … FROM (VALUES …)`, each row its own time, address and ID), one insert of the moved ones'
+    /// audit rows, and their events last (on PostgreSQL the first takes the event-order lock, which every replica's
+    /// event-writing transactions wait for until this COMMIT, so the rest is done before it is taken). A package no
+    /// longer Created or Delivered (revoked, reported twice, moved by another replica) is left out of the answer and
+    /// changes nothing; the caller looks at those one by one. A package twice in `moves` moves once, by its first.
+    /// The answer is in the order of `moves`.
     public func activateReportedTogether(_ moves: [ReportedMove], event: @escaping PackageEvent) async throws
         -> [PackageRecord]
     {
-        try await transitionTogether(
-            moves.map { move in
-                (
-                    move.id, [.created, .delivered],
-                    Store.reportedActivation(
-                        spiffeID: move.spiffeID, activatedAt: move.activatedAt, from: move.source,
-                        correctingExpiry: false), move.audit
-                )
-            }, event: event)
-    }
-
-    /// Several moves in one transaction, each a conditional update with its audit row and event (as
-    /// `transitionPackage`); a package not in one of its move's `from` states (or gone) is left out of the answer
-    /// and changes nothing, and the transaction goes on. The events are written last: on PostgreSQL the first
-    /// takes the event-order lock, which every replica's event-writing transactions wait for until this COMMIT,
-    /// so the group's updates and audit rows are made before it is taken.
-    func transitionTogether(
-        _ moves: [(id: String, from: [PackageStatus], set: [String: any SQLExpression], audit: AuditRecord)],
-        event: @escaping PackageEvent
-    ) async throws -> [PackageRecord] {
+        var seen: Set<String> = []
+        let moves = moves.filter { seen.insert($0.id).inserted }
         guard !moves.isEmpty else { return [] }
         return try await transaction { [isPostgres] sql in
-            var moved: [PackageRecord] = []
-            for move in moves {
-                guard let record = try await Store.movePackage(id: move.id, from: move.from, set: move.set, in: sql)
-                else { continue }  // moved meanwhile (or gone): no statement failed, the transaction goes on
-                moved.append(record)
-                try await Store.append(audit: move.audit, event: nil, in: sql, isPostgres: isPostgres)
+            let rows = moves.map { move -> SQLQueryString in
+                "(\(binds: [move.id, move.activatedAt, move.source, move.spiffeID] as [any Encodable & Sendable]))"
             }
-            try await Store.append(events: moved.map(event), in: sql, isPostgres: isPostgres)
-            return moved
+            // PostgreSQL's RETURNING * would add the VALUES' columns; SQLite returns the updated table's alone.
+            let updated = try await sql.raw(
+                """
+                WITH moves (id, activated_at, source, spiffe_id) AS (VALUES \(rows.joined(separator: ", ")))
+                UPDATE packages SET status = \(bind: PackageStatus.activated.rawValue),
+                    activated_at = moves.activated_at, activated_from_ip = moves.source,
+                    activated_spiffe_id = moves.spiffe_id, token_ciphertext = NULL
+                FROM moves
+                WHERE packages.id = moves.id
+                    AND packages.status IN (\(bind: PackageStatus.created.rawValue), \(bind: PackageStatus.delivered.rawValue))
+                RETURNING \(unsafeRaw: isPostgres ? "packages.*" : "*")
+                """
+            ).all(decoding: PackageRecord.self, with: rowDecoder)
+            let byID = Dictionary(updated.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let moved = moves.filter { byID[$0.id] != nil }
+            guard !moved.isEmpty else { return [] }
+            try await sql.insert(into: "audit_log").models(moved.map(\.audit)).run()
+            let records = moved.compactMap { byID[$0.id] }
+            try await Store.append(events: records.map(event), in: sql, isPostgres: isPostgres)
+            return records
         }
     }
 

@@ -201,19 +201,28 @@ struct LifecycleTests {
         let revoked = try await h.agent("gone")
         _ = try await h.packages.revoke(id: revoked.id, reason: nil, by: h.admin)
         let foreign = try await h.agent("other", poller: "edge-2")
-        func report(_ package: PackageView, id: String? = nil) -> ReportedActivation {
+        // Each report its own address and time (after the creations, before the report: Core keeps times in that
+        // range), so a row that took another's values shows.
+        let start = Clock.nowMillis()
+        func report(_ package: PackageView, id: String? = nil, index: Int = 9) -> ReportedActivation {
             ReportedActivation(
-                packageID: package.id, spiffeID: id ?? package.spiffeID, sourceAddress: "10.0.0.9",
-                activatedAt: Clock.nowMillis(), serial: "01")
+                packageID: package.id, spiffeID: id ?? package.spiffeID, sourceAddress: "10.0.0.\(index)",
+                activatedAt: start + Int64(index), serial: "01")
         }
         let reports =
-            fresh.map { report($0) } + [
+            fresh.enumerated().map { report($1, index: $0) } + [
                 report(revoked), report(foreign), report(fresh[0]),
                 report(try await h.agent("wrong-id"), id: "spiffe://test.example/muster/poller/edge-1/agent/x"),
             ]
+        try await Task.sleep(for: .milliseconds(20))
         let accepted = try await h.packages.reportActivations(reports, poller: "edge-1", from: "192.0.2.9")
         #expect(accepted == fresh.map(\.id) + [revoked.id, fresh[0].id])
-        for package in fresh { #expect(try await h.packages.get(id: package.id).status == "activated") }
+        for (index, package) in fresh.enumerated() {
+            let read = try await h.packages.get(id: package.id)
+            #expect(read.status == "activated" && read.activatedFromIP == "10.0.0.\(index)")
+            #expect(read.activatedAt == Timestamp.text(start + Int64(index)))
+            #expect(read.activatedSpiffeID == package.spiffeID)
+        }
         #expect(try await h.packages.get(id: revoked.id).status == "revoked")
         #expect(try await h.packages.get(id: foreign.id).status == "created")
         // One ok row and one event per fresh package, even though a1 came twice; the revoked one is 'late'.
