@@ -2,6 +2,7 @@
 distinct machines would), beside the ceiling `openssl speed ecdsap256` gives on the same machine in the same run.
 
 Usage: python3 Benchmarks/join_bench.py --bin-dir DIR [--agents 2000] [--concurrency 32] [--cached N]
+       [--perf FILE] [--perf-core FILE]
 DIR holds release builds of muster-core and muster-poller. Keys and CSRs are made before the clock starts;
 the poller's CPU time is read from /proc so its cost per join can be set beside the crypto ceiling.
 --cached N (at least --agents): the poller holds N pending packages when the joins start (the ones beyond the
@@ -122,6 +123,7 @@ def main():
     parser.add_argument("--quiet", type=int, default=0,
                         help="also read the poller's RSS this many seconds after the joins, with nothing asked of it")
     parser.add_argument("--perf", help="record the poller with `perf record -g` during the joins into this file")
+    parser.add_argument("--perf-core", help="record Core (recording the activations) the same way into this file")
     args = parser.parse_args()
     cached = max(args.cached or args.agents, args.agents)
     joining = args.agents + args.warmup
@@ -188,10 +190,10 @@ def main():
         requests = requests[:args.agents]
         time.sleep(2)
         rss_cached = rss_mib(poller.pid)
-        profiler = None
-        if args.perf:
-            profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(poller.pid), "-o", args.perf],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        profilers = [subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", path],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for pid, path in ((poller.pid, args.perf), (core.process.pid, args.perf_core)) if path]
+        if profilers:
             time.sleep(1)
         cpu_before, core_before, switches_before = cpu_seconds(poller.pid), cpu_seconds(core.process.pid), context_switches(poller.pid)
         begin = time.perf_counter()
@@ -200,10 +202,10 @@ def main():
         wall = time.perf_counter() - begin
         poller_cpu = cpu_seconds(poller.pid) - cpu_before
         switches = context_switches(poller.pid) - switches_before
-        if profiler is not None:
+        time.sleep(1)  # the last activations reach Core
+        for profiler in profilers:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
-        time.sleep(1)  # the last activations reach Core (the profile covers the joins only)
         core_cpu = cpu_seconds(core.process.pid) - core_before
         assert not failures, f"{len(failures)} joins failed: {set(failures)}"
         rss_joined = rss_mib(poller.pid)

@@ -2,7 +2,7 @@
 # Agent join benchmark (not a test): release muster-core and muster-poller, N agents joining one poller at
 # concurrency C, beside `openssl speed ecdsap256` in the same run.
 # Usage: scripts/bench-join.sh [AGENTS] [CONCURRENCY] [join_bench.py flags: --cached N, --warmup W,
-#        --skip-transport, --perf FILE]
+#        --skip-transport, --perf FILE, --perf-core FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
