@@ -50,10 +50,24 @@ public enum ByteEncoding {
         return bytes
     }
 
+    /// Unpadded base64url, written straight from its alphabet (every join checks a token's checksum this way).
     public static func base64URL(_ bytes: some DataProtocol) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let input = Array(bytes)
+        var output: [UInt8] = []
+        output.reserveCapacity((input.count * 4 + 2) / 3)
+        var index = 0
+        while index < input.count {
+            let count = min(3, input.count - index)
+            var group = UInt32(input[index]) << 16
+            if count > 1 { group |= UInt32(input[index + 1]) << 8 }
+            if count > 2 { group |= UInt32(input[index + 2]) }
+            for position in 0...count { output.append(base64URLDigits[Int((group >> (18 - 6 * position)) & 0x3f)]) }
+            index += 3
+        }
+        return String(decoding: output, as: UTF8.self)
     }
+
+    private static let base64URLDigits = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     public static func bytes(base64URL text: String) -> Data? {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")

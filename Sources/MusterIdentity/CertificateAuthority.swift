@@ -12,6 +12,8 @@ public struct CertificateAuthority: Sendable {
     public let chainToRoot: [Certificate]
     /// Writes this CA's leaves without swift-certificates' builder, when the CA's key is P-256 (see `LeafEncoder`).
     private let leafEncoder: LeafEncoder?
+    /// The DER of the CAs a leaf's holder presents above it, written once rather than for every leaf.
+    private let presentedIssuersDER: [Data]?
 
     /// NotBefore is backdated this far to absorb clock skew between machines.
     public static let backdate: TimeInterval = 10
@@ -21,6 +23,9 @@ public struct CertificateAuthority: Sendable {
         self.privateKey = privateKey
         self.chainToRoot = chainToRoot
         self.leafEncoder = LeafEncoder(certificate: certificate)
+        self.presentedIssuersDER = try? Self.presentedIssuers(of: certificate, chainToRoot, includingRoot: false).map {
+            try $0.derData()
+        }
     }
 
     /// Creates a self-signed root CA for `trustDomain` with a new P-256 key.
@@ -116,7 +121,7 @@ public struct CertificateAuthority: Sendable {
 
     /// The DER chain a holder of `leaf` presents (see `presentedChain(for:includingRoot:)`).
     public func presentedChainDER(for leaf: IssuedLeaf) throws -> [Data] {
-        [Data(leaf.der)] + (try presentedIssuers(includingRoot: false).map { try $0.derData() })
+        [Data(leaf.der)] + (try presentedIssuersDER ?? presentedIssuers(includingRoot: false).map { try $0.derData() })
     }
 
     /// A leaf's subject CN. Never a bare name: OpenSSL checks a CN that looks like a hostname against DNS name
@@ -194,6 +199,12 @@ public struct CertificateAuthority: Sendable {
 
     /// This CA and those above it, as a holder of one of its leaves presents them.
     private func presentedIssuers(includingRoot: Bool) -> [Certificate] {
+        Self.presentedIssuers(of: certificate, chainToRoot, includingRoot: includingRoot)
+    }
+
+    private static func presentedIssuers(of certificate: Certificate, _ chainToRoot: [Certificate], includingRoot: Bool)
+        -> [Certificate]
+    {
         let issuers = [certificate] + chainToRoot
         return includingRoot ? issuers : issuers.filter { $0.subject != $0.issuer }
     }

@@ -12,11 +12,16 @@ public enum SerialNumber {
         return Certificate.SerialNumber(bytes: bytes)
     }
 
+    /// Lowercase hex pairs joined by colons (`0a:1b:…`): how serials are recorded and logged.
     public static func text(_ serial: Certificate.SerialNumber) -> String {
-        serial.bytes.map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-        }.joined(separator: ":")
+        let hex = Array(ByteEncoding.hex(serial.bytes).utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(hex.count * 3 / 2)
+        for index in stride(from: 0, to: hex.count, by: 2) {
+            if index > 0 { text.append(UInt8(ascii: ":")) }
+            text += hex[index..<index + 2]
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

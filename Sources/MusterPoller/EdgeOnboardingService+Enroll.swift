@@ -168,7 +168,7 @@ extension EdgeOnboardingService {
             response.status = "approved"
             response.spiffeID = spiffeID.description
             response.svidChain = chain
-            response.bundle = try identity.roots.map { try $0.derData() }
+            response.bundle = identity.rootsDER
             response.selectors = package.selectorList
         default:
             throw Self.unknownEnrollment

@@ -44,7 +44,7 @@ extension EdgeOnboardingService {
             ])
         var response = Muster_Onboarding_V1_RenewResponse()
         response.svidChain = chain
-        response.bundle = try identity.roots.map { try $0.derData() }
+        response.bundle = identity.rootsDER
         response.selectors = try await store { try await cache.package(id: issued.packageID) }?.selectorList ?? []
         return response
     }

@@ -66,7 +66,7 @@ public struct EdgeOnboardingService: GRPCService {
             _, _ in
             var response = Muster_Onboarding_V1_GetBundleResponse()
             response.trustDomain = identity.trustDomain
-            response.bundle = try identity.roots.map { try $0.derData() }
+            response.bundle = identity.rootsDER
             return response
         }
     }
@@ -115,7 +115,7 @@ public struct EdgeOnboardingService: GRPCService {
         var response = Muster_Onboarding_V1_JoinResponse()
         response.spiffeID = spiffeID.description
         response.svidChain = chain
-        response.bundle = try identity.roots.map { try $0.derData() }
+        response.bundle = identity.rootsDER
         response.selectors = held.selectorList
         return response
     }

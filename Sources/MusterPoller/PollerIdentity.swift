@@ -16,7 +16,27 @@ public final class PollerIdentity: Sendable {
         var authority: CertificateAuthority
         /// The CA this poller held before its last CA renewal: agents keep SVIDs it signed until they renew.
         var previousCA: Certificate?
-        var roots: [Certificate]
+        private(set) var roots: [Certificate]
+        /// The roots as every answer to an agent carries them, written once a bundle.
+        private(set) var rootsDER: [Data]
+
+        init(
+            svidChain: [Certificate], svidKeyPEM: String, authority: CertificateAuthority, previousCA: Certificate?,
+            roots: [Certificate]
+        ) throws {
+            self.svidChain = svidChain
+            self.svidKeyPEM = svidKeyPEM
+            self.authority = authority
+            self.previousCA = previousCA
+            self.roots = []
+            self.rootsDER = []
+            try replaceRoots(roots)
+        }
+
+        mutating func replaceRoots(_ roots: [Certificate]) throws {
+            rootsDER = try roots.map { try $0.derData() }
+            self.roots = roots
+        }
     }
 
     public let spiffeID: SPIFFEID
@@ -37,7 +57,7 @@ public final class PollerIdentity: Sendable {
         let caChain = try certificates(state.caPath)
         let caKey = try Certificate.PrivateKey(pemEncoded: try state.read(state.caKeyPath))
         let roots = try certificates(state.bundlePath)
-        let material = Material(
+        let material = try Material(
             svidChain: try certificates(state.svidPath), svidKeyPEM: try state.read(state.svidKeyPath),
             authority: CertificateAuthority(
                 certificate: caChain[0], privateKey: caKey, chainToRoot: Array(caChain.dropFirst())),
@@ -56,6 +76,8 @@ public final class PollerIdentity: Sendable {
     var current: Material { material.withLock { $0 } }
     public var authority: CertificateAuthority { current.authority }
     public var roots: [Certificate] { current.roots }
+    /// The roots' DER, as answers to agents carry the bundle.
+    public var rootsDER: [Data] { current.rootsDER }
     public var svid: Certificate { current.svidChain[0] }
 
     /// True for an agent or checker ID of this poller in its trust domain: the only IDs it serves and signs.
@@ -103,7 +125,7 @@ public final class PollerIdentity: Sendable {
                 certificate: ca.chain[0], privateKey: Certificate.PrivateKey(ca.key),
                 chainToRoot: Array(ca.chain.dropFirst()))
         }
-        next.roots = roots
+        try next.replaceRoots(roots)
         try state.storeIdentity(
             svidChainPEM: try PEM.encode(next.svidChain), svidKeyPEM: next.svidKeyPEM,
             caChainPEM: try PEM.encode([next.authority.certificate] + next.authority.chainToRoot),

@@ -27,6 +27,29 @@ struct EncodingTests {
         #expect(ByteEncoding.randomBytes(32) != ByteEncoding.randomBytes(32))
     }
 
+    @Test("base64url is Foundation's base64 in the URL-safe alphabet, unpadded, and decodes back, at every length")
+    func base64URL() {
+        for count in 0...40 {
+            let bytes = ByteEncoding.randomBytes(count) + (count > 2 ? [0xfb, 0xff] : [])
+            let expected = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            let encoded = ByteEncoding.base64URL(bytes)
+            #expect(encoded == expected)
+            #expect(ByteEncoding.bytes(base64URL: encoded) == Data(bytes))
+        }
+        #expect(ByteEncoding.base64URL([0xfb, 0xff, 0xbf]) == "-_-_")
+    }
+
+    @Test("a serial's text is its octets in lowercase hex, joined by colons")
+    func serialText() {
+        #expect(MusterIdentity.SerialNumber.text(Certificate.SerialNumber(bytes: [0x0a, 0xff, 0x10])) == "0a:ff:10")
+        #expect(MusterIdentity.SerialNumber.text(Certificate.SerialNumber(bytes: [0x7f])) == "7f")
+        let serial = MusterIdentity.SerialNumber.random()
+        #expect(
+            MusterIdentity.SerialNumber.text(serial).split(separator: ":").map(String.init)
+                == serial.bytes.map { ByteEncoding.hex([$0]) })
+    }
+
     @Test("serials are 20 octets, positive, and differ")
     func serials() {
         let serials = (0..<200).map { _ in MusterIdentity.SerialNumber.random() }
