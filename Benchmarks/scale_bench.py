@@ -25,7 +25,10 @@ a copy and measures, in one run, side by side:
 For each burst with a client in its own process: Core's CPU per create (all replicas) and this tool's (the pollers'
 side); for the first two, on PostgreSQL, the database's transactions
 per create and, where the server loads pg_stat_statements (scripts/test-postgres.sh does), its statements per create
-(every round trip, BEGIN and COMMIT included). With --perf DIR, `perf record -g` of every Core process during each of
+(every round trip, BEGIN and COMMIT included). For the three measured bursts (none connected, connected, none again):
+where the machine's CPU went per create, by party (Core, the PostgreSQL server's processes, this tool, the rest),
+how busy the machine was and how much of its time the hypervisor took (steal), so a gap between the rates can be
+set against the CPU each burst cost on the two shared cores. With --perf DIR, `perf record -g` of every Core process during each of
 those bursts, into DIR/none-connected.data and DIR/connected.data.
 
 Usage: python3 Benchmarks/scale_bench.py --bin PATH/muster-core --cache DIR [--pollers 10000] [--burst 10000]
@@ -300,6 +303,54 @@ def tool_cpu_seconds():
     return times.user + times.system
 
 
+def machine_cpu_seconds():
+    """The whole machine's CPU time over every core: busy (user, nice, system, irq, softirq) and stolen by the
+    hypervisor (time this VM wanted a core and the host gave it to someone else), from /proc/stat."""
+    fields = [int(value) for value in open("/proc/stat").readline().split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / ticks, fields[7] / ticks
+
+
+def postgres_cpu_seconds():
+    """CPU time of the processes named postgres on this machine: the test server the benchmark runs on."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            name, rest = open(f"/proc/{pid}/stat").read().rsplit(")", 1)
+        except OSError:
+            continue  # ended meanwhile
+        if name.split("(", 1)[1] == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Accounting:
+    """Where the machine's CPU went over one phase, by party: Core (every replica), the PostgreSQL server, this tool
+    (the pollers' side), and the rest (the operator's client, the kernel's network work, anything else on the host);
+    with how busy the machine was and how much time the hypervisor took from it."""
+
+    def __init__(self, cores, postgres):
+        self.cores, self.postgres = cores, postgres
+        self.started = time.perf_counter()
+        (self.busy, self.stolen), self.core = machine_cpu_seconds(), sum(c.cpu_seconds() for c in cores)
+        self.db, self.tool = postgres_cpu_seconds() if postgres else 0.0, tool_cpu_seconds()
+
+    def report(self, results, phase, count):
+        seconds = time.perf_counter() - self.started
+        busy, stolen = (now - then for now, then in zip(machine_cpu_seconds(), (self.busy, self.stolen)))
+        core = sum(c.cpu_seconds() for c in self.cores) - self.core
+        db = postgres_cpu_seconds() - self.db if self.postgres else 0.0
+        tool = tool_cpu_seconds() - self.tool
+        results[f"machine_busy_percent_{phase}"] = round(100 * busy / seconds, 1)
+        results[f"machine_stolen_percent_{phase}"] = round(100 * stolen / seconds, 1)
+        per_create = lambda value: round(1000 * value / count, 3)
+        if self.postgres:
+            results[f"db_server_cpu_ms_per_create_{phase}"] = per_create(db)
+        results[f"other_cpu_ms_per_create_{phase}"] = per_create(busy - core - db - tool)
+        results[f"machine_cpu_ms_per_create_{phase}"] = per_create(busy)
+
+
 def renice_this_process(level):
     """Sets the nice level of every thread of this process (Linux sets it per thread; threads started later inherit
     their starter's)."""
@@ -382,9 +433,10 @@ def scenario(args, pollers, pb, pb_grpc):
                      "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                      "AND query NOT LIKE '%pg_stat_statements%'").splitlines() if "|" in line) if tracked else {}
         cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
-        tool, each = tool_cpu_seconds(), per_statement()
+        tool, each, account = tool_cpu_seconds(), per_statement(), Accounting(cores, url)
         with Profile(args.perf, "none-connected", cores):
             _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
+        account.report(results, "none_connected", args.burst)
         results["create_rate_none_connected"] = round(rate, 1)
         by_text = lambda before: {
             query[:120]: round(calls / args.burst, 2)
@@ -462,11 +514,12 @@ def scenario(args, pollers, pb, pb_grpc):
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
         cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
-        tool, each = tool_cpu_seconds(), per_statement()
+        tool, each, account = tool_cpu_seconds(), per_statement(), Accounting(cores, url)
         with Profile(args.perf, "connected", cores):
             ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
             results["create_rate_connected"] = round(rate, 1)
             wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
+        account.report(results, "connected", args.burst)
         results["tool_cpu_ms_per_create_connected"] = round(1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
         # Core's CPU for the burst and its delivery (the streams' pulls and sends), idle time included.
         results["core_cpu_ms_per_create_connected"] = round(
@@ -515,7 +568,9 @@ def scenario(args, pollers, pb, pb_grpc):
         # The rate with none connected again, now that the streams have ended: this host's speed drifts over a run,
         # and the table is larger now, so the connected rate is set against both baselines' mean.
         wait_for(lambda: open_streams() == 0, 300, "every stream ended")
+        account = Accounting(cores, url)
         _, _, after = create_burst(first, pollers, args.burst, 2, creator)
+        account.report(results, "none_connected_after", args.burst)
         results["create_rate_none_connected_after"] = round(after, 1)
         baseline = (results["create_rate_none_connected"] + after) / 2
         results["create_rate_ratio"] = round(results["create_rate_connected"] / baseline, 2)
