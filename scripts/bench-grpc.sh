@@ -5,7 +5,9 @@
 # Prints a Markdown table (QPS, p50, p99), then the server's CPU time per call on one warm channel, then one for
 # a new connection per call
 # (calls/s and server CPU per call, Python grpcio client). Not part of CI.
-# Usage: scripts/bench-grpc.sh [MEASURE_SECONDS] [handshake]   ("handshake": only the second table)
+# Usage: scripts/bench-grpc.sh [MEASURE_SECONDS] [handshake|health]   ("handshake": only the last table; "health":
+# only grpc.health.v1.Health/Check at concurrency 1, 4 and 16 against Muster's server and a plain C server on gRPC
+# core's C API, Benchmarks/c/health_server.c, the same load client for both)
 # Env: MUSTER_BENCH_SERVERS (default "muster c++ grpc-swift-2"; "before" is the muster-grpc-demo binary at
 # MUSTER_BENCH_BEFORE, an earlier build, for a before/after in one run), MUSTER_BENCH_SCRATCH (Muster's release
 # build directory, default .build-release; the one `swift build -c release --scratch-path` the other benches use).
@@ -28,20 +30,24 @@ fi
 
 echo "building the C++ server and load client…" >&2
 protoc -I Protos --cpp_out="$work/cpp" --grpc_out="$work/cpp" \
-    --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" muster/testing/v1/echo.proto
+    --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" muster/testing/v1/echo.proto grpc/health/v1/health.proto
 # g++ takes pkg-config's long list fine (only SwiftPM's linker line overflows); drop repeats.
 cxx_libs="$(pkg-config --libs grpc++ protobuf | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ') -labsl_synchronization -lpthread"
+# shellcheck disable=SC2086 # pkg-config's flags are words
 for program in echo_server load_client; do
     g++ -O2 -std=c++17 -I "$work/cpp" "Benchmarks/cpp/$program.cc" \
         "$work/cpp/muster/testing/v1/echo.pb.cc" "$work/cpp/muster/testing/v1/echo.grpc.pb.cc" \
+        "$work/cpp/grpc/health/v1/health.pb.cc" "$work/cpp/grpc/health/v1/health.grpc.pb.cc" \
         -o "$work/$program" $cxx_libs
 done
+# shellcheck disable=SC2046 # pkg-config's flags are words
+gcc -O2 -std=c11 Benchmarks/c/health_server.c -o "$work/health_server" $(pkg-config --cflags --libs grpc)
 echo "building Muster's demo server (release)…" >&2
 scratch="${MUSTER_BENCH_SCRATCH:-.build-release}"
 swift build -c release --scratch-path "$scratch" --product muster-grpc-demo >&2
 muster_bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)/muster-grpc-demo"
 servers="${MUSTER_BENCH_SERVERS:-muster c++ grpc-swift-2}"
-if [[ "$only" != handshake && "$servers" == *grpc-swift-2* ]]; then
+if [[ "$only" != handshake && "$only" != health && "$servers" == *grpc-swift-2* ]]; then
     echo "building the grpc-swift-2 server (release)…" >&2
     (cd Benchmarks/GRPCSwift2Echo && swift build -c release --scratch-path ../../$work/gs2 >&2)
 fi
@@ -57,6 +63,7 @@ start_server() { # name port
         muster) "$muster_bin" serve --data-dir "$pki" --listen "127.0.0.1:$2" --trust-domain bench.muster.local >/dev/null 2>&1 & ;;
         c++) "$work/echo_server" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
         grpc-swift-2) "$gs2_bin" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
+        c-core) "$work/health_server" "$2" "$pki/server/svid.pem" "$pki/server/svid.key" "$pki/bundle.pem" >/dev/null 2>&1 & ;;
     esac
     server_pid=$!
     wait_port "$2"
@@ -64,6 +71,23 @@ start_server() { # name port
 
 # Create the PKI (CA, server and client SVIDs) once, with Muster's own CA.
 port=$(free_port); start_server muster "$port"; kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+
+if [[ "$only" == health ]]; then
+    echo "| server (Health/Check) | concurrency | QPS | p50 (µs) | p99 (µs) | errors |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for concurrency in 1 4 16; do
+        for server in muster c-core; do
+            port=$(free_port)
+            start_server "$server" "$port"
+            result=$("$work/load_client" "127.0.0.1:$port" "$pki/bundle.pem" "$pki/client/svid.pem" "$pki/client/svid.key" \
+                "$concurrency" "$warmup" "$measure" health)
+            kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+            python3 -c 'import json, sys; r = json.loads(sys.argv[3]); print("| %s | %s | %.0f | %.0f | %.0f | %d |" % (sys.argv[1], sys.argv[2], r["qps"], r["p50_us"], r["p99_us"], r["errors"]))' \
+                "$server" "$concurrency" "$result"
+        done
+    done
+    exit 0
+fi
 
 echo "| server | concurrency | QPS | p50 (µs) | p99 (µs) | errors |"
 echo "|---|---:|---:|---:|---:|---:|"

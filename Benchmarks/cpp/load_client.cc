@@ -1,7 +1,8 @@
 // The one load client for every server in the bridge benchmark: closed-loop
 // unary calls of a 64-byte payload over mTLS at a fixed concurrency, on one
-// channel; reports QPS and latency percentiles as one JSON line.
-// Usage: load_client TARGET BUNDLE CLIENT_CERT CLIENT_KEY CONCURRENCY WARMUP_S MEASURE_S
+// channel (or, with `health`, grpc.health.v1.Health/Check); reports QPS and
+// latency percentiles as one JSON line.
+// Usage: load_client TARGET BUNDLE CLIENT_CERT CLIENT_KEY CONCURRENCY WARMUP_S MEASURE_S [health]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -15,6 +16,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "muster/testing/v1/echo.grpc.pb.h"
 
 using Clock = std::chrono::steady_clock;
@@ -30,7 +32,9 @@ static std::string slurp(const char* path) {
 
 struct Shared {
     std::unique_ptr<muster::testing::v1::Echo::Stub> stub;
+    std::unique_ptr<grpc::health::v1::Health::Stub> health;
     EchoRequest request;
+    grpc::health::v1::HealthCheckRequest check;
     std::atomic<bool> recording{false};
     std::atomic<bool> stopping{false};
     std::atomic<long> errors{0};
@@ -43,30 +47,36 @@ struct Shared {
 struct Call {
     grpc::ClientContext context;
     EchoResponse response;
+    grpc::health::v1::HealthCheckResponse checked;
     Clock::time_point started;
 };
 
 static void issue(Shared* shared, int worker) {
     auto* call = new Call();
     call->started = Clock::now();
-    shared->stub->async()->Unary(&call->context, &shared->request, &call->response,
-        [shared, worker, call](grpc::Status status) {
-            double micros = std::chrono::duration<double, std::micro>(Clock::now() - call->started).count();
-            if (!status.ok()) shared->errors++;
-            else if (shared->recording) shared->latencies[worker].push_back(micros);
-            delete call;
-            if (!shared->stopping) {
-                issue(shared, worker);
-            } else {
-                std::lock_guard<std::mutex> lock(shared->mutex);
-                if (--shared->outstanding == 0) shared->idle.notify_all();
-            }
-        });
+    auto done = [shared, worker, call](grpc::Status status) {
+        double micros = std::chrono::duration<double, std::micro>(Clock::now() - call->started).count();
+        bool serving = call->checked.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+        if (!status.ok() || (shared->health && !serving)) shared->errors++;
+        else if (shared->recording) shared->latencies[worker].push_back(micros);
+        delete call;
+        if (!shared->stopping) {
+            issue(shared, worker);
+        } else {
+            std::lock_guard<std::mutex> lock(shared->mutex);
+            if (--shared->outstanding == 0) shared->idle.notify_all();
+        }
+    };
+    if (shared->health) {
+        shared->health->async()->Check(&call->context, &shared->check, &call->checked, done);
+    } else {
+        shared->stub->async()->Unary(&call->context, &shared->request, &call->response, done);
+    }
 }
 
 int main(int argc, char** argv) {
-    if (argc != 8) {
-        std::cerr << "usage: load_client TARGET BUNDLE CLIENT_CERT CLIENT_KEY CONCURRENCY WARMUP_S MEASURE_S\n";
+    if (argc != 8 && !(argc == 9 && std::string(argv[8]) == "health")) {
+        std::cerr << "usage: load_client TARGET BUNDLE CLIENT_CERT CLIENT_KEY CONCURRENCY WARMUP_S MEASURE_S [health]\n";
         return 2;
     }
     grpc::SslCredentialsOptions tls;
@@ -75,7 +85,12 @@ int main(int argc, char** argv) {
     tls.pem_private_key = slurp(argv[4]);
     int concurrency = std::atoi(argv[5]);
     Shared shared;
-    shared.stub = muster::testing::v1::Echo::NewStub(grpc::CreateChannel(argv[1], grpc::SslCredentials(tls)));
+    auto channel = grpc::CreateChannel(argv[1], grpc::SslCredentials(tls));
+    if (argc == 9) {
+        shared.health = grpc::health::v1::Health::NewStub(channel);
+    } else {
+        shared.stub = muster::testing::v1::Echo::NewStub(channel);
+    }
     shared.request.set_payload(std::string(64, 'm'));
     shared.latencies.resize(concurrency);
     shared.outstanding = concurrency;

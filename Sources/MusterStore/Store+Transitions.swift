@@ -120,7 +120,8 @@ extension Store {
         )
     }
 
-    /// The columns a reported activation sets.
+    /// The columns a reported activation sets. `activateReportedTogether` sets the same ones (not correcting an
+    /// expiry) for many packages in one statement: a column added here is added there too.
     static func reportedActivation(spiffeID: String, activatedAt: Int64, from source: String, correctingExpiry: Bool)
         -> [String: any SQLExpression]
     {
