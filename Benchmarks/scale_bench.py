@@ -347,6 +347,8 @@ class Accounting:
         per_create = lambda value: round(1000 * value / count, 3)
         if self.postgres:
             results[f"db_server_cpu_ms_per_create_{phase}"] = per_create(db)
+        results[f"core_cpu_ms_per_create_{phase}"] = per_create(core)
+        results[f"tool_cpu_ms_per_create_{phase}"] = per_create(tool)
         results[f"other_cpu_ms_per_create_{phase}"] = per_create(busy - core - db - tool)
         results[f"machine_cpu_ms_per_create_{phase}"] = per_create(busy)
 
@@ -432,8 +434,7 @@ def scenario(args, pollers, pb, pb_grpc):
                 url, "SELECT regexp_replace(query, '\\s+', ' ', 'g') || '|' || calls FROM pg_stat_statements "
                      "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                      "AND query NOT LIKE '%pg_stat_statements%'").splitlines() if "|" in line) if tracked else {}
-        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
-        tool, each, account = tool_cpu_seconds(), per_statement(), Accounting(cores, url)
+        counted, said, each, account = transactions(), statement_count(), per_statement(), Accounting(cores, url)
         with Profile(args.perf, "none-connected", cores):
             _, seconds, rate = create_burst(first, pollers, args.burst, 0, creator)
         account.report(results, "none_connected", args.burst)
@@ -444,9 +445,6 @@ def scenario(args, pollers, pb, pb_grpc):
                                        key=lambda item: -item[1]) if calls / args.burst >= 0.05}
         if args.statements and tracked:
             results["db_statements_per_create_none_connected_by_text"] = by_text(each)
-        results["tool_cpu_ms_per_create_none_connected"] = round(1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
-        results["core_cpu_ms_per_create_none_connected"] = round(
-            1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
         if url:
             results["db_transactions_per_create_none_connected"] = round((transactions() - counted) / args.burst, 2)
         if tracked:
@@ -513,17 +511,13 @@ def scenario(args, pollers, pb, pb_grpc):
             now = int(psql(args.postgres, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{url.rsplit('/', 1)[1]}'"))
             results["idle_db_statements_per_s"] = round((now - statements) / elapsed, 1)
 
-        cpu, counted, said = [c.cpu_seconds() for c in cores], transactions(), statement_count()
-        tool, each, account = tool_cpu_seconds(), per_statement(), Accounting(cores, url)
+        counted, said, each, account = transactions(), statement_count(), per_statement(), Accounting(cores, url)
         with Profile(args.perf, "connected", cores):
             ids, seconds, rate = create_burst(first, pollers, args.burst, 1, creator)
             results["create_rate_connected"] = round(rate, 1)
             wait_for(lambda: all(i in fleet.arrivals for i, _ in ids), 600, "the burst to reach its pollers")
-        account.report(results, "connected", args.burst)
-        results["tool_cpu_ms_per_create_connected"] = round(1000 * (tool_cpu_seconds() - tool) / args.burst, 3)
         # Core's CPU for the burst and its delivery (the streams' pulls and sends), idle time included.
-        results["core_cpu_ms_per_create_connected"] = round(
-            1000 * sum(c.cpu_seconds() - s for c, s in zip(cores, cpu)) / args.burst, 3)
+        account.report(results, "connected", args.burst)
         if url:
             results["db_transactions_per_create_connected"] = round((transactions() - counted) / args.burst, 2)
         if tracked:
